@@ -1,0 +1,11 @@
+"""Flax linen models: ``get(name, **kwargs)`` for mlp, linear, cnn1d, cnn2d, resnet.
+
+Every model is called as ``model.apply(variables, x, train=...)``; dropout uses the rng stream
+``"dropout"`` and batch norm the collection ``"batch_stats"``.
+"""
+
+from dl_course.models.cnn import CNN1D, CNN2D
+from dl_course.models.common import ACTIVATIONS
+from dl_course.models.mlp import MLP, Linear
+from dl_course.models.registry import REGISTRY, check, get, register
+from dl_course.models.resnet import ResNet

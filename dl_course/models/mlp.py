@@ -1,0 +1,60 @@
+"""Fully connected networks: the MLP and the linear model."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from dl_course.models.common import activation, scaled_init
+
+
+class MLP(nn.Module):
+    """``depth`` hidden layers of ``width`` units, then a linear read-out of ``num_outputs``.
+
+    Inputs are flattened. ``init_scale`` multiplies the LeCun-normal kernel initialisation
+    (variance ``init_scale^2 / fan_in``): small scales give the "rich"/feature-learning regime,
+    large scales the "lazy" regime (Chizat et al. 2019). Optional ``dropout`` after each hidden
+    activation (rng stream ``"dropout"``) and optional ``batch_norm`` before each activation.
+    """
+
+    width: int = 512
+    depth: int = 2
+    num_outputs: int = 10
+    activation: str = "relu"
+    init_scale: float = 1.0
+    use_bias: bool = True
+    dropout: float = 0.0
+    batch_norm: bool = False
+    widths: Sequence[int] | None = None  # overrides width/depth with explicit hidden widths
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        x = x.reshape((x.shape[0], -1))
+        act = activation(self.activation)
+        hidden = tuple(self.widths) if self.widths is not None else (self.width,) * self.depth
+        for h in hidden:
+            x = nn.Dense(h, use_bias=self.use_bias, kernel_init=scaled_init(self.init_scale))(x)
+            if self.batch_norm:
+                x = nn.BatchNorm(use_running_average=not train, momentum=0.9)(x)
+            x = act(x)
+            if self.dropout > 0:
+                x = nn.Dropout(self.dropout, deterministic=not train)(x)
+        return nn.Dense(self.num_outputs, use_bias=self.use_bias, kernel_init=scaled_init(self.init_scale))(x)
+
+
+class Linear(nn.Module):
+    """Linear model ``f(x) = W x (+ b)`` on flattened inputs; ``num_outputs=1`` for binary tasks.
+
+    ``init_scale=0`` starts from the origin, the setting of Soudry et al. 2018.
+    """
+
+    num_outputs: int = 10
+    use_bias: bool = True
+    init_scale: float = 1.0
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        x = x.reshape((x.shape[0], -1))
+        return nn.Dense(self.num_outputs, use_bias=self.use_bias, kernel_init=scaled_init(self.init_scale))(x)

@@ -1,0 +1,6 @@
+"""Matplotlib figures, one module per figure family (PNG out via ``dl_course.results``).
+
+Modules: ``curves`` (learning curves, heatmaps), ``spectra``, ``landscape``, ``scatter``,
+``uncertainty``, ``generative``. Import them by full path. Matplotlib picks a non-interactive
+backend by itself on machines without a display.
+"""

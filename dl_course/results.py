@@ -1,0 +1,198 @@
+"""Run directories, atomic writes, summaries and the conventions recorded with every result.
+
+Layout (DESIGN.md): ``<workdir>/config.json``, ``<workdir>/summary.json``,
+``<workdir>/metrics.npz`` and PNG figures; default workdir ``results/<study>/runs/<timestamp>/``.
+
+A run is written into a staging directory ``<workdir>.partial`` (which also holds the orbax
+checkpoints used by ``--resume``); only when the study finishes are its files moved, each with an
+atomic ``os.replace``, into ``<workdir>``, and the staging directory removed. A failed or
+interrupted run therefore never leaves a half-written result directory, only a ``.partial`` one
+that ``--resume`` continues.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+PACKAGES = ("dl_course", "jax", "jaxlib", "flax", "optax", "numpy", "scipy", "ml_collections", "orbax-checkpoint",
+            "matplotlib", "scikit-learn", "mnist1d")
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of the packages results depend on."""
+    from importlib import metadata
+
+    out = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def device_info() -> dict[str, Any]:
+    """The JAX backend and devices the run used."""
+    import jax
+
+    devs = jax.devices()
+    return {"backend": jax.default_backend(), "device_kind": devs[0].device_kind, "num_devices": len(devs),
+            "process_count": jax.process_count(), "platform": platform.platform()}
+
+
+def _jsonable(x):
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, (np.bool_, bool)):
+        return bool(x)
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, (np.floating, float)):
+        v = float(x)
+        return v if np.isfinite(v) else None  # JSON has no inf/nan: recorded as null
+    if isinstance(x, np.ndarray) or hasattr(x, "__array__"):
+        return _jsonable(np.asarray(x).tolist())
+    return x
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Atomically write ``obj`` as indented JSON (numpy scalars/arrays converted, inf/nan -> null)."""
+    atomic_write_bytes(path, (json.dumps(_jsonable(obj), indent=2, allow_nan=False) + "\n").encode())
+
+
+def write_npz(path: Path, **arrays) -> None:
+    """Atomically write a compressed ``.npz``."""
+    import io
+
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **{k: np.asarray(v) for k, v in arrays.items()})
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def save_figure(path: Path, fig, dpi: int = 120) -> None:
+    """Atomically save a matplotlib figure as PNG and close it."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def default_workdir(study: str, root: str | Path = "results") -> Path:
+    """``results/<study>/runs/<UTC timestamp>``."""
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return Path(root) / study / "runs" / stamp
+
+
+class RunDir:
+    """A run being written: files go to ``staging`` and move to ``final`` on ``commit()``.
+
+    Attributes:
+      final: the result directory.
+      staging: ``<final>.partial``, where files are written during the run.
+      checkpoint_dir: ``<staging>/checkpoints`` (orbax checkpoints for ``--resume``).
+    """
+
+    def __init__(self, final: str | Path, resume: bool = False):
+        self.final = Path(final)
+        self.resume = resume
+        self.staging = self.final.with_name(self.final.name + ".partial")
+        self.checkpoint_dir = self.staging / "checkpoints"
+
+    def open(self) -> "RunDir":
+        self.staging.mkdir(parents=True, exist_ok=True)
+        return self
+
+    def path(self, name: str) -> Path:
+        self.open()  # created lazily: a run that fails validation leaves no directory behind
+        return self.staging / name
+
+    def json(self, name: str, obj) -> None:
+        write_json(self.path(name), obj)
+
+    def npz(self, name: str, **arrays) -> None:
+        write_npz(self.path(name), **arrays)
+
+    def figure(self, name: str, fig) -> None:
+        save_figure(self.path(name), fig)
+
+    def commit(self) -> Path:
+        """Move every written file into ``final`` (atomic per file) and remove the staging dir."""
+        self.final.mkdir(parents=True, exist_ok=True)
+        self.open()
+        for p in sorted(self.staging.iterdir()):
+            if p.is_file():
+                os.replace(p, self.final / p.name)
+        shutil.rmtree(self.staging, ignore_errors=True)
+        return self.final
+
+    def abort(self, keep_checkpoints: bool) -> None:
+        """Remove the staging directory unless it holds checkpoints worth resuming from."""
+        if not (keep_checkpoints and self.checkpoint_dir.exists() and any(self.checkpoint_dir.iterdir())):
+            shutil.rmtree(self.staging, ignore_errors=True)
+            parent = self.final.parent
+            if parent.name == "runs" and parent.exists() and not any(parent.iterdir()):
+                parent.rmdir()
+
+
+def run_record(config, study: str, conventions: dict) -> dict:
+    """The ``config.json`` content: full config, versions, device, conventions, command line."""
+    return {"study": study, "config": config.to_dict() if hasattr(config, "to_dict") else dict(config),
+            "conventions": conventions, "versions": package_versions(), "device": device_info(),
+            "command": " ".join(sys.argv),
+            "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+
+
+def sweep_runs(result, extra: dict[str, np.ndarray] | None = None, point: int = -1) -> list[dict]:
+    """One summary row per run: its grid point, ``diverged`` and the final value of every metric
+    (scalar metrics only) plus ``extra`` per-run arrays."""
+    rows = []
+    for i, g in enumerate(result.grid):
+        row = dict(g)
+        row["diverged"] = bool(result.diverged[i])
+        for k, v in result.metrics.items():
+            if v.ndim == 2:
+                row[f"final_{k}"] = float(v[i, point])
+        for k, v in (extra or {}).items():
+            row[k] = v[i]
+        rows.append(row)
+    return rows
+
+
+def write_results(run: RunDir, config, study: str, conventions: dict, runs: list[dict], headline: dict,
+                  metrics: dict[str, np.ndarray]) -> None:
+    """Write ``config.json``, ``summary.json`` (runs, conventions, headline) and ``metrics.npz``."""
+    run.json("config.json", run_record(config, study, conventions))
+    run.json("summary.json", {"study": study, "runs": runs, "headline": headline, "conventions": conventions,
+                              "versions": package_versions(), "device": device_info()})
+    run.npz("metrics.npz", **metrics)

@@ -1,0 +1,1 @@
+"""The logic of each study in ``experiments/`` (launchers stay thin: config + one call here)."""

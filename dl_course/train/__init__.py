@@ -1,0 +1,10 @@
+"""Training engine: state, losses, the lax.scan loop, vmapped and sharded sweeps, hooks."""
+
+from dl_course.train.hooks import Hook, HookContext
+from dl_course.train import losses
+from dl_course.train.config import ConfigError, default_config
+from dl_course.train.grid import make_grid
+from dl_course.train.program import randomize_labels_in_graph
+from dl_course.train.state import TrainState, stream
+from dl_course.train.sweep import TRACE_COUNTS, SweepResult, sweep, train
+from dl_course.train.task import Task, supervised_task

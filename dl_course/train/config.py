@@ -1,0 +1,56 @@
+"""The training configuration shared by every study, and its validation.
+
+Every study's ``get_config()`` starts from ``default_config()`` and overrides keys. Validation
+(``validate``) runs before anything is compiled and raises ``ConfigError`` with one line naming
+the problem and the valid choices.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+
+class ConfigError(ValueError):
+    """Bad user input (names, values, shapes); the CLI prints it as one line and exits with 2."""
+
+
+def default_config() -> ml_collections.ConfigDict:
+    """Defaults: an MLP trained by minibatch SGD with cross-entropy on MNIST-1D.
+
+    Keys:
+      dataset / dataset_options: ``dl_course.data.load(dataset, **dataset_options)``.
+      model / model_options: ``dl_course.models.get(model, **model_options)``; ``num_outputs`` is
+        filled in from the data unless given.
+      loss: per-example loss name (mean over examples).
+      optimizer / optimizer_options: rule from ``dl_course.optim`` (or ``optax:<name>`` for optax's
+        own); options are the rule's fixed hyperparameters (swept ones are passed as grid keys).
+      schedule / schedule_options: learning-rate *shape* s(step); lr_t = learning_rate * s(step).
+      steps: optimizer steps; batch_size: minibatch size, 0 for full-batch GD.
+      eval_every: steps between evaluations (steps must be a multiple of it).
+      eval_examples: training examples used for train metrics and the measurement loss of hooks
+        (0 = all); eval_batch_size: evaluation chunk size.
+      chunk_evals: evaluation intervals per compiled chunk (0 = about 10 chunks per run);
+        checkpoint_every: chunks between checkpoints (0 = no checkpoints).
+      seeds / learning_rates: the default grid.
+    """
+    c = ml_collections.ConfigDict()
+    c.dataset = "mnist1d"
+    c.dataset_options = ml_collections.ConfigDict()
+    c.model = "mlp"
+    c.model_options = ml_collections.ConfigDict({"width": 512, "depth": 2})
+    c.loss = "cross_entropy"
+    c.optimizer = "sgd"
+    c.optimizer_options = ml_collections.ConfigDict()
+    c.schedule = "constant"
+    c.schedule_options = ml_collections.ConfigDict()
+    c.steps = 1000
+    c.batch_size = 128
+    c.eval_every = 100
+    c.eval_examples = 0
+    c.eval_batch_size = 4096
+    c.chunk_evals = 0
+    c.checkpoint_every = 0
+    c.seeds = [0, 1, 2, 3]
+    c.learning_rates = [0.01, 0.03, 0.1, 0.3]
+    c.dtype = "float32"
+    return c

@@ -1,0 +1,33 @@
+"""Hyperparameter grids: the cartesian product seeds x learning rates x other scalars."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from dl_course.train.config import ConfigError
+
+
+def make_grid(seeds, learning_rates, **grid) -> list[dict]:
+    """One dict per run, in row-major order (seed slowest, then learning rate, then ``grid`` keys
+    in the given order). Raises ``ConfigError`` for an empty axis or a non-positive learning rate."""
+    axes = {"seed": list(seeds), "learning_rate": list(learning_rates)}
+    for k, v in grid.items():
+        axes[k] = list(np.atleast_1d(v).tolist())
+    for k, v in axes.items():
+        if len(v) == 0:
+            raise ConfigError(f"empty grid: '{k}' has no values; give at least one")
+    bad = [lr for lr in axes["learning_rate"] if not (isinstance(lr, (int, float)) and lr > 0)]
+    if bad:
+        raise ConfigError(f"learning rates must be positive numbers, got {bad}")
+    bad = [s for s in axes["seed"] if not (isinstance(s, int) and s >= 0)]
+    if bad:
+        raise ConfigError(f"seeds must be non-negative integers, got {bad}")
+    names = list(axes)
+    return [dict(zip(names, values)) for values in itertools.product(*axes.values())]
+
+
+def stack_hparams(runs: list[dict]) -> dict[str, np.ndarray]:
+    """float32 arrays ``[run]`` of every hyperparameter except the seed."""
+    return {k: np.asarray([r[k] for r in runs], np.float32) for k in runs[0] if k != "seed"}

@@ -1,0 +1,201 @@
+"""The per-run training program: init, one optimizer step, evaluation, and a compiled chunk.
+
+Everything here is written for ONE run; ``dl_course.train.sweep`` vmaps it over the grid. The
+step loop is a ``lax.scan`` over ``eval_every`` steps nested in a scan over evaluation intervals,
+so a chunk of training with its evaluations is a single XLA program.
+
+Minibatches: at epoch ``e`` the training set is permuted by ``permutation(fold_in(data_key, e))``
+and consumed in order; the last incomplete batch of an epoch is dropped. ``batch_size = 0`` is
+full-batch gradient descent.
+Divergence: a step whose loss, gradient or new parameters are non-finite is rejected; the run is
+flagged ``diverged`` and keeps its last finite state (its step counter still advances).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from dl_course.train.hooks import HookContext
+from dl_course.train.state import TrainState, stream
+
+# Hyperparameters the engine itself consumes (all others go to the optimizer factory).
+ENGINE_HPARAMS = ("learning_rate", "random_label_fraction", "l2")
+
+
+@dataclasses.dataclass(frozen=True)
+class Program:
+    """Static description of a run's computation (hashable parts only in the jit cache keys)."""
+
+    task: Any
+    factory: Callable  # optimizer factory(learning_rate, **hparams)
+    optimizer_options: dict
+    schedule: Callable  # step -> multiplier
+    hooks: dict
+    n_train: int
+    batch_size: int  # 0: full batch
+    eval_every: int
+    num_classes: int
+    eval_chunk_train: int
+    eval_chunk_test: int
+    num_eval_train: int
+    num_eval_test: int
+
+
+def _all_finite(tree) -> jax.Array:
+    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
+
+
+def _tx(prog: Program, hparams: dict, step):
+    lr = hparams["learning_rate"] * prog.schedule(step)
+    opt_hp = {k: v for k, v in hparams.items() if k not in ENGINE_HPARAMS}
+    tx = prog.factory(learning_rate=lr, **prog.optimizer_options, **opt_hp)
+    return optax.with_extra_args_support(tx)
+
+
+def randomize_labels_in_graph(key, y, fraction, num_classes):
+    """Exactly ``round(fraction * n)`` labels replaced by uniform random classes (traced fraction).
+
+    The examples are the first ones of a key-determined permutation, so for one key the corrupted
+    set grows monotonically with ``fraction`` (runs with p=0.2 and p=0.4 share the first 20%).
+    """
+    n = y.shape[0]
+    k_perm, k_lab = jax.random.split(key)
+    rank = jnp.argsort(jax.random.permutation(k_perm, n))
+    chosen = rank < jnp.round(fraction * n)
+    return jnp.where(chosen, jax.random.randint(k_lab, (n,), 0, num_classes, dtype=y.dtype), y)
+
+
+def _hook_ctx(prog, state, data, key):
+    ms = state.model_state
+    y = data["y_train"] if state.y_train is None else state.y_train
+    xm, ym = data["x_train"][: prog.num_eval_train], y[: prog.num_eval_train]
+    eval_key = jax.random.PRNGKey(0)
+
+    def batch_loss_fn(params, batch):
+        return prog.task.loss(params, ms, batch, eval_key, False)[0]
+
+    def loss_fn(params):
+        return _chunked_mean(lambda b: batch_loss_fn(params, b), xm, ym, prog.eval_chunk_train)
+
+    return HookContext(step=state.step, params=state.params, model_state=ms, opt_state=state.opt_state,
+                       hparams=state.hparams, key=key, loss_fn=loss_fn, batch_loss_fn=batch_loss_fn,
+                       data={"x_train": data["x_train"], "y_train": y})
+
+
+def _chunked_mean(fn, x, y, chunk):
+    """Mean of ``fn(batch)`` over equal chunks of size ``chunk`` (which divides ``len(x)``)."""
+    n = x.shape[0]
+    if chunk >= n:
+        return fn({"x": x, "y": y})
+    xs = x.reshape((n // chunk, chunk) + x.shape[1:])
+    ys = y.reshape((n // chunk, chunk) + y.shape[1:])
+    return jax.tree.map(lambda v: jnp.mean(v, 0), jax.lax.map(lambda b: fn({"x": b[0], "y": b[1]}), (xs, ys)))
+
+
+def init_run(prog: Program, seed, hparams: dict, data: dict) -> TrainState:
+    """Initialise one run from its seed (root key ``PRNGKey(seed)``) and hyperparameters."""
+    key = jax.random.PRNGKey(seed)
+    params, model_state = prog.task.init(stream(key, "init"), data["x_train"][:1])
+    tx = _tx(prog, hparams, jnp.zeros((), jnp.int32))
+    y_train = None
+    if "random_label_fraction" in hparams:
+        y_train = randomize_labels_in_graph(stream(key, "labels"), data["y_train"], hparams["random_label_fraction"],
+                                            prog.num_classes)
+    state = TrainState(step=jnp.zeros((), jnp.int32), params=params, model_state=model_state,
+                       opt_state=tx.init(params), hparams=hparams, key=key, extras={},
+                       diverged=jnp.zeros((), bool), y_train=y_train)
+    ctx = _hook_ctx(prog, state, data, jax.random.fold_in(stream(key, "hooks"), 2**32 - 1))
+    return state._replace(extras={name: h.init(ctx) for name, h in prog.hooks.items()})
+
+
+def _batch(prog: Program, state: TrainState, data: dict) -> dict:
+    y = data["y_train"] if state.y_train is None else state.y_train
+    if prog.batch_size == 0:
+        return {"x": data["x_train"], "y": y}
+    per_epoch = prog.n_train // prog.batch_size
+    epoch, pos = state.step // per_epoch, state.step % per_epoch
+    perm = jax.random.permutation(jax.random.fold_in(stream(state.key, "data"), epoch), prog.n_train)
+    idx = jax.lax.dynamic_slice_in_dim(perm, pos * prog.batch_size, prog.batch_size)
+    return {"x": data["x_train"][idx], "y": y[idx]}
+
+
+def train_step(prog: Program, state: TrainState, data: dict) -> tuple[TrainState, jax.Array]:
+    """One optimizer step of one run; returns the new state and the minibatch loss."""
+    batch = _batch(prog, state, data)
+    dkey = jax.random.fold_in(stream(state.key, "dropout"), state.step)
+    l2 = state.hparams.get("l2", 0.0)
+
+    def objective(params):
+        loss, (ms, _) = prog.task.loss(params, state.model_state, batch, dkey, True)
+        if "l2" in state.hparams:
+            loss = loss + 0.5 * l2 * optax.tree.norm(params, squared=True)
+        return loss, ms
+
+    (loss, new_ms), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
+
+    def grad_fn(params):
+        return jax.grad(lambda p: objective(p)[0])(params)
+
+    tx = _tx(prog, state.hparams, state.step)
+    updates, new_opt = tx.update(grads, state.opt_state, state.params, grad_fn=grad_fn)
+    new_params = optax.apply_updates(state.params, updates)
+    ok = jnp.isfinite(loss) & _all_finite(grads) & _all_finite(new_params) & ~state.diverged
+    keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)  # noqa: E731
+    new_state = state._replace(step=state.step + 1, params=keep(new_params, state.params),
+                               model_state=keep(new_ms, state.model_state),
+                               opt_state=keep(new_opt, state.opt_state), diverged=state.diverged | ~ok)
+    if prog.hooks:
+        ctx = _hook_ctx(prog, new_state, data, jax.random.fold_in(stream(state.key, "hooks"), state.step))
+        new_state = new_state._replace(extras={
+            name: (h.on_step(new_state.extras[name], ctx) if h.on_step is not None else new_state.extras[name])
+            for name, h in prog.hooks.items()})
+    return new_state, loss
+
+
+def evaluate(prog: Program, state: TrainState, data: dict) -> tuple[TrainState, dict]:
+    """Train/test loss (and accuracy, and task metrics) in eval mode, plus the hooks' ``on_eval``."""
+    eval_key = jax.random.PRNGKey(0)
+    y = data["y_train"] if state.y_train is None else state.y_train
+
+    def metrics_on(x, yy, chunk):
+        def fn(b):
+            loss, (_, m) = prog.task.loss(state.params, state.model_state, b, eval_key, False)
+            return {"loss": loss, **m}
+
+        return _chunked_mean(fn, x, yy, chunk)
+
+    out = {}
+    n_tr, n_te = prog.num_eval_train, prog.num_eval_test
+    for split, x, yy, chunk in (("train", data["x_train"][:n_tr], y[:n_tr], prog.eval_chunk_train),
+                                ("test", data["x_test"][:n_te], data["y_test"][:n_te], prog.eval_chunk_test)):
+        out.update({f"{split}_{k}": v for k, v in metrics_on(x, yy, chunk).items()})
+    extras = dict(state.extras)
+    if prog.hooks:
+        ctx = _hook_ctx(prog, state, data, jax.random.fold_in(stream(state.key, "hooks"), state.step))
+        for name, h in prog.hooks.items():
+            if h.on_eval is not None:
+                extras[name], m = h.on_eval(extras[name], ctx)
+                clash = set(m) & set(out)
+                if clash:
+                    raise ValueError(f"hook {name!r} returns metric names already in use: {sorted(clash)}")
+                out.update(m)
+    return state._replace(extras=extras), out
+
+
+def run_chunk(prog: Program, num_intervals: int, state: TrainState, data: dict):
+    """``num_intervals`` x (``eval_every`` steps, then evaluate) as one scan.
+
+    Returns the new state and metrics stacked over the ``num_intervals`` evaluation points.
+    """
+
+    def interval(s, _):
+        s, _ = jax.lax.scan(lambda c, _: train_step(prog, c, data), s, None, length=prog.eval_every)
+        return evaluate(prog, s, data)
+
+    return jax.lax.scan(interval, state, None, length=num_intervals)

@@ -1,0 +1,64 @@
+"""A ``Task`` tells the engine how to initialise a model and compute its training loss.
+
+The engine only ever calls ``task.init(key, x) -> (params, model_state)`` and
+``task.loss(params, model_state, batch, key, train) -> (loss, (new_model_state, metrics))``, where
+``batch = {"x": ..., "y": ...}``, ``loss`` is the mean over the batch, ``metrics`` a dict of batch
+means (e.g. ``accuracy``) and ``key`` a PRNG key (dropout, or the noise of a denoising score
+matching loss). A generative model supplies its own Task; ``supervised_task`` builds the one for
+classification and regression.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from dl_course.train import losses
+
+
+class Task(NamedTuple):
+    init: Callable[[Any, Any], tuple[Any, Any]]
+    loss: Callable[..., tuple[Any, tuple[Any, dict]]]
+    apply: Callable[..., Any] | None = None  # (params, model_state, x) -> outputs, eval mode
+
+
+def _split_variables(variables):
+    variables = dict(variables)
+    params = variables.pop("params")
+    return params, variables
+
+
+def supervised_task(model: nn.Module, loss_name: str, num_classes: int) -> Task:
+    """Task for supervised learning with a per-example loss from ``dl_course.train.losses``.
+
+    The batch loss is the mean of the per-example losses; ``metrics`` holds ``accuracy`` for
+    classification. In train mode, batch-norm statistics are updated (``batch_stats`` returned as
+    the new model state) and dropout draws from ``key``.
+    """
+    per_example = losses.get(loss_name)
+
+    def init(key, x):
+        k_params, k_dropout = jax.random.split(key)
+        variables = model.init({"params": k_params, "dropout": k_dropout}, x, train=False)
+        return _split_variables(variables)
+
+    def apply(params, model_state, x):
+        return model.apply({"params": params, **model_state}, x, train=False)
+
+    def loss(params, model_state, batch, key, train):
+        variables = {"params": params, **model_state}
+        if train and model_state:
+            outputs, new_state = model.apply(variables, batch["x"], train=True, rngs={"dropout": key},
+                                             mutable=list(model_state))
+            new_state = dict(new_state)
+        else:
+            outputs = model.apply(variables, batch["x"], train=train, rngs={"dropout": key})
+            new_state = model_state
+        value = jnp.mean(per_example(outputs, batch["y"], num_classes))
+        metrics = {"accuracy": jnp.mean(losses.correct(outputs, batch["y"]))} if num_classes > 0 else {}
+        return value, (new_state, metrics)
+
+    return Task(init=init, loss=loss, apply=apply)
