@@ -6,7 +6,10 @@ so a chunk of training with its evaluations is a single XLA program.
 
 Minibatches: at epoch ``e`` the training set is permuted by ``permutation(fold_in(data_key, e))``
 and consumed in order; the last incomplete batch of an epoch is dropped. ``batch_size = 0`` is
-full-batch gradient descent.
+full-batch gradient descent. The permutation is kept in the state and redrawn only at epoch
+boundaries, under a ``lax.cond`` on the step counter shared by all runs of a sweep (an unbatched
+predicate, so vmap keeps it a real branch: a vmapped sort per step would cost more than a small
+model's step).
 Divergence: a step whose loss, gradient or new parameters are non-finite is rejected; the run is
 flagged ``diverged`` and keeps its last finite state (its step counter still advances).
 """
@@ -107,27 +110,35 @@ def init_run(prog: Program, seed, hparams: dict, data: dict) -> TrainState:
     if "random_label_fraction" in hparams:
         y_train = randomize_labels_in_graph(stream(key, "labels"), data["y_train"], hparams["random_label_fraction"],
                                             prog.num_classes)
+    order = None if prog.batch_size == 0 else _epoch_order(prog, key, 0)
     state = TrainState(step=jnp.zeros((), jnp.int32), params=params, model_state=model_state,
                        opt_state=tx.init(params), hparams=hparams, key=key, extras={},
-                       diverged=jnp.zeros((), bool), y_train=y_train)
+                       diverged=jnp.zeros((), bool), y_train=y_train, batch_order=order)
     ctx = _hook_ctx(prog, state, data, jax.random.fold_in(stream(key, "hooks"), 2**32 - 1))
     return state._replace(extras={name: h.init(ctx) for name, h in prog.hooks.items()})
 
 
-def _batch(prog: Program, state: TrainState, data: dict) -> dict:
+def _epoch_order(prog: Program, key, epoch):
+    return jax.random.permutation(jax.random.fold_in(stream(key, "data"), epoch), prog.n_train).astype(jnp.int32)
+
+
+def _batch(prog: Program, state: TrainState, data: dict, t) -> tuple[dict, TrainState]:
+    """The minibatch of shared step ``t`` (and the state with this epoch's order)."""
     y = data["y_train"] if state.y_train is None else state.y_train
     if prog.batch_size == 0:
-        return {"x": data["x_train"], "y": y}
+        return {"x": data["x_train"], "y": y}, state
     per_epoch = prog.n_train // prog.batch_size
-    epoch, pos = state.step // per_epoch, state.step % per_epoch
-    perm = jax.random.permutation(jax.random.fold_in(stream(state.key, "data"), epoch), prog.n_train)
-    idx = jax.lax.dynamic_slice_in_dim(perm, pos * prog.batch_size, prog.batch_size)
-    return {"x": data["x_train"][idx], "y": y[idx]}
+    epoch, pos = t // per_epoch, t % per_epoch
+    order = jax.lax.cond((pos == 0) & (t > 0), lambda: _epoch_order(prog, state.key, epoch),
+                         lambda: state.batch_order)
+    idx = jax.lax.dynamic_slice_in_dim(order, pos * prog.batch_size, prog.batch_size)
+    return {"x": data["x_train"][idx], "y": y[idx]}, state._replace(batch_order=order)
 
 
-def train_step(prog: Program, state: TrainState, data: dict) -> tuple[TrainState, jax.Array]:
-    """One optimizer step of one run; returns the new state and the minibatch loss."""
-    batch = _batch(prog, state, data)
+def train_step(prog: Program, state: TrainState, data: dict, t) -> tuple[TrainState, jax.Array]:
+    """One optimizer step of one run at step ``t`` (the step counter shared by all runs; equal to
+    ``state.step``); returns the new state and the minibatch loss."""
+    batch, state = _batch(prog, state, data, t)
     dkey = jax.random.fold_in(stream(state.key, "dropout"), state.step)
     l2 = state.hparams.get("l2", 0.0)
 
@@ -188,14 +199,21 @@ def evaluate(prog: Program, state: TrainState, data: dict) -> tuple[TrainState, 
     return state._replace(extras=extras), out
 
 
-def run_chunk(prog: Program, num_intervals: int, state: TrainState, data: dict):
-    """``num_intervals`` x (``eval_every`` steps, then evaluate) as one scan.
+def run_chunk(prog: Program, num_intervals: int, state: TrainState, data: dict, t0):
+    """``num_intervals`` x (``eval_every`` steps, then evaluate) as one scan, from shared step ``t0``.
 
     Returns the new state and metrics stacked over the ``num_intervals`` evaluation points.
     """
 
-    def interval(s, _):
-        s, _ = jax.lax.scan(lambda c, _: train_step(prog, c, data), s, None, length=prog.eval_every)
-        return evaluate(prog, s, data)
+    def step(carry, _):
+        s, t = carry
+        s, loss = train_step(prog, s, data, t)
+        return (s, t + 1), loss
 
-    return jax.lax.scan(interval, state, None, length=num_intervals)
+    def interval(carry, _):
+        carry, _ = jax.lax.scan(step, carry, None, length=prog.eval_every)
+        s, m = evaluate(prog, carry[0], data)
+        return (s, carry[1]), m
+
+    (state, _), metrics = jax.lax.scan(interval, (state, jnp.asarray(t0, jnp.int32)), None, length=num_intervals)
+    return state, metrics

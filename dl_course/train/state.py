@@ -29,6 +29,7 @@ class TrainState(NamedTuple):
       extras: dict hook name -> hook state.
       diverged: bool scalar; once True the run is frozen at its last finite state.
       y_train: the run's own training labels when they are randomized in-graph, else None.
+      batch_order: the current epoch's permutation of the training set (minibatch SGD), else None.
     """
 
     step: Any
@@ -40,3 +41,4 @@ class TrainState(NamedTuple):
     extras: Any
     diverged: Any
     y_train: Any = None
+    batch_order: Any = None

@@ -86,9 +86,9 @@ def _compiled(prog, n_int, shard_runs, replicated):
         TRACE_COUNTS["eval"] += 1
         return jax.vmap(functools.partial(evaluate, prog), in_axes=(0, None))(state, data)
 
-    def chunk_all(state, data):
+    def chunk_all(state, data, t0):
         TRACE_COUNTS["chunk"] += 1
-        return jax.vmap(functools.partial(run_chunk, prog, n_int), in_axes=(0, None))(state, data)
+        return jax.vmap(functools.partial(run_chunk, prog, n_int), in_axes=(0, None, None))(state, data, t0)
 
     return (jax.jit(init_all, out_shardings=shard_runs),
             jax.jit(eval_all, out_shardings=(shard_runs, shard_runs)),
@@ -200,8 +200,9 @@ def sweep(config, seeds=None, learning_rates=None, *, hooks: dict | None = None,
         bar = tqdm(total=n_chunks, initial=done, desc="sweep", unit="chunk", leave=False)
     t_first = None
     every_ckpt = int(config.checkpoint_every)
+    steps_per_chunk = n_int * int(config.eval_every)
     for c in range(done, n_chunks):
-        state, m = chunk_fn(state, dev_data)
+        state, m = chunk_fn(state, dev_data, np.int32(c * steps_per_chunk))
         m = _to_host(m)
         for k, v in m.items():
             metrics[k].append(np.asarray(v))
@@ -246,8 +247,8 @@ def train(config, seed: int, learning_rate: float, *, hooks=None, task=None, dat
     state, m0 = jax.jit(functools.partial(evaluate, prog))(state, dev_data)
     chunk = jax.jit(functools.partial(run_chunk, prog, n_int))
     metrics = {k: [np.asarray(v)[None]] for k, v in m0.items()}
-    for _ in range(num_intervals // n_int):
-        state, m = chunk(state, dev_data)
+    for c in range(num_intervals // n_int):
+        state, m = chunk(state, dev_data, np.int32(c * n_int * int(config.eval_every)))
         for k, v in m.items():
             metrics[k].append(np.asarray(v))
     host_state = jax.tree.map(lambda x: np.asarray(x)[None], jax.device_get(state))
