@@ -13,3 +13,6 @@ import tempfile
 os.environ.setdefault("DL_COURSE_CACHE", os.path.join(tempfile.gettempdir(), "dl_course_test_cache"))
 if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0").strip()
+# One CPU device per test process (the CLI would otherwise ask for one per core, depending on test
+# order); the sharded path is tested explicitly with 4 forced devices in a subprocess.
+os.environ.setdefault("DL_COURSE_CPU_DEVICES", "1")
