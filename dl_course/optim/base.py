@@ -65,12 +65,17 @@ def global_norm(tree: PyTree) -> jax.Array:
     r"""Euclidean norm of a whole pytree, :math:`\|g\| = (\sum_{\text{leaves}} \sum_i g_i^2)^{1/2}`.
 
     Each leaf is squared and summed in :func:`compute_dtype`; the result has the promoted dtype of
-    all leaves (float32 at least).
+    all leaves (float32 at least). The sum is taken of ``(g / s)^2`` with ``s = max |g|`` and
+    rescaled, so tiny gradients (e.g. late logistic-loss training, |g| < 1e-19 in float32) do not
+    underflow to a zero norm while ``g`` itself is non-zero.
     """
     leaves = [jnp.asarray(x) for x in jax.tree.leaves(tree)]
     if not leaves:
         return jnp.zeros((), jnp.float32)
-    return jnp.sqrt(sum(jnp.sum(jnp.square(x.astype(compute_dtype(x)))) for x in leaves))
+    leaves = [x.astype(compute_dtype(x)) for x in leaves]
+    scale = jnp.max(jnp.stack([jnp.max(jnp.abs(x)) if x.size else jnp.zeros((), x.dtype) for x in leaves]))
+    safe = jnp.where(scale > 0, scale, jnp.ones_like(scale))
+    return safe * jnp.sqrt(sum(jnp.sum(jnp.square(x / safe)) for x in leaves))
 
 
 def is_static_zero(value: Any) -> bool:

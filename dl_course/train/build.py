@@ -64,6 +64,9 @@ def build_program(config, data: data_lib.Dataset, task: Task | None, hooks: dict
         raise ConfigError(f"loss {config.loss!r} needs binary labels; dataset {data.name!r} has {data.num_classes} classes")
     if data.num_classes == 0 and config.loss != "mse" and task is None:
         raise ConfigError(f"dataset {data.name!r} is a regression set; use loss 'mse' (got {config.loss!r})")
+    if config.get("dtype", "float32") != "float32":
+        raise ConfigError(f"dtype {config.dtype!r} is not supported by the engine; valid: float32 "
+                          "(float64 work, e.g. the IGR study, runs outside the engine with jax x64)")
     factory = optimizers.get_factory(config.optimizer)
     opt_options = config.optimizer_options.to_dict()
     allowed = optimizers.option_names(config.optimizer)

@@ -32,6 +32,7 @@ def default_config() -> ml_collections.ConfigDict:
       chunk_evals: evaluation intervals per compiled chunk (0 = about 10 chunks per run);
         checkpoint_every: chunks between checkpoints (0 = no checkpoints).
       seeds / learning_rates: the default grid.
+      dtype: parameter/compute dtype; the engine trains in float32 only (validated).
     """
     c = ml_collections.ConfigDict()
     c.dataset = "mnist1d"

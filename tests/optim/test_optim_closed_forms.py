@@ -176,3 +176,15 @@ def test_adagrad_step_shrinks_like_inverse_sqrt_t_on_a_constant_gradient():
     scaled = np.sqrt(t) * np.abs(deltas[1])
     assert np.all(np.diff(scaled, axis=0) > 0) and np.all(scaled < eta)
     np.testing.assert_allclose(scaled[-1, :2], eta, rtol=1e-3)  # |g| ≫ √(a₀/t): already ≈ η
+
+
+def test_normalized_gd_step_length_survives_tiny_gradients():
+    """|g| ~ 1e-25: the squares underflow in float32, the norm must not (step stays ~eta)."""
+    import jax.numpy as jnp
+
+    from dl_course.optim import normalized_gd
+
+    g = {"w": jnp.full((4,), 1e-25, jnp.float32)}
+    tx = normalized_gd(0.1, eps=1e-30)
+    upd, _ = tx.update(g, tx.init(g), g)
+    assert abs(float(jnp.linalg.norm(upd["w"])) - 0.1) < 1e-5

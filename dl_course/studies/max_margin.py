@@ -1,0 +1,298 @@
+"""Implicit bias on separable data: GD → ℓ2 max margin (Soudry et al. 2018), sign descent / Adam → ℓ∞.
+
+On linearly separable data, the logistic loss of a linear model ``f(x) = wᵀx`` (no bias) has no
+minimizer: the loss → 0 only as ``‖w‖ → ∞``, and *which direction* ``w(t)/‖w(t)‖`` the optimizer
+converges to is its implicit bias:
+
+* GD (any step below ``2/β``): the ℓ2 max-margin (hard-margin SVM) direction, with
+  ``‖w(t)‖ ≈ log(t)/γ*₂`` and an angle gap that closes only like ``1/log t`` (Soudry, Hoffer,
+  Nacson, Gunasekar & Srebro 2018, JMLR 19, Thm. 3). Normalized GD reaches the same direction
+  much faster (Nacson et al. 2019, AISTATS).
+* Sign descent, steepest descent for ℓ∞: the ℓ∞ max-margin direction (Gunasekar et al. 2018,
+  ICML); Adam too, while its ε is negligible against ``√v̂`` (Zhang, Zou & Cao 2024, NeurIPS; once
+  the gradients fall below ε Adam turns into GD with step ``η/ε`` and drifts towards ℓ2, Wang et
+  al. 2021, ICML).
+
+``simulate(config)`` trains one vmapped sweep per optimizer (seeds × that optimizer's learning
+rates) with the engine, recording ``w(t)`` at log-spaced steps through a hook, and solves both
+max-margin problems exactly (``dl_course.measures.max_margin_solvers``); ``run`` writes figures,
+summary and the training data (``x``, ``y``) so anyone can recompute the directions.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
+
+from dl_course import results
+from dl_course.measures import max_margin_solvers as mm
+from dl_course.train import Hook, sweep
+from dl_course.train.build import load_data
+
+DIRECTIONS_DISTINCT_BELOW = 0.95  # cos(ℓ2, ℓ∞) must be below this for the study to tell them apart
+#: The direction each update rule is expected to converge to (module docstring).
+EXPECTED = {"sgd": "l2", "normalized_gd": "l2", "sign_descent": "linf", "adam": "linf"}
+
+
+def record_steps(total_steps: int, num: int) -> np.ndarray:
+    """About ``num`` distinct integer steps in ``[1, total_steps]``, log-spaced, always including
+    ``total_steps`` (so the last record is the final iterate)."""
+    s = np.unique(np.round(np.logspace(0.0, np.log10(total_steps), num)).astype(np.int64))
+    return s.astype(np.int32)
+
+
+def trajectory_hook(steps) -> Hook:
+    """A hook keeping the flat parameter vector ``w(t)`` at each ``t`` in ``steps`` (sorted,
+    ≥ 1): its state is a ``[len(steps), d]`` buffer written by ``on_step`` (one ``O(d)``
+    dynamic update per step, a no-op between recorded steps). Rows of steps never reached stay
+    zero. Read it from ``SweepResult.state.extras[name]`` (``[run, len(steps), d]``)."""
+    table = jnp.asarray(np.asarray(steps, np.int32))
+    last = len(steps) - 1
+
+    def init(ctx):
+        flat = ravel_pytree(ctx.params)[0]
+        return jnp.zeros((len(steps), flat.size), flat.dtype)
+
+    def on_step(buffer, ctx):
+        i = jnp.minimum(jnp.searchsorted(table, ctx.step), last)
+        flat = ravel_pytree(ctx.params)[0]
+        return buffer.at[i].set(jnp.where(table[i] == ctx.step, flat, buffer[i]))
+
+    return Hook(init=init, on_step=on_step)
+
+
+def _options(spec) -> dict:
+    options = spec.get("options", None)
+    return {} if options is None else (options.to_dict() if hasattr(options, "to_dict") else dict(options))
+
+
+def _optimizer_config(config, spec):
+    c = copy.deepcopy(config)
+    c.optimizer = spec.optimizer
+    c.optimizer_options = _options(spec)
+    return c
+
+
+def solve_directions(data) -> dict:
+    """Both max-margin solutions of the training set, and whether the ℓ∞ maximizer is unique:
+    its optimal-set spread must shrink about in proportion to the LP tolerance (checked at
+    ``rel_tol`` 1e-9 vs 1e-7)."""
+    l2 = mm.l2_max_margin(data.x_train, data.y_train)
+    linf = mm.linf_max_margin(data.x_train, data.y_train, rel_tol=1e-9)
+    loose = mm.linf_optimal_set_spread(data.x_train, data.y_train, linf.margin, rel_tol=1e-7)
+    unique = bool(linf.spread < 0.05 * loose or linf.spread < 1e-6)
+    return {"l2": l2, "linf": linf, "linf_unique": unique, "linf_spread": linf.spread,
+            "cos_l2_linf": float(l2.direction @ linf.direction)}
+
+
+def trajectory_measures(w, data, solutions) -> dict:
+    """Per recorded step (float64, host): ``norm``, cosines to both directions, ℓ2- and
+    ℓ∞-normalized margins and their ratios to the maxima. ``w`` is ``[T, d]``."""
+    w = np.asarray(w, np.float64)
+    norm = np.linalg.norm(w, axis=-1)
+    safe = np.where(norm > 0, norm, np.nan)
+    m2 = mm.normalized_margin(w, data.x_train, data.y_train, ord=2)
+    minf = mm.normalized_margin(w, data.x_train, data.y_train, ord=np.inf)
+    cos2 = (w @ solutions["l2"].direction) / safe
+    cosi = (w @ solutions["linf"].direction) / safe
+    return {"norm": norm, "cos_l2": cos2, "cos_linf": cosi, "margin_l2": m2, "margin_linf": minf,
+            "margin_ratio_l2": m2 / solutions["l2"].margin, "margin_ratio_linf": minf / solutions["linf"].margin}
+
+
+def simulate(config, data=None) -> dict:
+    """For each dataset in ``config.datasets`` (or the single ``data`` given, named ``"data"``):
+    solve both max-margin problems, then train one vmapped sweep per optimizer in
+    ``config.optimizers`` over ``config.seeds ×`` its learning rates, recording ``w(t)``.
+
+    Returns ``{dataset name: {"data", "solutions" (:func:`solve_directions`), "steps" (the
+    record steps), "conventions" (the sweeps'), "runs": [one dict per run: optimizer (label),
+    rule, options, learning_rate, seed, diverged, trajectory [T, d], measures
+    (:func:`trajectory_measures`), train_loss and eval_steps (the engine's evaluations)]}}``.
+    """
+    datasets = {"data": data} if data is not None else {}
+    if data is None:
+        for name, options in config.datasets.items():
+            c = copy.deepcopy(config)
+            c.dataset_options = options
+            datasets[name] = load_data(c)
+    steps = record_steps(int(config.steps), int(config.num_records))
+    hook = trajectory_hook(steps)
+    out = {}
+    for name, d in datasets.items():
+        if d.num_classes != 2:
+            raise ValueError(f"max_margin needs a binary dataset, {name!r} has {d.num_classes} classes")
+        solutions = solve_directions(d)
+        if solutions["cos_l2_linf"] >= DIRECTIONS_DISTINCT_BELOW:
+            print(f"warning: on {name!r} the l2 and linf max-margin directions nearly coincide "
+                  f"(cos {solutions['cos_l2_linf']:.3f}); the study cannot tell the two biases apart")
+        runs, conventions = [], None
+        for label, spec in config.optimizers.items():
+            c = _optimizer_config(config, spec)
+            res = sweep(c, config.seeds, list(spec.learning_rates), hooks={"trajectory": hook}, data=d)
+            conventions = res.conventions
+            traj = np.asarray(res.state.extras["trajectory"])
+            for i, g in enumerate(res.grid):
+                runs.append({"optimizer": label, "rule": spec.optimizer, "options": _options(spec),
+                             "learning_rate": g["learning_rate"], "seed": g["seed"],
+                             "diverged": bool(res.diverged[i]), "trajectory": traj[i],
+                             "measures": trajectory_measures(traj[i], d, solutions),
+                             "train_loss": res.metrics["train_loss"][i], "eval_steps": res.steps})
+        out[name] = {"data": d, "solutions": solutions, "steps": steps, "runs": runs, "conventions": conventions}
+    return out
+
+
+def last_change_step(steps, trajectory) -> int:
+    """The last recorded step at which ``w`` had changed since the previous record (float32:
+    once every example's logistic gradient underflows, the iterate stops moving)."""
+    moved = np.flatnonzero(np.any(np.diff(trajectory, axis=0) != 0, axis=1))
+    return int(steps[moved[-1] + 1]) if moved.size else int(steps[0])
+
+
+def norm_growth_rate(steps, norm, margin) -> float:
+    """``γ*₂ · d‖w‖/d log t`` fitted over the last decade of recorded steps (Soudry et al.: → 1
+    for GD, since ``w(t) ≈ ŵ log t`` with ``‖ŵ‖ = 1/γ*₂``)."""
+    sel = steps >= steps[-1] / 10
+    return float(np.polyfit(np.log(steps[sel]), norm[sel], 1)[0] * margin)
+
+
+def first_step_above(steps, values, level: float):
+    """The first recorded step from which ``values`` stay ``≥ level`` (None if never)."""
+    below = np.flatnonzero(~(np.asarray(values) >= level))
+    if below.size == 0:
+        return int(steps[0])
+    return int(steps[below[-1] + 1]) if below[-1] + 1 < len(steps) else None
+
+
+def summarize(sim: dict) -> tuple[list[dict], dict]:
+    """Per-run rows (required keys ``optimizer``, ``learning_rate``, ``cos_to_l2_max_margin``,
+    ``cos_to_linf_max_margin``, ``normalized_margin``, ``final_direction``) and the headline:
+    whether every run ends nearer its expected direction (``EXPECTED``), the worst cosine to it,
+    and per dataset the two directions' cosine, margins and per-optimizer results."""
+    rows, headline = [], {"datasets": {}}
+    for name, ds in sim.items():
+        sol = ds["solutions"]
+        by_opt = {}
+        for r in ds["runs"]:
+            m = r["measures"]
+            row = {
+                "dataset": name, "optimizer": r["optimizer"], "rule": r["rule"], "options": r["options"],
+                "seed": r["seed"], "learning_rate": r["learning_rate"], "diverged": r["diverged"],
+                "cos_to_l2_max_margin": float(m["cos_l2"][-1]), "cos_to_linf_max_margin": float(m["cos_linf"][-1]),
+                "normalized_margin": float(m["margin_l2"][-1]), "normalized_margin_linf": float(m["margin_linf"][-1]),
+                "l2_margin_over_max": float(m["margin_ratio_l2"][-1]),
+                "linf_margin_over_max": float(m["margin_ratio_linf"][-1]),
+                "final_norm": float(m["norm"][-1]), "final_train_loss": float(r["train_loss"][-1]),
+                "last_step_w_changed": last_change_step(ds["steps"], r["trajectory"]),
+                "nearer_to": "l2" if m["cos_l2"][-1] > m["cos_linf"][-1] else "linf",
+                "expected": EXPECTED.get(r["rule"]),
+                "first_step_cos_l2_stays_above_0.999": first_step_above(ds["steps"], m["cos_l2"], 0.999),
+                "first_step_cos_linf_stays_above_0.999": first_step_above(ds["steps"], m["cos_linf"], 0.999),
+                "final_direction": (r["trajectory"][-1] / np.linalg.norm(r["trajectory"][-1])).tolist(),
+            }
+            if r["rule"] == "sgd":
+                row["norm_growth_per_log_t_times_margin"] = norm_growth_rate(ds["steps"], m["norm"], sol["l2"].margin)
+            rows.append(row)
+            by_opt.setdefault(r["optimizer"], []).append(row)
+        headline["datasets"][name] = {
+            "n_train": ds["data"].n_train, "dim": int(np.prod(ds["data"].input_shape)),
+            "cos_between_l2_and_linf_directions": sol["cos_l2_linf"], "l2_max_margin": sol["l2"].margin,
+            "linf_max_margin": sol["linf"].margin, "linf_solution_unique": sol["linf_unique"],
+            "linf_optimal_set_spread": sol["linf_spread"],
+            "per_optimizer": {opt: {"best_cos_to_l2": max(x["cos_to_l2_max_margin"] for x in rs),
+                                    "best_cos_to_linf": max(x["cos_to_linf_max_margin"] for x in rs),
+                                    "nearer_to": sorted({x["nearer_to"] for x in rs})} for opt, rs in by_opt.items()},
+        }
+        gd = [x for x in rows if x["dataset"] == name and x["rule"] == "sgd"]
+        if gd:
+            headline["datasets"][name]["gd_norm_growth_per_log_t_times_margin"] = gd[-1]["norm_growth_per_log_t_times_margin"]
+    judged = [x for x in rows if x["expected"] is not None and not x["diverged"]]
+    headline["all_runs_nearer_to_expected_direction"] = bool(judged) and all(x["nearer_to"] == x["expected"] for x in judged)
+    headline["min_cos_to_expected_direction"] = min((x[f"cos_to_{x['expected']}_max_margin"] for x in judged), default=None)
+    headline["max_cos_between_l2_and_linf_directions"] = max(d["cos_between_l2_and_linf_directions"]
+                                                             for d in headline["datasets"].values())
+    gd_rates = [d["gd_norm_growth_per_log_t_times_margin"] for d in headline["datasets"].values()
+                if "gd_norm_growth_per_log_t_times_margin" in d]
+    if gd_rates:
+        headline["gd_norm_growth_per_log_t_times_margin"] = gd_rates
+    headline["expected_direction_by_rule"] = dict(EXPECTED)
+    headline["paper"] = ("GD: w(t)/||w|| -> l2 max-margin direction, ||w|| ~ log(t)/gamma_l2, gap ~ 1/log t (Soudry et al. "
+                         "2018); sign descent / Adam -> linf max margin (Gunasekar et al. 2018; Zhang et al. 2024)")
+    return rows, headline
+
+
+def _panel(name, ds):
+    steps = ds["steps"].astype(float)
+    counts = {}
+    runs = []
+    for r in ds["runs"]:
+        k = counts.get(r["optimizer"], 0)
+        counts[r["optimizer"]] = k + 1
+        m = r["measures"]
+        runs.append({"label": f"{r['optimizer']} η={r['learning_rate']:g}", "optimizer": r["optimizer"], "style_index": k,
+                     "one_minus_cos_l2": 1 - m["cos_l2"], "one_minus_cos_linf": 1 - m["cos_linf"], "norm": m["norm"],
+                     "margin_ratio_l2": m["margin_ratio_l2"], "margin_ratio_linf": m["margin_ratio_linf"]})
+    ref = None
+    gd = [r for r in ds["runs"] if r["rule"] == "sgd"]
+    if gd:  # slope reference 1/γ*₂ per unit of log t, anchored at the final norm of the last GD run
+        norm = gd[-1]["measures"]["norm"]
+        ref = (steps, norm[-1] + (np.log(steps) - np.log(steps[-1])) / ds["solutions"]["l2"].margin)
+        ref = (ref[0][ref[1] > 0], ref[1][ref[1] > 0])
+    d = ds["data"]
+    label = f"{name}: n={d.n_train}, d={int(np.prod(d.input_shape))}, cos(w*ℓ2, w*ℓ∞)={ds['solutions']['cos_l2_linf']:.2f}"
+    return {"name": label, "steps": steps, "runs": runs, "norm_reference": ref}
+
+
+def run(config, run_dir: results.RunDir) -> dict:
+    """Simulate, print the table, write ``max_margin.png``, summary.json, metrics.npz (with the
+    training data as ``x``, ``y`` — first dataset — and ``x_<name>``, ``y_<name>`` for all)."""
+    from dl_course.plotting import dynamics
+
+    sim = simulate(config)
+    rows, headline = summarize(sim)
+    print(f"{'dataset':>20} {'optimizer':>14} {'lr':>8} {'cos l2':>8} {'cos linf':>8} {'margin/max l2':>13} "
+          f"{'linf':>6} {'frozen at':>9}")
+    for r in rows:
+        print(f"{r['dataset']:>20} {r['optimizer']:>14} {r['learning_rate']:>8.3g} {r['cos_to_l2_max_margin']:>8.4f} "
+              f"{r['cos_to_linf_max_margin']:>8.4f} {r['l2_margin_over_max']:>13.4f} {r['linf_margin_over_max']:>6.3f} "
+              f"{r['last_step_w_changed']:>9d}")
+    run_dir.figure("max_margin.png", dynamics.max_margin_figure(
+        [_panel(n, ds) for n, ds in sim.items()],
+        title="logistic loss, linear model without bias, full batch, w(0) = 0: direction, norm and margins vs t"))
+    first = next(iter(sim))
+    metrics = {"x": sim[first]["data"].x_train, "y": sim[first]["data"].y_train, "record_steps": sim[first]["steps"]}
+    for name, ds in sim.items():
+        sol = ds["solutions"]
+        metrics.update({
+            f"x_{name}": ds["data"].x_train, f"y_{name}": ds["data"].y_train,
+            f"l2_max_margin_direction_{name}": sol["l2"].direction, f"linf_max_margin_direction_{name}": sol["linf"].direction,
+            f"trajectories_{name}": np.stack([r["trajectory"] for r in ds["runs"]]).astype(np.float32),
+            f"cos_l2_{name}": np.stack([r["measures"]["cos_l2"] for r in ds["runs"]]),
+            f"cos_linf_{name}": np.stack([r["measures"]["cos_linf"] for r in ds["runs"]]),
+            f"norm_{name}": np.stack([r["measures"]["norm"] for r in ds["runs"]]),
+            f"learning_rate_{name}": np.asarray([r["learning_rate"] for r in ds["runs"]]),
+            f"optimizer_{name}": np.asarray([r["optimizer"] for r in ds["runs"]]),
+        })
+    conventions = dict(sim[first]["conventions"])
+    conventions.update({
+        "datasets": {n: ds["data"].info for n, ds in sim.items()},
+        "model": "linear, no bias, w(0) = 0 (init_scale 0)" if float(config.model_options.get("init_scale", 1.0)) == 0
+        else f"linear, options {config.model_options.to_dict()}",
+        "labels": "y in {0,1}, signs s = 2y - 1; logistic loss log(1 + exp(-s w.x)), mean over examples",
+        "max_margin_directions": "l2: hard-margin SVM without bias by Lawson-Hanson least-distance programming (NNLS), "
+                                 "exact; linf: LP max gamma s.t. s_i x_i.w >= gamma, |w_j| <= 1 (HiGHS), "
+                                 "uniqueness checked by 2d LPs over the optimal face",
+        "cosines": "Euclidean cosine between w(t) and each direction (directions normalized to unit l2 norm)",
+        "normalized_margin": "min_i s_i x_i.w / ||w||_2 (normalized_margin_linf: / ||w||_inf)",
+        "trajectory": f"w(t) recorded at {len(sim[first]['steps'])} log-spaced steps in [1, {int(config.steps)}]",
+        "float32_underflow": "training runs in float32: once every example's logistic gradient underflows "
+                             "(margin s_i x_i.w > ~88-103) the iterate stops moving; see last_step_w_changed",
+        "optimizers": {k: v.to_dict() for k, v in config.optimizers.items()},
+        "optimizer_defaults": "options not given take the rule's defaults: adam b1 0.9, b2 0.999, eps 1e-8 (once "
+                              "|grad| << eps Adam acts as GD with step lr/eps: Wang et al. 2021); normalized_gd eps 1e-6",
+    })
+    results.write_results(run_dir, config, "max_margin", conventions, rows, headline, metrics)
+    return headline
