@@ -1,0 +1,48 @@
+"""Score-based generative modelling with SDEs (Song et al. 2021, ICLR; Song & Ermon 2019, NeurIPS).
+
+Modules (one concept each):
+
+* ``sde``: ``VESDE``, ``VPSDE``, ``SubVPSDE`` (pytrees): drift, diffusion, perturbation kernel,
+  prior sampling and log-density, exact one-step transitions.
+* ``losses``: continuous-time denoising score matching, NCSN's noise-conditional loss,
+  ``make_score_fn`` (network output -> score). ``task``: ``make_task`` for ``dl_course.train``.
+* ``nets``: ``ScoreMLP`` and ``ScoreUNet`` with Gaussian Fourier time embeddings.
+* ``samplers``: ``sample(sde, score_fn, shape, key, method=..., num_steps=...)`` with Euler-Maruyama,
+  reverse diffusion, predictor-corrector, annealed Langevin and the probability-flow ODE.
+* ``ode``: Euler, RK4 and adaptive Dormand-Prince on device.
+* ``likelihood``: ``log_likelihood`` through the probability-flow ODE (Hutchinson or exact
+  divergence), ``dequantize`` and ``bits_per_dim``.
+* ``metrics``: MMD, sliced Wasserstein, Frechet distance, classifier score.
+* ``analytic``: exact marginals and scores for Gaussian-mixture data (tests, oracle baselines).
+
+Contract: ``score_fn(x, t)`` maps ``x [batch, ...]`` and a per-example time vector ``t [batch]`` to
+an array shaped like ``x``.
+"""
+
+from dl_course.generative.analytic import GaussianMixture
+from dl_course.generative.likelihood import (
+    LikelihoodResult,
+    bits_per_dim,
+    dequantize,
+    divergence_exact,
+    divergence_hutchinson,
+    draw_probes,
+    likelihood,
+    log_likelihood,
+)
+from dl_course.generative.losses import (
+    LOSSES,
+    dsm_loss,
+    dsm_per_example,
+    get_loss,
+    make_score_fn,
+    ncsn_loss,
+    ncsn_per_example,
+    noise_levels,
+)
+from dl_course.generative.metrics import classifier_score, frechet_distance, mmd2, sliced_wasserstein
+from dl_course.generative.nets import SCORE_NETS, GaussianFourierProjection, ScoreMLP, ScoreUNet, get_score_net
+from dl_course.generative.ode import ODE_SOLVERS, ODEInfo, dopri5, rk4
+from dl_course.generative.samplers import PREDICTORS, SAMPLERS, sample, tweedie_denoise
+from dl_course.generative.sde import SDES, SubVPSDE, VESDE, VPSDE, get_sde
+from dl_course.generative.task import make_task
