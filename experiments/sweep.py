@@ -8,9 +8,9 @@ def get_config():
     """Seeds x learning rates of a 40-256-256-10 MLP (78k params, 4000 examples) on MNIST-1D.
 
     Command: ``dl-course run sweep`` (override e.g. ``--config.steps=6000``).
-    Runtime: about 1 minute on 2 CPU cores (16 runs x 2000 SGD steps, one compiled program).
+    Runtime: 1-2 minutes on 2 CPU cores (8 s on one H200) (16 runs x 2000 SGD steps, one compiled program).
     Expected: train loss falls for every run; the largest learning rate (0.3) reaches the lowest
-    train loss; test accuracy rises with the learning rate, to about 0.6 at lr 0.3 (the paper's MLP
+    train loss; test accuracy rises with the learning rate, to about 0.65 at lr 0.3 (the paper's MLP
     reaches 68% with longer training); no run diverges.
     Writes: table on stdout, learning_curves.png, test_accuracy_curves.png, heatmap.png,
     config.json, summary.json, metrics.npz.
