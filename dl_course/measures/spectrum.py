@@ -1,0 +1,167 @@
+"""Extreme eigenpairs of curvature operators over parameter pytrees (Lanczos, power iteration).
+
+Front-ends of :mod:`dl_course.measures.krylov` that work on ``loss_fn(params) -> scalar`` (the
+Hessian, via :func:`~dl_course.measures.curvature.hvp`) or on any symmetric ``operator(v) -> Hv``
+over pytrees (GGN, Fisher, a preconditioned Hessian). Parameters are flattened with
+``jax.flatten_util.ravel_pytree``; eigenvectors come back as pytrees with a leading axis ``k``.
+Everything runs a fixed number of iterations, so ``jax.vmap`` over a leading run axis of
+``params`` (and ``key``) gives the spectra of all runs of a sweep in one call.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
+
+from dl_course.measures.curvature import hvp
+from dl_course.measures.krylov import extreme_ritz_pairs, lanczos, power_iteration
+
+PyTree = Any
+Operator = Callable[[PyTree], PyTree]
+
+DEFAULT_NUM_ITERS = 30
+
+
+class EigenResult(NamedTuple):
+    """Eigenpairs with a reliability indicator.
+
+    Attributes:
+      eigenvalues: ``(k,)``; descending for the top of the spectrum, ascending for the bottom.
+      eigenvectors: pytree like ``params`` with a leading axis ``k``; unit norm when flattened.
+      residuals: ``(k,)`` Ritz residuals ``‖A u − λ u‖``: an eigenvalue of ``A`` lies within
+        ``residual`` of each reported value (``residual / |λ|`` bounds the relative distance).
+    """
+
+    eigenvalues: jax.Array
+    eigenvectors: PyTree
+    residuals: jax.Array
+
+
+def flat_operator(operator: Operator, params: PyTree) -> tuple[Callable, jax.Array, Callable]:
+    """Turn a pytree operator into ``(matvec on flat vectors, flat params, unravel)``."""
+    flat, unravel = ravel_pytree(params)
+
+    def matvec(x):
+        return ravel_pytree(operator(unravel(x)))[0].astype(flat.dtype)
+
+    return matvec, flat, unravel
+
+
+def hessian_operator(loss_fn: Callable[[PyTree], jax.Array], params: PyTree) -> Operator:
+    """``v -> ∇²L(θ) v`` as a pytree operator (forward-over-reverse HVP)."""
+    return lambda v: hvp(loss_fn, params, v)
+
+
+def _unravel_rows(unravel: Callable, rows: jax.Array) -> PyTree:
+    return jax.vmap(unravel)(rows)
+
+
+def _lanczos_on(operator, params, key, num_iters, v0):
+    """Lanczos on the flattened operator from ``v0`` (a pytree like params or a flat vector: both
+    ravel to ``(d,)``), or from a Gaussian vector if ``v0`` is ``None`` or zero (so a warm start
+    can be switched off inside ``vmap``). One random draw gives start and restart vectors."""
+    matvec, flat, unravel = flat_operator(operator, params)
+    z = jax.random.normal(key, (2,) + flat.shape, flat.dtype)
+    start = z[0]
+    if v0 is not None:
+        v0 = ravel_pytree(v0)[0].astype(flat.dtype)
+        start = jnp.where(jnp.linalg.norm(v0) > 0, v0, start)
+    return lanczos(matvec, start, num_iters, restart=z[1]), unravel
+
+
+def operator_eigenpairs(
+    operator: Operator,
+    params: PyTree,
+    k: int = 1,
+    *,
+    key: jax.Array,
+    num_iters: int = DEFAULT_NUM_ITERS,
+    which: str = "top",
+    v0: Optional[PyTree] = None,
+) -> EigenResult:
+    """The ``k`` largest (``which="top"``) or smallest (``"bottom"``) eigenpairs of a symmetric
+    pytree operator, by Lanczos with full reorthogonalization (see :func:`lanczos`).
+
+    ``num_iters`` matvecs are spent (clipped to the dimension); check ``residuals`` to see whether
+    that was enough. ``v0`` (pytree like ``params`` or a flat vector) warm-starts the iteration,
+    e.g. from the previous top eigenvector during training; if it is ``None`` or zero a Gaussian
+    vector from ``key`` is used.
+    """
+    result, unravel = _lanczos_on(operator, params, key, num_iters, v0)
+    values, vectors, residuals = extreme_ritz_pairs(result, k, which)
+    return EigenResult(values, _unravel_rows(unravel, vectors), residuals)
+
+
+def hessian_eigenpairs(
+    loss_fn: Callable[[PyTree], jax.Array],
+    params: PyTree,
+    k: int = 1,
+    *,
+    key: jax.Array,
+    num_iters: int = DEFAULT_NUM_ITERS,
+    which: str = "top",
+    v0: Optional[PyTree] = None,
+) -> EigenResult:
+    """Extreme eigenpairs of the Hessian ``∇²L(θ)`` with Ritz residuals (Lanczos; see
+    :func:`operator_eigenpairs`). ``which="top"``: ``λ_1 ≥ … ≥ λ_k``; ``"bottom"``: ascending."""
+    return operator_eigenpairs(
+        hessian_operator(loss_fn, params), params, k, key=key, num_iters=num_iters, which=which, v0=v0
+    )
+
+
+def top_eigenvalues(
+    loss_fn: Callable[[PyTree], jax.Array],
+    params: PyTree,
+    k: int = 1,
+    *,
+    key: jax.Array,
+    num_iters: int = DEFAULT_NUM_ITERS,
+) -> tuple[jax.Array, PyTree]:
+    """Top-``k`` Hessian eigenvalues (descending) and eigenvectors (pytree, leading axis ``k``).
+
+    Lanczos with full reorthogonalization, ``num_iters`` Hessian-vector products. For the Ritz
+    residuals (reliability) use :func:`hessian_eigenpairs`.
+    """
+    res = hessian_eigenpairs(loss_fn, params, k, key=key, num_iters=num_iters, which="top")
+    return res.eigenvalues, res.eigenvectors
+
+
+def bottom_eigenvalues(
+    loss_fn: Callable[[PyTree], jax.Array],
+    params: PyTree,
+    k: int = 1,
+    *,
+    key: jax.Array,
+    num_iters: int = DEFAULT_NUM_ITERS,
+) -> tuple[jax.Array, PyTree]:
+    """Bottom-``k`` Hessian eigenvalues (ascending: most negative first) and eigenvectors.
+
+    The smallest eigenvalues of a trained network's Hessian are clustered near 0, so they
+    converge more slowly than the top ones; check residuals via :func:`hessian_eigenpairs`.
+    """
+    res = hessian_eigenpairs(loss_fn, params, k, key=key, num_iters=num_iters, which="bottom")
+    return res.eigenvalues, res.eigenvectors
+
+
+def operator_power_iteration(
+    operator: Operator,
+    params: PyTree,
+    k: int = 1,
+    *,
+    key: jax.Array,
+    num_iters: int = 100,
+    v0: Optional[PyTree] = None,
+) -> EigenResult:
+    """The ``k`` largest-magnitude eigenpairs by power iteration with deflation (for comparison
+    with Lanczos; see :func:`~dl_course.measures.krylov.power_iteration`). ``v0``: a pytree
+    with leading axis ``k`` (warm start) or ``None`` for Gaussian starts from ``key``."""
+    matvec, flat, unravel = flat_operator(operator, params)
+    if v0 is None:
+        starts = jax.random.normal(key, (k,) + flat.shape, flat.dtype)
+    else:
+        starts = jax.vmap(lambda t: ravel_pytree(t)[0])(v0).astype(flat.dtype)
+    res = power_iteration(matvec, starts, num_iters)
+    return EigenResult(res.eigenvalues, _unravel_rows(unravel, res.eigenvectors), res.residuals)

@@ -1,0 +1,138 @@
+"""Loss-landscape figures (Li et al. 2018): contour with an optional trajectory, 3D surface, and
+1D curves. ``values[i, j]`` is the value at ``(alphas[i], betas[j])``, the layout of
+``dl_course.measures.slice_2d``. Functions return a ``matplotlib.figure.Figure``.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Optional
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+
+def _check(alphas, betas, values):
+    alphas, betas, values = np.asarray(alphas), np.asarray(betas), np.asarray(values)
+    if values.shape != (alphas.size, betas.size):
+        raise ValueError(f"values must have shape {(alphas.size, betas.size)}, got {values.shape}")
+    return alphas, betas, values
+
+
+def plot_landscape_contour(
+    alphas: np.ndarray,
+    betas: np.ndarray,
+    values: np.ndarray,
+    *,
+    ax: Optional[Axes] = None,
+    levels: int = 30,
+    log: bool = False,
+    trajectory: Optional[np.ndarray] = None,
+    labels: tuple[str, str] = ("direction 1", "direction 2"),
+    title: Optional[str] = None,
+) -> Figure:
+    """Filled contours of a 2D slice, optionally of ``log10(values)`` (for losses spanning decades),
+    with an optimization ``trajectory`` of shape ``(T, 2)`` (e.g. from
+    ``dl_course.measures.project_trajectory``) drawn from start (circle) to end (star)."""
+    alphas, betas, values = _check(alphas, betas, values)
+    if ax is None:
+        fig = Figure(figsize=(4.6, 4.0), layout="constrained")
+        ax = fig.add_subplot()
+    fig = ax.figure
+    z = np.log10(np.maximum(values, 1e-12)) if log else values
+    cs = ax.contourf(alphas, betas, z.T, levels=levels, cmap="viridis")
+    ax.contour(alphas, betas, z.T, levels=levels, colors="k", linewidths=0.3, alpha=0.5)
+    fig.colorbar(cs, ax=ax, label="log10 value" if log else "value")
+    if trajectory is not None:
+        t = np.asarray(trajectory)
+        ax.plot(t[:, 0], t[:, 1], "w.-", markersize=3, linewidth=1)
+        ax.plot(t[0, 0], t[0, 1], "wo", markersize=6)
+        ax.plot(t[-1, 0], t[-1, 1], "w*", markersize=10)
+    ax.set_xlabel(labels[0])
+    ax.set_ylabel(labels[1])
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def plot_landscape_surface(
+    alphas: np.ndarray,
+    betas: np.ndarray,
+    values: np.ndarray,
+    *,
+    ax: Optional[Axes] = None,
+    labels: tuple[str, str] = ("direction 1", "direction 2"),
+    title: Optional[str] = None,
+) -> Figure:
+    """3D surface of a 2D slice (``ax`` must be a 3D axes if given)."""
+    alphas, betas, values = _check(alphas, betas, values)
+    if ax is None:
+        fig = Figure(figsize=(4.6, 4.0), layout="constrained")
+        ax = fig.add_subplot(projection="3d")
+    a, b = np.meshgrid(alphas, betas, indexing="ij")
+    ax.plot_surface(a, b, values, cmap="viridis", linewidth=0, antialiased=True)
+    ax.set_xlabel(labels[0])
+    ax.set_ylabel(labels[1])
+    ax.set_zlabel("value", labelpad=8)
+    if title:
+        ax.set_title(title)
+    return ax.figure
+
+
+def plot_landscape_1d(
+    alphas: np.ndarray,
+    curves: Mapping[str, np.ndarray],
+    *,
+    ax: Optional[Axes] = None,
+    xlabel: str = "α",
+    ylabel: str = "loss",
+    logy: bool = False,
+    title: Optional[str] = None,
+) -> Figure:
+    """1D curves ``label -> values`` over ``alphas``: slices along several directions, or
+    interpolations between solutions (e.g. small- vs large-batch minima, Keskar et al. 2017)."""
+    if ax is None:
+        fig = Figure(figsize=(4.6, 3.4), layout="constrained")
+        ax = fig.add_subplot()
+    for label, vals in curves.items():
+        ax.plot(np.asarray(alphas), np.asarray(vals), label=label)
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize="small")
+    if title:
+        ax.set_title(title)
+    return ax.figure
+
+
+def plot_landscape(
+    alphas: np.ndarray,
+    betas: np.ndarray,
+    values: np.ndarray,
+    *,
+    trajectory: Optional[np.ndarray] = None,
+    log: bool = False,
+    labels: tuple[str, str] = ("direction 1", "direction 2"),
+    title: Optional[str] = None,
+) -> Figure:
+    """Three panels: contour (with ``trajectory``), surface, and the two 1D slices through the
+    grid point closest to the origin ``(0, 0)``."""
+    alphas, betas, values = _check(alphas, betas, values)
+    fig = Figure(figsize=(13.5, 4.0), layout="constrained")
+    plot_landscape_contour(alphas, betas, values, ax=fig.add_subplot(1, 3, 1), log=log,
+                           trajectory=trajectory, labels=labels)
+    plot_landscape_surface(alphas, betas, values, ax=fig.add_subplot(1, 3, 2, projection="3d"),
+                           labels=labels)
+    i0, j0 = np.argmin(np.abs(alphas)), np.argmin(np.abs(betas))
+    ax = fig.add_subplot(1, 3, 3)
+    ax.plot(alphas, values[:, j0], label=labels[0])
+    ax.plot(betas, values[i0, :], label=labels[1])
+    if log:
+        ax.set_yscale("log")
+    ax.set_xlabel("coefficient")
+    ax.set_ylabel("value")
+    ax.legend(fontsize="small")
+    if title:
+        fig.suptitle(title)
+    return fig
