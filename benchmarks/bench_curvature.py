@@ -1,7 +1,8 @@
 """Benchmark: cost of curvature measures, Lanczos vs power iteration, and tracking overhead.
 
 Prints ratios measured in one run (only ratios from the same run count on a noisy machine) and
-writes ``results/benchmarks/curvature.json``. Run: ``python benchmarks/bench_curvature.py
+writes ``results/benchmarks/curvature.json``. On a CPU host the runs are vmapped on one device
+(the ratios are what matter; a 2-device sharded sweep deadlocked twice here under heavy load). Run: ``python benchmarks/bench_curvature.py
 [--quick]``. Setting: the edge-of-stability study's default problem — full-batch GD, MSE, a
 40-100-100-10 tanh MLP (15k parameters) on 1000 MNIST-1D examples, float32.
 
@@ -27,15 +28,12 @@ writes ``results/benchmarks/curvature.json``. Run: ``python benchmarks/bench_cur
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from dl_course.devices import use_all_cpu_cores  # noqa: E402
-
-use_all_cpu_cores()
 
 import jax  # noqa: E402
 
@@ -224,6 +222,7 @@ def main() -> None:
                        "time_ratio_lanczos_over_power_stop": ratio("seconds_to_stop"),
                        "target": "hvp ratio <= 0.5"},
         "matmul_precision": "highest",
+        "host_load_average_1_5_15_min": list(os.getloadavg()),  # CPU timings need this context
         "quick": args.quick,
     }
     print(f"devices: {out['device']['num_devices']} x {out['device']['device_kind']}")

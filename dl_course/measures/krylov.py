@@ -6,10 +6,12 @@ leading run axis of a sweep). The pytree/loss-level front-ends live in
 :mod:`dl_course.measures.spectrum`.
 
 Reliability: every Ritz pair ``(θ, y)`` comes with its residual ``r = ‖A y − θ y‖``. For a
-symmetric ``A`` some eigenvalue lies in ``[θ − r, θ + r]`` (Parlett 1998, *The Symmetric
-Eigenvalue Problem*, Thm 4.5.1), and ``|θ − λ| ≤ r² / gap`` once the gap to the rest of the
-spectrum is known (Kato–Temple). ``r / |θ| ≤ tol`` is therefore a stopping rule that *certifies*
-relative accuracy ``tol``; "the estimate stopped changing" does not.
+symmetric ``A`` some eigenvalue lies in ``[θ − r, θ + r]``, and ``|θ − λ| ≤ r² / gap`` once the
+gap to the rest of the spectrum is known (Kato–Temple; Parlett 1998, *The Symmetric Eigenvalue
+Problem*, ch. 4). ``r / |θ| ≤ tol`` is therefore a stopping rule that *certifies* relative accuracy
+``tol`` — "the estimate stopped changing" does not. (The largest Ritz value never exceeds λmax;
+the certified eigenvalue is λmax unless the start vector was nearly orthogonal to its
+eigenvector, which a random start rules out with high probability.)
 """
 
 from __future__ import annotations

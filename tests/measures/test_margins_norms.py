@@ -94,8 +94,10 @@ def test_norms_and_path_norm_against_explicit_sums():
     total += np.sum(b1**2)
     np.testing.assert_allclose(M.path_norm(apply, params, (3,)), np.sqrt(total), rtol=1e-12)
 
-    np.testing.assert_allclose(M.layer_spectral_norms(params), [np.linalg.norm(w0, 2), np.linalg.norm(w1, 2)], rtol=1e-12)
-    np.testing.assert_allclose(M.layer_frobenius_norms(params), [np.linalg.norm(w0), np.linalg.norm(w1)], rtol=1e-12)
+    spectral = [np.linalg.norm(w0, 2), np.linalg.norm(w1, 2)]
+    np.testing.assert_allclose(M.layer_spectral_norms(params), spectral, rtol=1e-12)
+    frobenius = [np.linalg.norm(w0), np.linalg.norm(w1)]
+    np.testing.assert_allclose(M.layer_frobenius_norms(params), frobenius, rtol=1e-12)
     all_flat = np.concatenate([b0, b1, w0.ravel(), w1.ravel()])
     np.testing.assert_allclose(M.frobenius_norm(params), np.linalg.norm(all_flat), rtol=1e-12)
 
