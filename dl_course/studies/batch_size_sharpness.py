@@ -1,0 +1,193 @@
+"""Small- vs large-batch SGD: sharpness, flatness, test accuracy and the loss landscape.
+
+Keskar, Mudigere, Nocedal, Smelyanskiy & Tang (2017, ICLR), "On large-batch training for deep
+learning: generalization gap and sharp minima": large-batch training converges to sharper minima
+(larger top Hessian eigenvalues) that generalize worse. Jastrzębski et al. (2017), "Three factors
+influencing minima in SGD": the ratio of learning rate to batch size, η/B (the scale of SGD's
+gradient noise), determines how flat the reached minimum is. Li, Xu, Taylor, Studer & Goldstein
+(2018, NeurIPS), "Visualizing the loss landscape of neural nets": 1D slices along
+filter-normalized random directions make the sharpness of different solutions comparable.
+
+Protocol: one sweep per batch size (the batch size is structural: it changes the program), each
+sweeping seeds × learning rates in one vmapped program. Every batch size trains for
+``max(epochs · n / B, min_steps)`` steps, so small batches see ``epochs`` passes and large ones
+enough steps to fit the training set (Keskar et al. train every batch size to convergence).
+Runs that share a seed share their initialization. At the end, λmax, the Hessian trace and the
+normalized margin of every run are measured in one vmapped program
+(:mod:`dl_course.studies.solution_measures`); the small- and large-batch solutions of one
+(seed, learning rate) are compared by filter-normalized 1D slices and by linear interpolation.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from scipy import stats
+
+from dl_course import measures, results
+from dl_course.studies import solution_measures
+from dl_course.train import sweep
+from dl_course.train.build import load_data, make_model
+from dl_course.train.config import ConfigError
+from dl_course.train.task import supervised_task
+
+
+def steps_for(batch_size: int, n_train: int, epochs: int, min_steps: int, eval_every: int) -> int:
+    """``max(epochs · ⌊n/B⌋, min_steps)`` rounded up to a multiple of ``eval_every`` (B = 0: full
+    batch, one step per epoch)."""
+    per_epoch = 1 if batch_size in (0, n_train) else n_train // batch_size
+    steps = max(int(epochs) * per_epoch, int(min_steps))
+    return -(-steps // int(eval_every)) * int(eval_every)
+
+
+def _eval_fn(task, data, model_state):
+    """``params -> {train,test}_{loss,accuracy}`` on the whole train and test sets, eval mode."""
+    tr = {"x": jnp.asarray(data.x_train), "y": jnp.asarray(data.y_train)}
+    te = {"x": jnp.asarray(data.x_test), "y": jnp.asarray(data.y_test)}
+    key = jax.random.PRNGKey(0)
+
+    def fn(params):
+        out = {}
+        for name, batch in (("train", tr), ("test", te)):
+            loss, (_, m) = task.loss(params, model_state, batch, key, False)
+            out[f"{name}_loss"], out[f"{name}_accuracy"] = loss, m["accuracy"]
+        return out
+
+    return fn
+
+
+def landscapes(config, data, params_pair, model_state, *, key, num_points: int, radius: float,
+               interp_range: tuple[float, float], interp_points: int) -> dict:
+    """Filter-normalized 1D slices of two solutions (vmapped over the pair, one random direction
+    each, Li et al. 2018 §4 with biases left unperturbed) and the interpolation between them."""
+    task = supervised_task(make_model(config, data), config.loss, data.num_classes)
+    fn = _eval_fn(task, data, model_state)
+    alphas = jnp.linspace(-radius, radius, num_points)
+
+    def one_slice(params, k):
+        direction = measures.filter_normalized_direction(k, params)
+        return measures.slice_1d(fn, params, direction, alphas)
+
+    slices = jax.jit(jax.vmap(one_slice))(params_pair, jax.random.split(key, 2))
+    betas = jnp.linspace(interp_range[0], interp_range[1], interp_points)
+    first = jax.tree.map(lambda x: x[0], params_pair)
+    second = jax.tree.map(lambda x: x[1], params_pair)
+    interp = jax.jit(lambda a, b: measures.interpolate(fn, a, b, betas))(first, second)
+    return {"slice_alphas": np.asarray(alphas), "slices": jax.tree.map(np.asarray, slices),
+            "interp_alphas": np.asarray(betas), "interp": jax.tree.map(np.asarray, interp)}
+
+
+def _pick(rows, batch_size, seed, lr):
+    for i, r in enumerate(rows):
+        if r["batch_size"] == batch_size and r["seed"] == seed and np.isclose(r["learning_rate"], lr):
+            return i
+    raise ValueError(f"no run with batch size {batch_size}, seed {seed}, learning rate {lr} in the grid")
+
+
+def run(config, run_dir: results.RunDir) -> dict:
+    """Train every batch size's seeds × learning-rates sweep, measure, plot, write results."""
+    from dl_course.plotting import generalization as plots
+
+    data = load_data(config)
+    n = data.n_train
+    mc = config.measure
+    rows, params_list, curves = [], [], []
+    conventions = None
+    timing = {}
+    for b in config.batch_sizes:
+        cfg = config.copy_and_resolve_references()
+        cfg.batch_size = int(b)
+        cfg.steps = steps_for(int(b), n, config.epochs, config.min_steps, config.eval_every)
+        res = sweep(cfg, data=data, progress=True)
+        meas = solution_measures.measure_solutions(cfg, data, res, seed=mc.seed, num_examples=mc.examples,
+                                                   lanczos_iters=mc.lanczos_iters, trace_samples=mc.trace_samples)
+        conventions = conventions or {**res.conventions, **solution_measures.conventions(
+            cfg, data, mc.examples, mc.lanczos_iters, mc.trace_samples, 0.1)}
+        eff_b = n if int(b) == 0 else int(b)
+        timing[f"B={eff_b}"] = res.timing["total_s"]
+        for i, g in enumerate(res.grid):
+            div = bool(res.diverged[i])
+            nan_if_div = (lambda v: float("nan") if div else float(v))  # noqa: E731
+            rows.append({"batch_size": eff_b, "full_batch": eff_b == n, "learning_rate": g["learning_rate"],
+                         "seed": g["seed"], "steps": cfg.steps, "epochs": cfg.steps * eff_b / n,
+                         "lambda_max": nan_if_div(meas["lambda_max"][i]),
+                         "lambda_max_residual": nan_if_div(meas["lambda_max_residual"][i]),
+                         "hessian_trace": nan_if_div(meas["hessian_trace"][i]),
+                         "hessian_trace_stderr": nan_if_div(meas["hessian_trace_stderr"][i]),
+                         "normalized_margin": nan_if_div(meas["normalized_margin"][i]),
+                         "test_accuracy": float(res.metrics["test_accuracy"][i, -1]),
+                         "train_accuracy": float(res.metrics["train_accuracy"][i, -1]),
+                         "train_loss": float(res.metrics["train_loss"][i, -1]),
+                         "test_loss": float(res.metrics["test_loss"][i, -1]), "diverged": div})
+        if jax.tree.leaves(res.state.model_state):
+            raise ConfigError("the landscape comparison needs a model without batch norm (no model state)")
+        params_list.append(res.params)
+        curves.append((eff_b, res.steps, res.metrics["train_loss"]))
+
+    col = {k: np.array([r[k] for r in rows]) for k in ("batch_size", "learning_rate", "seed", "lambda_max",
+                                                        "hessian_trace", "test_accuracy", "diverged", "train_accuracy",
+                                                        "train_loss", "normalized_margin")}
+    fig = plots.batch_size_panels(col["batch_size"], col["learning_rate"], col["lambda_max"], col["hessian_trace"],
+                                  col["test_accuracy"], col["train_loss"], col["diverged"],
+                                  title=f"{config.model} on {config.dataset} (n={n}): sharpness and flatness vs batch size")
+    run_dir.figure("sharpness_vs_batch_size.png", fig)
+
+    # Landscape: smallest vs largest batch at one (seed, learning rate), same initialization.
+    lc = config.landscape
+    sizes = [n if int(b) == 0 else int(b) for b in config.batch_sizes]
+    b_small, b_large = min(sizes), max(sizes)
+    i_s, i_l = _pick(rows, b_small, lc.seed, lc.learning_rate), _pick(rows, b_large, lc.seed, lc.learning_rate)
+    all_params = jax.tree.map(lambda *xs: np.concatenate(xs), *params_list)
+    pair = jax.tree.map(lambda x: x[np.array([i_s, i_l])], all_params)
+    land = landscapes(config, data, pair, {}, key=jax.random.PRNGKey(lc.seed), num_points=lc.points,
+                      radius=lc.radius, interp_range=(lc.interp_min, lc.interp_max), interp_points=lc.points)
+    run_dir.figure("landscape.png", plots.landscape_panels(
+        land["slice_alphas"], land["slices"], land["interp_alphas"], land["interp"],
+        labels=(f"B={b_small}", f"B={b_large}"),
+        title=f"small- vs large-batch solution (seed {lc.seed}, η={lc.learning_rate:g})"))
+
+    ok = ~col["diverged"]
+    noise = col["learning_rate"] / col["batch_size"]
+
+    def mean_at(b, key):
+        sel = ok & (col["batch_size"] == b) & np.isclose(col["learning_rate"], lc.learning_rate)
+        return float(np.nanmean(col[key][sel])) if sel.any() else float("nan")
+
+    headline = {
+        "n_train": n, "small_batch": b_small, "large_batch": b_large, "reference_learning_rate": lc.learning_rate,
+        "lambda_max_small_batch": mean_at(b_small, "lambda_max"), "lambda_max_large_batch": mean_at(b_large, "lambda_max"),
+        "hessian_trace_small_batch": mean_at(b_small, "hessian_trace"),
+        "hessian_trace_large_batch": mean_at(b_large, "hessian_trace"),
+        "test_accuracy_small_batch": mean_at(b_small, "test_accuracy"),
+        "test_accuracy_large_batch": mean_at(b_large, "test_accuracy"),
+        "train_accuracy_small_batch": mean_at(b_small, "train_accuracy"),
+        "train_accuracy_large_batch": mean_at(b_large, "train_accuracy"),
+        "at_reference_learning_rate": {f"B={b}": {k: mean_at(b, k) for k in ("train_loss", "lambda_max", "hessian_trace",
+                                                                           "test_accuracy")} for b in sizes},
+        "spearman_lambda_max_vs_lr_over_b": float(stats.spearmanr(noise[ok], col["lambda_max"][ok]).statistic),
+        "spearman_trace_vs_lr_over_b": float(stats.spearmanr(noise[ok], col["hessian_trace"][ok]).statistic),
+        "spearman_test_accuracy_vs_lambda_max": float(stats.spearmanr(col["lambda_max"][ok],
+                                                                      col["test_accuracy"][ok]).statistic),
+        "interpolation_max_train_loss": float(np.max(land["interp"]["train_loss"][
+            (land["interp_alphas"] >= 0) & (land["interp_alphas"] <= 1)])),
+        "num_runs": len(rows), "num_diverged": int(col["diverged"].sum()), "sweep_seconds": timing,
+    }
+    conventions = {**conventions, "batching": ("minibatches from per-epoch permutations keyed by (seed, epoch), last "
+                                                "partial batch dropped; B = n is full-batch gradient descent"),
+                   "batch_sizes": sizes,
+                   "steps_per_batch_size": {f"B={s}": steps_for(int(b), n, config.epochs, config.min_steps,
+                                                                config.eval_every)
+                                            for s, b in zip(sizes, config.batch_sizes)},
+                   "landscape": ("1D slices along one Gaussian direction per solution, filter-normalized (Li et al. "
+                                 "2018; biases not perturbed), losses on the full train and test sets in eval mode"),
+                   "diverged_runs": "measures recorded as null; left out of figures and headline"}
+    max_len = max(len(c[1]) for c in curves)
+    pad = lambda v: np.pad(v, ((0, 0), (0, max_len - v.shape[1])), constant_values=np.nan)  # noqa: E731
+    results.write_results(run_dir, config, "batch_size_sharpness", conventions, rows, headline, {
+        **{k: col[k] for k in col}, "hessian_trace_stderr": np.array([r["hessian_trace_stderr"] for r in rows]),
+        "train_loss_curves": np.concatenate([pad(c[2]) for c in curves]),
+        "curve_steps": np.concatenate([pad(np.broadcast_to(c[1], c[2].shape).astype(float)) for c in curves]),
+        "slice_alphas": land["slice_alphas"], "interp_alphas": land["interp_alphas"],
+        **{f"slice_{k}": v for k, v in land["slices"].items()}, **{f"interp_{k}": v for k, v in land["interp"].items()}})
+    return headline

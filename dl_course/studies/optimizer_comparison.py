@@ -1,0 +1,119 @@
+"""GD, SGD, SGD with momentum, Adam and SAM on one task: sharpness, margin and test accuracy.
+
+Wilson, Roelofs, Stern, Srebro & Recht (2017, NeurIPS), "The marginal value of adaptive gradient
+methods in machine learning": on the same task, different optimizers reach solutions that fit the
+training set equally well but generalize differently (adaptive methods worse in their
+experiments). Here every optimizer's solutions are also characterized by this codebase's
+measures — λmax and the Hessian trace (Keskar et al. 2017; Jastrzębski et al. 2017), and the
+spectrally normalized margin (Bartlett et al. 2017) — to see which of them tracks test accuracy
+across optimizers (Jiang et al. 2020, "Fantastic generalization measures and where to find them").
+SAM (Foret et al. 2021) explicitly seeks flat minima.
+
+Protocol: one sweep per optimizer (the update rule and the batch size are structural), each over
+seeds × that optimizer's learning rates, the same model, data and number of steps; GD is
+full-batch, the others use the configured minibatch size. All final solutions of an optimizer are
+measured in one vmapped program (:mod:`dl_course.studies.solution_measures`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats
+
+from dl_course import results
+from dl_course.studies import solution_measures
+from dl_course.train import sweep
+from dl_course.train.build import load_data
+
+
+def optimizer_config(config, name: str):
+    """The training config of optimizer entry ``name`` of ``config.optimizers``: its update
+    rule, fixed options, batch size (0 = full batch) and learning rates."""
+    spec = config.optimizers[name]
+    cfg = config.copy_and_resolve_references()
+    cfg.optimizer = spec.rule
+    cfg.optimizer_options = spec.options.copy_and_resolve_references()
+    cfg.batch_size = int(spec.batch_size)
+    cfg.learning_rates = list(spec.learning_rates)
+    return cfg
+
+
+def _spearman(a, b):
+    ok = np.isfinite(a) & np.isfinite(b)
+    return float(stats.spearmanr(a[ok], b[ok]).statistic) if ok.sum() > 2 else float("nan")
+
+
+def run(config, run_dir: results.RunDir) -> dict:
+    """Train each optimizer's grid, measure every solution, plot the design card, write results."""
+    from dl_course.plotting import generalization as plots
+
+    data = load_data(config)
+    mc = config.measure
+    rows, conv, timing, curves = [], None, {}, {}
+    for name in config.optimizers:
+        cfg = optimizer_config(config, name)
+        res = sweep(cfg, data=data, progress=True)
+        meas = solution_measures.measure_solutions(cfg, data, res, seed=mc.seed, num_examples=mc.examples,
+                                                   lanczos_iters=mc.lanczos_iters, trace_samples=mc.trace_samples,
+                                                   margin_quantile=mc.margin_quantile)
+        conv = conv or {**res.conventions, **solution_measures.conventions(
+            cfg, data, mc.examples, mc.lanczos_iters, mc.trace_samples, mc.margin_quantile)}
+        timing[name] = res.timing["total_s"]
+        curves[f"{name}_train_loss"] = res.metrics["train_loss"]
+        curves[f"{name}_test_accuracy"] = res.metrics["test_accuracy"]
+        for i, g in enumerate(res.grid):
+            div = bool(res.diverged[i])
+            val = (lambda k: float("nan") if div else float(meas[k][i]))  # noqa: E731
+            rows.append({"optimizer": name, "rule": cfg.optimizer, "options": cfg.optimizer_options.to_dict(),
+                         "batch_size": data.n_train if cfg.batch_size == 0 else cfg.batch_size,
+                         "learning_rate": g["learning_rate"], "seed": g["seed"],
+                         "lambda_max": val("lambda_max"), "lambda_max_residual": val("lambda_max_residual"),
+                         "hessian_trace": val("hessian_trace"), "hessian_trace_stderr": val("hessian_trace_stderr"),
+                         "normalized_margin": val("normalized_margin"), "output_margin": val("output_margin"),
+                         "test_accuracy": float(res.metrics["test_accuracy"][i, -1]),
+                         "train_accuracy": float(res.metrics["train_accuracy"][i, -1]),
+                         "train_loss": float(res.metrics["train_loss"][i, -1]), "diverged": div})
+
+    col = {k: np.array([r[k] for r in rows]) for k in ("optimizer", "learning_rate", "lambda_max", "hessian_trace",
+                                                        "normalized_margin", "test_accuracy", "train_accuracy",
+                                                        "diverged", "seed")}
+    col["optimizer"] = col["optimizer"].astype(str)
+    fig = plots.optimizer_scatter(
+        col["optimizer"], col["learning_rate"], col["test_accuracy"],
+        {"λmax (top Hessian eigenvalue)": (col["lambda_max"], True), "Hessian trace": (col["hessian_trace"], True),
+         f"normalized margin ({mc.margin_quantile:.0%} quantile)": (col["normalized_margin"], False)},
+        col["diverged"], title=f"{config.model} on {config.dataset} (n={data.n_train}), {config.steps} steps: "
+                               "measures vs test accuracy, by optimizer")
+    run_dir.figure("optimizer_comparison.png", fig)
+
+    ok = ~col["diverged"]
+    per_opt = {}
+    for name in config.optimizers:
+        sel = ok & (col["optimizer"] == name)
+        if not sel.any():
+            per_opt[name] = {"num_runs": 0}
+            continue
+        best = np.flatnonzero(sel)[int(np.argmax(col["test_accuracy"][sel]))]
+        per_opt[name] = {"best_test_accuracy": float(col["test_accuracy"][best]),
+                         "best_learning_rate": float(col["learning_rate"][best]),
+                         "mean_test_accuracy": float(np.mean(col["test_accuracy"][sel])),
+                         "median_lambda_max": float(np.nanmedian(col["lambda_max"][sel])),
+                         "median_normalized_margin": float(np.nanmedian(col["normalized_margin"][sel])),
+                         "min_train_accuracy": float(np.min(col["train_accuracy"][sel])),
+                         "num_runs": int(sel.sum())}
+    headline = {
+        "n_train": data.n_train, "steps": int(config.steps), "optimizers": per_opt,
+        "spearman_test_accuracy_vs_lambda_max": _spearman(col["test_accuracy"][ok], col["lambda_max"][ok]),
+        "spearman_test_accuracy_vs_trace": _spearman(col["test_accuracy"][ok], col["hessian_trace"][ok]),
+        "spearman_test_accuracy_vs_normalized_margin": _spearman(col["test_accuracy"][ok],
+                                                                 col["normalized_margin"][ok]),
+        "num_runs": len(rows), "num_diverged": int(col["diverged"].sum()), "sweep_seconds": timing,
+    }
+    conv = {**conv, "batching": "per optimizer (summary rows: batch_size; B = n is full batch), minibatches from "
+                                "per-epoch permutations keyed by (seed, epoch), last partial batch dropped",
+            "optimizers": {k: config.optimizers[k].to_dict() for k in config.optimizers},
+            "spearman": "rank correlations over all non-diverged runs of all optimizers",
+            "diverged_runs": "measures recorded as null; left out of figures and correlations"}
+    results.write_results(run_dir, config, "optimizer_comparison", conv, rows, headline,
+                          {**{k: v for k, v in col.items()}, **curves})
+    return headline
