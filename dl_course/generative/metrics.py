@@ -22,6 +22,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dl_course import linalg
+
 
 def _flat(x):
     return x.reshape(x.shape[0], -1)
@@ -83,7 +85,7 @@ def sliced_wasserstein(x, y, key, num_projections: int = 256, p: float = 2.0):
 
 
 def _psd_sqrt(c):
-    lam, u = jnp.linalg.eigh(c)
+    lam, u = linalg.eigh(c)
     return (u * jnp.sqrt(jnp.clip(lam, 0.0))) @ u.T
 
 
@@ -97,7 +99,7 @@ def frechet_distance(feat_x, feat_y):
     cx, cy = jnp.cov(feat_x, rowvar=False), jnp.cov(feat_y, rowvar=False)
     cx, cy = jnp.atleast_2d(cx), jnp.atleast_2d(cy)
     sx = _psd_sqrt(cx)
-    cross = jnp.sum(jnp.sqrt(jnp.clip(jnp.linalg.eigvalsh(sx @ cy @ sx), 0.0)))
+    cross = jnp.sum(jnp.sqrt(jnp.clip(linalg.eigh(sx @ cy @ sx)[0], 0.0)))
     return jnp.sum((mx - my) ** 2) + jnp.trace(cx) + jnp.trace(cy) - 2.0 * cross
 
 

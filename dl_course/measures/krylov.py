@@ -21,6 +21,8 @@ from typing import Callable, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
+from dl_course import linalg
+
 Matvec = Callable[[jax.Array], jax.Array]
 
 
@@ -112,7 +114,7 @@ def lanczos(
     )
     off = betas[:-1]
     tri = jnp.diag(alphas) + jnp.diag(off, 1) + jnp.diag(off, -1)
-    ritz_values, ritz_coeffs = jnp.linalg.eigh(tri)
+    ritz_values, ritz_coeffs = linalg.eigh(tri)
     # The formula is exact in exact arithmetic; in floating point a Ritz pair is accurate only to
     # the rounding level, so the reported residual never goes below eps·max|θ|.
     floor = eps * jnp.max(jnp.abs(ritz_values))

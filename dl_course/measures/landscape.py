@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
+from dl_course import linalg
 from dl_course.measures.spectrum import DEFAULT_NUM_ITERS, hessian_eigenpairs
 
 PyTree = Any
@@ -144,7 +145,7 @@ def pca_directions(
     base = flat[-1] if origin is None else ravel_pytree(origin)[0]
     diffs = flat - base
     centered = diffs - jnp.mean(diffs, axis=0)
-    _, s, vt = jnp.linalg.svd(centered, full_matrices=False)
+    _, s, vt = linalg.svd(centered, full_matrices=False)
     var = s**2
     unravel = ravel_pytree(jax.tree_util.tree_map(lambda x: x[0], trajectory))[1]
     return jax.vmap(unravel)(vt[:num_directions]), var[:num_directions] / jnp.sum(var)
@@ -156,7 +157,7 @@ def project_trajectory(trajectory: PyTree, origin: PyTree, directions: PyTree) -
     Returns ``(T, k)``, ready to overlay on a :func:`slice_2d` contour plot."""
     flat = _stack_flat(trajectory) - ravel_pytree(origin)[0]
     dirs = _stack_flat(directions)
-    coords, *_ = jnp.linalg.lstsq(dirs.T, flat.T)
+    coords = linalg.lstsq(dirs.T, flat.T)
     return coords.T
 
 

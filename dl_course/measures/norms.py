@@ -17,6 +17,8 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
+from dl_course import linalg
+
 PyTree = Any
 
 
@@ -39,7 +41,7 @@ def layer_frobenius_norms(params: PyTree) -> jax.Array:
 
 def layer_spectral_norms(params: PyTree) -> jax.Array:
     """``‖W_l‖_2`` (largest singular value, exact SVD) for every layer matrix, shape ``(L,)``."""
-    return jnp.stack([jnp.linalg.svd(w, compute_uv=False)[0] for w in _matrices(params)])
+    return jnp.stack([linalg.svd(w, compute_uv=False)[0] for w in _matrices(params)])
 
 
 def frobenius_norm(params: PyTree) -> jax.Array:
@@ -58,7 +60,7 @@ def spectral_complexity(params: PyTree, reference: Optional[PyTree] = None) -> j
     """
     mats = _matrices(params)
     refs = _matrices(reference) if reference is not None else [jnp.zeros_like(w) for w in mats]
-    spec = jnp.stack([jnp.linalg.svd(w, compute_uv=False)[0] for w in mats])
+    spec = jnp.stack([linalg.svd(w, compute_uv=False)[0] for w in mats])
     l21 = jnp.stack([jnp.sum(jnp.linalg.norm(w - m, axis=0)) for w, m in zip(mats, refs)])
     return jnp.prod(spec) * jnp.sum((l21 / spec) ** (2.0 / 3.0)) ** 1.5
 

@@ -36,6 +36,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dl_course import linalg
+
 
 class ReluFeatures(NamedTuple):
     """Random first-layer weights ``w`` (``d × P``) and biases ``b`` (``P``) of ``P`` features."""
@@ -67,7 +69,7 @@ def min_norm_least_squares(phi, y, rcond: float | None = None):
     """``β̂ = Φ⁺ Y`` by SVD: ``V diag(1/s_i) Uᵀ Y`` over the singular values ``s_i > rcond·s_max``
     (default ``rcond = ε · max(n, p)``, ``numpy.linalg.lstsq``'s). ``phi``: ``(n, p)``, ``y``:
     ``(n,)`` or ``(n, K)``; returns ``(p,)`` or ``(p, K)``."""
-    u, s, vt = jnp.linalg.svd(phi, full_matrices=False)
+    u, s, vt = linalg.svd(phi, full_matrices=False)
     if rcond is None:
         rcond = jnp.finfo(phi.dtype).eps * max(phi.shape)
     keep = s > rcond * s[0]
@@ -132,7 +134,7 @@ def feature_count_sweep(features: ReluFeatures, x_train, y_train, x_test, counts
         carry = jax.lax.fori_loop(0, num_blocks, lambda i, c: add_block(lo + i * block, hi, c), carry)
         k_tr, k_te = carry
         scale = hi.astype(dtype)
-        lam, u = jnp.linalg.eigh(k_tr / scale)
+        lam, u = linalg.eigh(k_tr / scale)
         keep = lam > tol * lam[-1]
         inv = jnp.where(keep, 1.0 / jnp.where(keep, lam, 1.0), 0.0)
         alpha = u @ (inv[:, None] * (u.T @ y))

@@ -51,10 +51,9 @@ def _program(config, data, lanczos_iters: int, trace_samples: int, margin_quanti
     loss, classes, iteration counts), so sweeps of one study that differ only in their training
     (batch size, optimizer) share one compilation. The data enter as arguments, unbatched.
 
-    Runs on the default device, not sharded over the CPU devices the CLI exposes: with the run
-    axis sharded over 2 CPU devices, this program (Lanczos, Hutchinson and the SVDs of the
-    spectral norms) hung forever at 0% CPU under jax 0.10.2 (reproducible; the same program on
-    one device, or without the SVDs, completes).
+    Runs on the default device. (It once hung at 0% CPU when sharded over 2 CPU devices: jaxlib
+    0.10.2's batched LAPACK kernels deadlock XLA:CPU's thread pool when two run concurrently;
+    ``dl_course.linalg`` now computes these decompositions on the host.)
     """
     key = json.dumps([config.model, config.model_options.to_dict(), config.loss, data.num_classes,
                       list(data.input_shape), int(lanczos_iters), int(trace_samples), float(margin_quantile)],
