@@ -12,9 +12,13 @@ def get_config():
     Command: ``dl-course run augmentation_transfer``.
     Runtime: about 3-4 minutes on 2 CPU cores (per dataset: one pretraining program and one
     program holding all four variants, shared by every n and labelled subset).
-    Expected: every variant improves with n; augmentation beats scratch at every n on MNIST-1D
-    (translations are the generator's own nuisance) and helps a little on digits; fine-tuning beats
-    scratch most at small n; the linear probe is strong at n = 5 but saturates below fine-tuning.
+    Expected (reference run, mean of 2 seeds x 2 labelled subsets): every variant improves with
+    n. MNIST-1D (source task: 4000 examples of a differently generated MNIST-1D): linear probe >
+    fine-tuning > augmentation > scratch at every n (n = 5: 0.44 / 0.36 / 0.28 / 0.20; n = 50:
+    0.85 / 0.81 / 0.61 / 0.47): translations and noise are the generator's own nuisances, and the
+    source features transfer. Digits (source task: the other 5 classes): augmentation helps a
+    little (0.89 vs 0.88 at n = 5, 0.98 vs 0.96 at n = 50), while features from 5 other digit
+    classes hurt: fine-tuning 0.83-0.96 and the linear probe 0.62-0.85, below scratch at every n.
     Writes: accuracy_vs_labels.png, config.json, summary.json (runs: dataset, labels_per_class,
     variant, seed, subset_seed, test_accuracy), metrics.npz.
     """

@@ -1,4 +1,4 @@
-"""Flax linen models: ``get(name, **kwargs)`` for mlp, linear, cnn1d, cnn2d, resnet.
+"""Flax linen models: ``get(name, **kwargs)`` for mlp, linear, cnn1d, cnn2d, resnet, gru.
 
 Every model is called as ``model.apply(variables, x, train=...)``; dropout uses the rng stream
 ``"dropout"`` and batch norm the collection ``"batch_stats"``.
@@ -6,6 +6,8 @@ Every model is called as ``model.apply(variables, x, train=...)``; dropout uses 
 
 from dl_course.models.cnn import CNN1D, CNN2D
 from dl_course.models.common import ACTIVATIONS
+from dl_course.models.conv import CONV_IMPLS, resolve_conv_impl, sliced_conv_general_dilated, with_conv_impl
+from dl_course.models.gru import GRU
 from dl_course.models.mlp import MLP, Linear
 from dl_course.models.registry import REGISTRY, check, get, register
 from dl_course.models.resnet import ResNet

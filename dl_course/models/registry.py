@@ -7,10 +7,11 @@ import dataclasses
 import flax.linen as nn
 
 from dl_course.models.cnn import CNN1D, CNN2D
+from dl_course.models.gru import GRU
 from dl_course.models.mlp import MLP, Linear
 from dl_course.models.resnet import ResNet
 
-REGISTRY = {"mlp": MLP, "linear": Linear, "cnn1d": CNN1D, "cnn2d": CNN2D, "resnet": ResNet}
+REGISTRY = {"mlp": MLP, "linear": Linear, "cnn1d": CNN1D, "cnn2d": CNN2D, "resnet": ResNet, "gru": GRU}
 
 
 def register(name: str, cls) -> None:

@@ -223,6 +223,7 @@ def accuracy_vs_labels(summary: dict, source_accuracy: dict | None = None):
             ax.errorbar(n, m, yerr=e, marker=markers.get(v, "o"), capsize=3, label=v)
         ax.set_xscale("log")
         ax.set_xticks(n, [str(int(v)) for v in n])
+        ax.minorticks_off()  # the log axis's minor labels (3x10^1, ...) would overlap the n ticks
         ax.set_xlabel("labels per class")
         ax.set_ylabel("test accuracy")
         src = "" if not source_accuracy or dataset not in source_accuracy else \

@@ -42,7 +42,8 @@ from dl_course import data as data_lib
 from dl_course import results
 from dl_course.data import augment as augment_lib
 from dl_course.data.mnist1d import generate_cached, generator_args
-from dl_course.studies.image_cnn import make_model, model_task, resolve_conv_impl, with_sliced_conv
+from dl_course.models.conv import resolve_conv_impl, with_conv_impl
+from dl_course.studies.image_cnn import make_model, model_task
 from dl_course.train import Task, losses, sweep
 
 VARIANTS = ("scratch", "augment", "finetune", "linear_probe")
@@ -105,7 +106,7 @@ def head_name(params) -> str:
     return max(dense, key=lambda k: int(k.split("_")[1]))
 
 
-def variants_task(model, num_classes: int, variants, pretrained, augmentation, sliced: bool) -> Task:
+def variants_task(model, num_classes: int, variants, pretrained, augmentation, conv_impl: str = "auto") -> Task:
     """A Task training one independent copy of ``model`` per variant (see module docstring).
 
     ``pretrained``: params of ``model`` trained on the source task (their head is not used).
@@ -159,9 +160,7 @@ def variants_task(model, num_classes: int, variants, pretrained, augmentation, s
     def apply(params, model_state, x):
         return _logits(params, jnp.broadcast_to(x, (nv,) + x.shape))
 
-    if sliced:
-        return Task(init=with_sliced_conv(init), loss=with_sliced_conv(loss), apply=with_sliced_conv(apply))
-    return Task(init=init, loss=loss, apply=apply)
+    return with_conv_impl(Task(init=init, loss=loss, apply=apply), conv_impl)
 
 
 # --------------------------------------------------------------------------- study
@@ -196,7 +195,6 @@ def run(config, run_dir: results.RunDir) -> dict:
 
     variants = tuple(config.variants)
     rows, arrays, headline, conventions = [], {}, {"source_test_accuracy": {}}, None
-    sliced = resolve_conv_impl(config.conv_impl) == "sliced"
     for dataset in config.datasets:
         cfg, spec = _dataset_config(config, dataset)
         source, target = source_and_target(dataset, config)
@@ -205,7 +203,7 @@ def run(config, run_dir: results.RunDir) -> dict:
         model = make_model(spec.model, spec.model_options.to_dict(), target.num_classes)
         kind = augment_lib.kind_for(target.input_shape)
         aug = augment_lib.make(kind, **config.augment_options[kind].to_dict())
-        task = variants_task(model, target.num_classes, variants, pre, aug, sliced)
+        task = variants_task(model, target.num_classes, variants, pre, aug, config.conv_impl)
         size = pool_size(target.num_classes, config.labels_per_class)
         for n in config.labels_per_class:
             for s in config.subset_seeds:

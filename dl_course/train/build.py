@@ -8,6 +8,7 @@ import numpy as np
 
 from dl_course import data as data_lib
 from dl_course import models as models_lib
+from dl_course.models import conv
 from dl_course.train import losses as losses_lib
 from dl_course.train import optimizers
 from dl_course.train.config import ConfigError
@@ -90,9 +91,12 @@ def build_program(config, data: data_lib.Dataset, task: Task | None, hooks: dict
     if bs < 0 or bs > data.n_train:
         raise ConfigError(f"batch_size {bs} must be in [1, {data.n_train}] (the training set size), or 0 for full batch")
     schedule = optimizers.get_schedule(config.schedule, steps, **config.schedule_options.to_dict())
+    conv_impl = config.get("conv_impl", "auto")
+    if conv_impl not in conv.CONV_IMPLS:
+        raise ConfigError(f"unknown conv_impl {conv_impl!r}; valid: {', '.join(conv.CONV_IMPLS)}")
     if task is None:
         model = make_model(config, data)
-        task = supervised_task(model, config.loss, data.num_classes)
+        task = conv.with_conv_impl(supervised_task(model, config.loss, data.num_classes), conv_impl)
         try:
             jax.eval_shape(task.init, jax.random.PRNGKey(0), data.x_train[:1])
         except Exception as e:  # flax raises assorted errors for shape mismatches

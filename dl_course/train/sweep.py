@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from dl_course.models.conv import resolve_conv_impl
 from dl_course.train import checkpoint as ckpt_lib
 from dl_course.train.build import build_program, load_data
 from dl_course.train.config import ConfigError
@@ -128,6 +129,7 @@ def conventions(config, prog, data, num_devices: int) -> dict:
         "seeds": "root key PRNGKey(seed) per run; named streams init/data/dropout/labels/hooks by fold_in",
         "divergence": "non-finite loss/grad/params: run frozen at last finite state, flagged diverged",
         "devices": f"{num_devices} x {jax.devices()[0].device_kind} ({jax.default_backend()})",
+        "conv_impl": resolve_conv_impl(config.get("conv_impl", "auto")),
     }
 
 

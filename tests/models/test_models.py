@@ -5,7 +5,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dl_course import data as data_lib
 from dl_course import models
 from dl_course.train import default_config, sweep
 
@@ -32,7 +31,7 @@ def test_loss_decreases_end_to_end(name, options, dataset, dopts, loss):
 
 
 def test_unknown_model_or_option_lists_valid_ones():
-    with pytest.raises(ValueError, match="valid: cnn1d, cnn2d, linear, mlp, resnet"):
+    with pytest.raises(ValueError, match="valid: cnn1d, cnn2d, gru, linear, mlp, resnet"):
         models.get("transformer")
     with pytest.raises(ValueError, match="unknown option.*valid:"):
         models.get("mlp", hidden=3)

@@ -1,6 +1,6 @@
 """Module 1 studies: exact properties of their building blocks, and a tiny run of every launcher.
 
-Building blocks: the k-fold splitter partitions the data; the sliced convolution equals XLA's;
+Building blocks: the k-fold splitter partitions the data;
 batch norm's eval mode uses the running statistics; the width-blocks and variant-copies models
 are independent networks whose summed loss decouples exactly; the labelled pool weights every
 labelled example equally.
@@ -8,12 +8,10 @@ labelled example equally.
 
 import json
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax import lax
 
 from dl_course import cli, data as data_lib, models
 from dl_course.data import augment
@@ -50,58 +48,6 @@ def test_fold_datasets_hold_out_exactly_one_fold():
     for f in folds:
         assert set(f.x_train[:, 0]).isdisjoint(f.x_test[:, 0]) and f.n_train + f.n_test == 30
     assert cv.choose([0.0, 1e-3, 1e-2], [0.30, 0.25, 0.26], [0.02, 0.02, 0.02], 4) == {"best": 1, "one_se": 2}
-
-
-# --------------------------------------------------------------------------- sliced convolution
-
-
-@pytest.mark.parametrize("shape,kernel,strides,padding", [
-    ((3, 41, 2), (5,), (2,), "SAME"), ((2, 8, 8, 3), (3, 3), (2, 2), "SAME"),
-    ((2, 6, 7, 2), (3, 2), (1, 2), [(2, 1), (0, 2)])])
-def test_sliced_conv_equals_xla_conv_and_its_gradient(shape, kernel, strides, padding):
-    kx, kw = jax.random.split(jax.random.PRNGKey(0))
-    x = jax.random.normal(kx, shape)
-    w = jax.random.normal(kw, kernel + (shape[-1], 4))
-    nd = len(kernel)
-    dn = lax.conv_dimension_numbers(x.shape, w.shape, ("NWC", "WIO", "NWC") if nd == 1 else ("NHWC", "HWIO", "NHWC"))
-
-    def value_and_grads(conv):
-        def f(x, w):
-            y = conv(x, w, strides, padding, dimension_numbers=dn)
-            return jnp.sum(jnp.sin(y)), y
-
-        return jax.jit(jax.value_and_grad(f, (0, 1), has_aux=True))(x, w)
-
-    (_, ref), g_ref = value_and_grads(lax.conv_general_dilated)
-    (_, out), g_out = value_and_grads(image_cnn.sliced_conv_general_dilated)
-    np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-5)
-    for a, b in zip(g_out, g_ref):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
-
-
-@pytest.mark.parametrize("name,shape,options", [("cnn1d", (4, 40), {"channels": (3, 3, 3)}),
-                                                ("resnet", (4, 8, 8, 1), {"stage_channels": (3,)})])
-def test_models_with_sliced_conv_equal_xla(name, shape, options):
-    x = jax.random.normal(jax.random.PRNGKey(1), shape)
-    y = jnp.arange(4) % 10
-    xla = image_cnn.model_task(name, options, "cross_entropy", 10, conv_impl="xla")
-    sliced = image_cnn.model_task(name, options, "cross_entropy", 10, conv_impl="sliced")
-    params, ms = jax.jit(xla.init)(jax.random.PRNGKey(2), x[:1])
-    params_s, _ = jax.jit(sliced.init)(jax.random.PRNGKey(2), x[:1])
-    jax.tree.map(np.testing.assert_array_equal, params, params_s)  # same parameter tree and values
-    batch = {"x": x, "y": y}
-    train = bool(ms)  # batch-norm models: train mode (batch statistics); others: eval mode
-
-    def outputs_and_grads(task):
-        def f(p):
-            return task.loss(p, ms, batch, jax.random.PRNGKey(3), train)[0], task.apply(p, ms, x)
-
-        return jax.jit(jax.value_and_grad(f, has_aux=True))(params)
-
-    (_, out_a), ga = outputs_and_grads(xla)
-    (_, out_b), gb = outputs_and_grads(sliced)
-    np.testing.assert_allclose(out_b, out_a, rtol=1e-5, atol=1e-5)
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5), ga, gb)
 
 
 # --------------------------------------------------------------------------- batch norm
@@ -178,7 +124,7 @@ def test_variants_task_init_freezing_and_decoupling():
     model = image_cnn.make_model("mlp", {"width": 8, "depth": 1}, 4)
     pretrained = model.init(jax.random.PRNGKey(9), jnp.zeros((1, 40)))["params"]
     aug = augment.mnist1d_augmentation(4, 0.1)
-    task = at.variants_task(model, 4, at.VARIANTS, pretrained, aug, sliced=False)
+    task = at.variants_task(model, 4, at.VARIANTS, pretrained, aug, conv_impl="xla")
     x = jax.random.normal(jax.random.PRNGKey(0), (8, 40))
     batch = {"x": x, "y": jnp.arange(8) % 4}
     params, _ = jax.jit(task.init)(jax.random.PRNGKey(1), x[:1])
