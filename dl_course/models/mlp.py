@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Sequence
 
 import flax.linen as nn
-import jax.numpy as jnp
 
 from dl_course.models.common import activation, scaled_init
 

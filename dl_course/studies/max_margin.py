@@ -23,46 +23,16 @@ from __future__ import annotations
 
 import copy
 
-import jax
-import jax.numpy as jnp
 import numpy as np
-from jax.flatten_util import ravel_pytree
 
 from dl_course import results
 from dl_course.measures import max_margin_solvers as mm
-from dl_course.train import Hook, sweep
+from dl_course.train import record_steps, sweep, trajectory_hook
 from dl_course.train.build import load_data
 
 DIRECTIONS_DISTINCT_BELOW = 0.95  # cos(ℓ2, ℓ∞) must be below this for the study to tell them apart
 #: The direction each update rule is expected to converge to (module docstring).
 EXPECTED = {"sgd": "l2", "normalized_gd": "l2", "sign_descent": "linf", "adam": "linf"}
-
-
-def record_steps(total_steps: int, num: int) -> np.ndarray:
-    """About ``num`` distinct integer steps in ``[1, total_steps]``, log-spaced, always including
-    ``total_steps`` (so the last record is the final iterate)."""
-    s = np.unique(np.round(np.logspace(0.0, np.log10(total_steps), num)).astype(np.int64))
-    return s.astype(np.int32)
-
-
-def trajectory_hook(steps) -> Hook:
-    """A hook keeping the flat parameter vector ``w(t)`` at each ``t`` in ``steps`` (sorted,
-    ≥ 1): its state is a ``[len(steps), d]`` buffer written by ``on_step`` (one ``O(d)``
-    dynamic update per step, a no-op between recorded steps). Rows of steps never reached stay
-    zero. Read it from ``SweepResult.state.extras[name]`` (``[run, len(steps), d]``)."""
-    table = jnp.asarray(np.asarray(steps, np.int32))
-    last = len(steps) - 1
-
-    def init(ctx):
-        flat = ravel_pytree(ctx.params)[0]
-        return jnp.zeros((len(steps), flat.size), flat.dtype)
-
-    def on_step(buffer, ctx):
-        i = jnp.minimum(jnp.searchsorted(table, ctx.step), last)
-        flat = ravel_pytree(ctx.params)[0]
-        return buffer.at[i].set(jnp.where(table[i] == ctx.step, flat, buffer[i]))
-
-    return Hook(init=init, on_step=on_step)
 
 
 def _options(spec) -> dict:

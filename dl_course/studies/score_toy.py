@@ -23,7 +23,6 @@ mixture's exact score (checks the likelihood computation itself, independent of 
 
 from __future__ import annotations
 
-import math
 
 import jax
 import jax.numpy as jnp

@@ -64,14 +64,7 @@ def test_warm_started_tracker_matches_cold_start_with_many_iterations(tiny):
     assert cold["lambda_max_residual"] > 1e2 * warm["lambda_max_residual"]
 
 
-def _split(pair_of_stacked):
-    """(states, metrics) stacked over 2 along axis 0 -> ((state0, state1), (metrics0, metrics1))."""
-    states, metrics = pair_of_stacked
-    first = lambda t, i: jax.tree_util.tree_map(lambda x: x[i], t)  # noqa: E731
-    return (first(states, 0), first(states, 1)), (first(metrics, 0), first(metrics, 1))
-
-
-def test_tracker_reports_trace_topk_and_adam_preconditioned_sharpness(tiny):
+def test_tracker_under_vmap_over_eval_points_reports_trace_topk_and_preconditioned_sharpness(tiny):
     hook = M.sharpness_tracker(k=2, num_iters=38, trace_samples=64, preconditioned=True)
     b1, b2, eps = 0.9, 0.99, 1e-4
     tx = optax.adam(0.01, b1=b1, b2=b2, eps=eps)
