@@ -136,3 +136,32 @@ def plot_landscape(
     if title:
         fig.suptitle(title)
     return fig
+
+
+def plot_landscape_study(panels, *, title: Optional[str] = None) -> Figure:
+    """One row per ``(label, panel)`` of ``panels`` (Li et al. 2018, Figs. 5 and 9): the loss on a
+    filter-normalized random plane as contours with the trajectory's least-squares projection
+    onto that plane, the same as a surface, and the loss on the trajectory's PCA plane with the
+    trajectory. A panel is a dict with ``alphas``, ``random_loss``, ``random_trajectory``,
+    ``pca_alphas``, ``pca_betas``, ``pca_loss``, ``pca_trajectory`` and ``explained`` (the two
+    PCA explained-variance ratios)."""
+    fig = Figure(figsize=(14.0, 4.0 * len(panels)), layout="constrained")
+    for i, (label, p) in enumerate(panels):
+        a = np.asarray(p["alphas"])
+        ax = fig.add_subplot(len(panels), 3, 3 * i + 1)
+        plot_landscape_contour(a, a, p["random_loss"], ax=ax, log=True, trajectory=p["random_trajectory"],
+                               labels=("filter-normalized direction 1", "filter-normalized direction 2"),
+                               title=f"{label}: random plane, log10 loss")
+        ax = fig.add_subplot(len(panels), 3, 3 * i + 2, projection="3d")
+        plot_landscape_surface(a, a, p["random_loss"], ax=ax, labels=("dir. 1", "dir. 2"),
+                               title=f"{label}: random plane, loss")
+        ax.set_zlabel("")  # the title names the value; a z label would run into the next panel
+        ev = np.asarray(p["explained"])
+        ax = fig.add_subplot(len(panels), 3, 3 * i + 3)
+        plot_landscape_contour(p["pca_alphas"], p["pca_betas"], p["pca_loss"], ax=ax, log=True,
+                               trajectory=p["pca_trajectory"],
+                               labels=(f"PC 1 ({ev[0]:.1%} of variance)", f"PC 2 ({ev[1]:.1%})"),
+                               title=f"{label}: trajectory PCA plane, log10 loss")
+    if title:
+        fig.suptitle(title)
+    return fig

@@ -92,3 +92,46 @@ def plot_sharpness_over_training(
     if name:
         ax.set_title(f"dashed: stability threshold {name}", fontsize="small")
     return fig
+
+
+def plot_spectrum_study(
+    snapshot_steps: Sequence[int],
+    hessian_grids: np.ndarray,
+    hessian_densities: np.ndarray,
+    ggn_grid: np.ndarray,
+    ggn_density: np.ndarray,
+    hessian_top: np.ndarray,
+    ggn_top: np.ndarray,
+    num_outliers: int,
+    *,
+    title: Optional[str] = None,
+) -> Figure:
+    """The outliers-plus-bulk picture (Sagun et al. 2017; Papyan 2019) in three panels:
+
+    1. SLQ densities of ``H`` at each snapshot (``hessian_grids/densities``: ``[snapshot, points]``);
+    2. the final ``H`` against its Gauss–Newton part ``G`` (``ggn_grid/density``);
+    3. the top eigenvalues of ``H`` by index at every snapshot (``hessian_top``: ``[snapshot, k]``)
+       and of ``G`` at the final one (log scale), with a line after index ``num_outliers`` (the
+       outliers the class structure predicts: C − 1 for softmax cross-entropy).
+    """
+    fig = Figure(figsize=(15.0, 4.0), layout="constrained")
+    ax1, ax2, ax3 = fig.subplots(1, 3)
+    for step, grid, dens in zip(snapshot_steps, hessian_grids, hessian_densities):
+        plot_spectral_density(grid, dens, ax=ax1, label=f"step {int(step)}")
+    ax1.set_title("Hessian spectral density over training")
+    plot_spectral_density(hessian_grids[-1], hessian_densities[-1], ax=ax2, label="H (Hessian)")
+    plot_spectral_density(ggn_grid, ggn_density, ax=ax2, label="G (Gauss–Newton)")
+    ax2.set_title(f"final: H vs its Gauss–Newton part (step {int(snapshot_steps[-1])})")
+    hessian_top = np.atleast_2d(np.asarray(hessian_top))
+    idx = np.arange(1, hessian_top.shape[1] + 1)
+    for step, top in zip(snapshot_steps, hessian_top):
+        ax3.semilogy(idx, np.maximum(top, 1e-12), "o-", markersize=3, linewidth=0.8, label=f"H, step {int(step)}")
+    ax3.semilogy(idx, np.maximum(np.asarray(ggn_top), 1e-12), "kx", label=f"G, step {int(snapshot_steps[-1])}")
+    ax3.axvline(num_outliers + 0.5, color="k", linestyle="--", linewidth=0.8, label=f"{num_outliers} expected outliers")
+    ax3.set_xlabel("index i")
+    ax3.set_ylabel(r"$\lambda_i$ (log scale)")
+    ax3.set_title("top eigenvalues over training")
+    ax3.legend(fontsize="small")
+    if title:
+        fig.suptitle(title)
+    return fig
