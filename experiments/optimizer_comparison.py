@@ -14,10 +14,13 @@ def get_config():
     Runtime: about 4 CPU-minutes (2 cores): one sweep per optimizer, then λmax (Lanczos, 20 HVPs),
     Hessian trace (Hutchinson, 20 probes) and the normalized margin of its 8 solutions in one
     vmapped program.
-    Expected: every optimizer fits most of the training set; full-batch GD ends sharpest
-    (λmax near 2/η) and SGD / SAM flattest; test accuracy differs by a few points between
-    optimizers and, across all runs, rises as λmax falls and as the normalized margin grows —
-    the scatter shows how well each measure orders the optimizers.
+    Expected (reference run): every optimizer fits most of the training set (train accuracy
+    >= 0.85 for Adam, >= 0.97 for the others); median lambda_max is largest for Adam (7.1, not
+    bounded by 2/eta: its preconditioned sharpness is), then GD (3.5, below 2/eta = 5 at the best
+    eta 0.4), momentum (2.8), SGD (2.5) and SAM (1.6); mean test accuracy follows the reverse
+    order within a few points (Adam 0.42, GD 0.43, momentum 0.44, SGD 0.45, SAM 0.46). Across all
+    40 runs, Spearman(test accuracy, lambda_max) = -0.78, (., trace) = -0.75 and
+    (., normalized margin) = +0.59.
     Paper scale (GPU): ``--config.dataset_options.num_train=4000 --config.model_options.width=512
     --config.steps=20000 --config.seeds='[0,1,2,3,4]' --config.measure.examples=4000
     --config.measure.lanczos_iters=50 --config.measure.trace_samples=100``.
