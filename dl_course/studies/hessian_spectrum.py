@@ -30,15 +30,14 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.flatten_util import ravel_pytree
 
 from dl_course import measures, results
 from dl_course.studies.solution_measures import run_labels
 from dl_course.train import losses as losses_lib
 from dl_course.train import record_steps, sweep, trajectory_hook
-from dl_course.train.build import load_data, make_model
+from dl_course.train.build import load_data
 from dl_course.train.config import ConfigError
-from dl_course.train.task import supervised_task
+from dl_course.train.trajectory import trajectory_task
 
 #: Losses whose output Hessian is positive semi-definite and smooth, so ``G`` is a curvature.
 GGN_LOSSES = ("cross_entropy", "mse")
@@ -96,13 +95,8 @@ def measure_program(config, data, m: int, top_k: int, lanczos_iters: int, trace_
     if config.loss not in GGN_LOSSES:
         raise ConfigError(f"hessian_spectrum needs a loss with a PSD output Hessian; got {config.loss!r}, "
                           f"valid: {', '.join(GGN_LOSSES)}")
-    task = supervised_task(make_model(config, data), config.loss, data.num_classes)
+    task, unravel = trajectory_task(config, data, "hessian_spectrum")
     per_example = losses_lib.get(config.loss)
-    params0, model_state0 = task.init(jax.random.PRNGKey(0), data.x_train[:1])
-    if jax.tree.leaves(model_state0):
-        raise ConfigError(f"hessian_spectrum records parameters only; model {config.model!r} with these options "
-                          "has non-parameter state (batch norm): choose a model without it")
-    _, unravel = ravel_pytree(params0)
     eval_key = jax.random.PRNGKey(0)  # unused in eval mode (no dropout); the engine's convention
 
     def one(flat, y, key, x):

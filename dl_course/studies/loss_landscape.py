@@ -35,9 +35,9 @@ from jax.flatten_util import ravel_pytree
 from dl_course import linalg, measures, results
 from dl_course.studies.solution_measures import run_labels
 from dl_course.train import record_steps, sweep, trajectory_hook
-from dl_course.train.build import load_data, make_model
+from dl_course.train.build import load_data
 from dl_course.train.config import ConfigError
-from dl_course.train.task import supervised_task
+from dl_course.train.trajectory import trajectory_task
 
 
 def captured_fraction(displacement: jax.Array, directions: jax.Array) -> jax.Array:
@@ -50,12 +50,7 @@ def captured_fraction(displacement: jax.Array, directions: jax.Array) -> jax.Arr
 
 def landscape_program(config, data, m: int, points: int, radius: float, pca_margin: float, batch_size: int):
     """``f(trajectory[R, T, d], labels[R, m], keys[R], x[m, ...]) -> dict of [R, ...]``."""
-    task = supervised_task(make_model(config, data), config.loss, data.num_classes)
-    params0, model_state0 = task.init(jax.random.PRNGKey(0), data.x_train[:1])
-    if jax.tree.leaves(model_state0):
-        raise ConfigError(f"loss_landscape records parameters only; model {config.model!r} with these options has "
-                          "non-parameter state (batch norm): choose a model without it")
-    _, unravel = ravel_pytree(params0)
+    task, unravel = trajectory_task(config, data, "loss_landscape")
     eval_key = jax.random.PRNGKey(0)  # unused in eval mode (no dropout); the engine's convention
     unit = jnp.linspace(-1.0, 1.0, points)
 

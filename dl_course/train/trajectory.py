@@ -9,11 +9,17 @@ of a sweep like every hook), so the whole trajectory comes back in ``SweepResult
 
 from __future__ import annotations
 
+from typing import Callable
+
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from dl_course.train.build import make_model
+from dl_course.train.config import ConfigError
 from dl_course.train.hooks import Hook
+from dl_course.train.task import Task, supervised_task
 
 
 def record_steps(total_steps: int, num: int, *, spacing: str = "log", include_init: bool = False) -> np.ndarray:
@@ -60,3 +66,16 @@ def trajectory_hook(steps) -> Hook:
         return buffer.at[i].set(jnp.where(table[i] == ctx.step, flat, buffer[i]))
 
     return Hook(init=init, on_step=on_step)
+
+
+def trajectory_task(config, data, study: str) -> tuple[Task, Callable]:
+    """The supervised Task of ``config`` on ``data`` and the ``unravel`` that turns a recorded
+    flat parameter vector back into the parameter pytree. Raises ``ConfigError`` (naming
+    ``study``) if the model carries non-parameter state such as batch-norm statistics, which the
+    trajectory hook does not record."""
+    task = supervised_task(make_model(config, data), config.loss, data.num_classes)
+    params0, model_state0 = task.init(jax.random.PRNGKey(0), data.x_train[:1])
+    if jax.tree.leaves(model_state0):
+        raise ConfigError(f"{study} records parameters only; model {config.model!r} with these options has "
+                          "non-parameter state (batch norm): choose a model without it")
+    return task, ravel_pytree(params0)[1]

@@ -37,3 +37,17 @@ def test_trajectory_hook_records_the_trained_parameters(small_mnist1d):
         # Eager vs jitted-and-vmapped initializers round differently (observed: 1 ulp, 3e-5 relative).
         np.testing.assert_allclose(traj[r, 0], ravel_pytree(params0)[0], rtol=1e-4, atol=1e-7)
     assert np.all(np.any(traj[:, 1] != traj[:, 0], axis=1)) and np.all(np.any(traj[:, 1] != traj[:, 2], axis=1))
+
+
+def test_trajectory_task_unravels_the_recorded_layout_and_rejects_batch_norm(small_mnist1d):
+    from dl_course.train import ConfigError
+    from dl_course.train.trajectory import trajectory_task
+
+    config = tiny_config(steps=20, eval_every=20, seeds=[0], learning_rates=[0.1])
+    res = sweep(config, data=small_mnist1d, hooks={"traj": trajectory_hook([20])})
+    _, unravel = trajectory_task(config, small_mnist1d, "a study")
+    final = unravel(np.asarray(res.state.extras["traj"])[0, 0])
+    jax.tree.map(lambda a, b: np.testing.assert_array_equal(a, b[0]), final, res.params)
+    config.model_options.batch_norm = True
+    with pytest.raises(ConfigError, match="a study records parameters only"):
+        trajectory_task(config, small_mnist1d, "a study")
