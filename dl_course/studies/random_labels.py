@@ -7,14 +7,14 @@ shuffled by one fixed permutation, or the inputs are Gaussian noise; test accura
 as ``p → 1``, and fitting takes longer the more labels are random. Hence the network's capacity
 alone cannot explain generalization.
 
-Protocol: for each model (an MLP and the 1D CNN), one sweep over seeds × the fractions ``p``: the
-engine randomizes the labels in-graph per run (``random_label_fraction``: exactly ``round(p n)``
-labels redrawn uniformly over the classes, a set growing with ``p`` for a given seed), so every
-``p`` trains in one vmapped program. Two more sweeps per model with clean labels: inputs under one
-fixed permutation of the 40 positions (train and test), and Gaussian-noise training inputs with
-the training set's mean and standard deviation (test inputs untouched). ``steps_to_fit`` is the
-first evaluation step with 100% accuracy on the training labels the run was trained on.
-"""
+Protocol: for each model of ``config.models`` (default the MLP; the 1D CNN as an option), one sweep
+over seeds × the fractions ``p``: the engine randomizes the labels in-graph per run
+(``random_label_fraction``: exactly ``round(p n)`` labels redrawn uniformly over the classes, a set
+growing with ``p`` for a given seed), so every ``p`` trains in one vmapped program. Two more sweeps
+per model with clean labels: inputs under one fixed permutation of the 40 positions (train and
+test), and Gaussian-noise training inputs with the training set's mean and standard deviation (test
+inputs untouched). ``steps_to_fit`` is the first evaluation step with 100% accuracy on the training
+labels the run was trained on. """
 
 from __future__ import annotations
 
