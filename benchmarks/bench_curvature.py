@@ -45,7 +45,8 @@ from jax.flatten_util import ravel_pytree  # noqa: E402
 
 from dl_course import measures, results  # noqa: E402
 from dl_course.measures.krylov import lanczos, power_iteration  # noqa: E402
-from dl_course.train import default_config, supervised_task, sweep  # noqa: E402
+from dl_course.cli import load_study  # noqa: E402
+from dl_course.train import supervised_task, sweep  # noqa: E402
 from dl_course.train.build import load_data, make_model  # noqa: E402
 
 TOL = 1e-3
@@ -53,19 +54,10 @@ ITERS = (10, 20)  # Lanczos iterations per evaluation of the tracker
 
 
 def config_for(steps: int):
-    c = default_config()
-    c.dataset = "mnist1d"
-    c.dataset_options.num_train = 1000
-    c.model = "mlp"
-    c.model_options.width = 100
-    c.model_options.depth = 2
-    c.model_options.activation = "tanh"
-    c.loss = "mse"
-    c.optimizer = "sgd"
-    c.batch_size = 0
+    """The edge-of-stability study's default problem, with a 16-run grid and ``steps`` steps."""
+    c = load_study("edge_of_stability").get_config()
     c.steps = steps
     c.eval_every = 100
-    c.eval_batch_size = 1000
     c.seeds = [0, 1, 2, 3]
     c.learning_rates = [0.05, 0.1, 0.15, 0.2]
     return c

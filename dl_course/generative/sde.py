@@ -153,8 +153,8 @@ def _vp_log_alpha(beta_min, beta_max, t):
 
 
 @struct.dataclass
-class VPSDE(LinearSDE):
-    """Variance-preserving SDE ``dx = -beta(t) x / 2 dt + sqrt(beta(t)) dW`` (Song et al. 2021)."""
+class _LinearBetaSDE(LinearSDE):
+    """The linear noise schedule shared by the VP and sub-VP SDEs."""
 
     beta_min: float = 0.1
     beta_max: float = 20.0
@@ -164,6 +164,11 @@ class VPSDE(LinearSDE):
     def beta(self, t):
         """Linear schedule ``beta(t) = beta_min + t (beta_max - beta_min)``."""
         return self.beta_min + t * (self.beta_max - self.beta_min)
+
+
+@struct.dataclass
+class VPSDE(_LinearBetaSDE):
+    """Variance-preserving SDE ``dx = -beta(t) x / 2 dt + sqrt(beta(t)) dW`` (Song et al. 2021)."""
 
     def coefficients(self, t):
         """``(a(t), g(t)) = (-beta(t)/2, sqrt(beta(t)))``."""
@@ -181,17 +186,8 @@ class VPSDE(LinearSDE):
 
 
 @struct.dataclass
-class SubVPSDE(LinearSDE):
+class SubVPSDE(_LinearBetaSDE):
     """sub-VP SDE ``dx = -beta x / 2 dt + sqrt(beta (1 - exp(-2 int_0^t beta))) dW`` (Song et al. 2021)."""
-
-    beta_min: float = 0.1
-    beta_max: float = 20.0
-
-    sampling_eps = 1e-3
-
-    def beta(self, t):
-        """Linear schedule ``beta(t) = beta_min + t (beta_max - beta_min)``."""
-        return self.beta_min + t * (self.beta_max - self.beta_min)
 
     def coefficients(self, t):
         """``(a, g) = (-beta/2, sqrt(beta (1 - exp(-2 beta_min t - (beta_max - beta_min) t^2))))``."""

@@ -88,7 +88,7 @@ def snapshot_steps(config) -> np.ndarray:
     return record_steps(steps, int(config.num_snapshots) - 1, include_init=True)
 
 
-def measure_program(config, data, m: int, top_k: int, lanczos_iters: int, trace_samples: int,
+def measure_program(config, data, top_k: int, lanczos_iters: int, trace_samples: int,
                     slq_probes: int, slq_iters: int, density_points: int):
     """``f(flat_params[N, d], labels[N, m], keys[N], x[m, ...]) -> dict of [N, ...]``: the
     spectra of ``H`` and ``G`` at ``N`` parameter vectors (runs × snapshots), one jitted vmap."""
@@ -132,7 +132,7 @@ def measure_program(config, data, m: int, top_k: int, lanczos_iters: int, trace_
                 "ggn_density_grid": grid_g, "ggn_density": dens_g,
                 "measure_loss": loss_fn(params), "measure_accuracy": metrics["accuracy"]}
 
-    return jax.jit(jax.vmap(one, in_axes=(0, 0, 0, None))), unravel
+    return jax.jit(jax.vmap(one, in_axes=(0, 0, 0, None)))
 
 
 def run(config, run_dir: results.RunDir) -> dict:
@@ -149,7 +149,7 @@ def run(config, run_dir: results.RunDir) -> dict:
         raise ConfigError(f"need measure.top_k >= num_classes + 2 = {data.num_classes + 2} (to see the gap after "
                           f"the outliers) and measure.lanczos_iters >= top_k; got top_k={mc.top_k}, "
                           f"lanczos_iters={mc.lanczos_iters}")
-    program, _ = measure_program(config, data, m, int(mc.top_k), int(mc.lanczos_iters), int(mc.trace_samples),
+    program = measure_program(config, data, int(mc.top_k), int(mc.lanczos_iters), int(mc.trace_samples),
                                  int(mc.slq_probes), int(mc.slq_iters), int(mc.density_points))
     res = sweep(config, data=data, hooks={"trajectory": trajectory_hook(snaps)}, progress=True)
     traj = np.asarray(res.state.extras["trajectory"])  # [R, T, d]
@@ -165,6 +165,7 @@ def run(config, run_dir: results.RunDir) -> dict:
     for r, g in enumerate(res.grid):
         for t, step in enumerate(snaps):
             top_h, top_g, tr_h = out["hessian_top"][r, t], out["ggn_top"][r, t], out["hessian_trace"][r, t]
+            gap, gap_over_bulk = outlier_gap(top_h, e)
             rows.append({"seed": g["seed"], "learning_rate": g["learning_rate"], "diverged": bool(res.diverged[r]),
                          "step": int(step), "measure_loss": float(out["measure_loss"][r, t]),
                          "measure_accuracy": float(out["measure_accuracy"][r, t]),
@@ -174,8 +175,8 @@ def run(config, run_dir: results.RunDir) -> dict:
                          "hessian_trace": float(tr_h), "hessian_trace_stderr": float(out["hessian_trace_stderr"][r, t]),
                          "ggn_trace": float(out["ggn_trace"][r, t]),
                          "num_outliers_hessian": count_outliers(top_h), "num_outliers_ggn": count_outliers(top_g),
-                         "expected_outliers": e, "gap_after_expected": outlier_gap(top_h, e)[0],
-                         "gap_after_expected_over_bulk": outlier_gap(top_h, e)[1],
+                         "expected_outliers": e, "gap_after_expected": gap,
+                         "gap_after_expected_over_bulk": gap_over_bulk,
                          "top_expected_trace_fraction": float(np.sum(top_h[:e]) / tr_h),
                          "top_hessian_vs_ggn_rel_diff": float(np.max(np.abs(top_h[:e] - top_g[:e]) / np.abs(top_h[:e]))),
                          "top_eigenvalues": top_h.tolist(), "ggn_top_eigenvalues": top_g.tolist()})

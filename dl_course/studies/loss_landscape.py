@@ -48,7 +48,7 @@ def captured_fraction(displacement: jax.Array, directions: jax.Array) -> jax.Arr
     return 1.0 - jnp.sum(residual**2) / jnp.sum(displacement**2)
 
 
-def landscape_program(config, data, m: int, points: int, radius: float, pca_margin: float, batch_size: int):
+def landscape_program(config, data, points: int, radius: float, pca_margin: float, batch_size: int):
     """``f(trajectory[R, T, d], labels[R, m], keys[R], x[m, ...]) -> dict of [R, ...]``."""
     task, unravel = trajectory_task(config, data, "loss_landscape")
     eval_key = jax.random.PRNGKey(0)  # unused in eval mode (no dropout); the engine's convention
@@ -97,7 +97,7 @@ def run(config, run_dir: results.RunDir) -> dict:
         raise ConfigError(f"need measure.points >= 3, measure.radius > 0 and num_records >= 3; got "
                           f"{mc.points}, {mc.radius}, {config.num_records}")
     m = min(int(mc.examples), data.n_train)
-    program = landscape_program(config, data, m, int(mc.points), float(mc.radius), float(mc.pca_margin),
+    program = landscape_program(config, data, int(mc.points), float(mc.radius), float(mc.pca_margin),
                                 int(mc.batch_size))
     rec = record_steps(int(config.steps), int(config.num_records) - 1, spacing="linear", include_init=True)
     res = sweep(config, data=data, hooks={"trajectory": trajectory_hook(rec)}, progress=True)

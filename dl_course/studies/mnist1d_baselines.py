@@ -25,7 +25,6 @@ import numpy as np
 
 from dl_course import data as data_lib
 from dl_course import results
-from dl_course.studies.image_cnn import model_task
 from dl_course.train import ConfigError, sweep
 
 # Greydanus & Kobak (2020), Table / Fig. 3: test accuracy in %.
@@ -42,11 +41,10 @@ def _model_config(config, name: str, loss: str):
     return cfg
 
 
-def _train(cfg, datasets: dict, conv_impl: str):
-    """One task (one compiled program) per (model, loss); one sweep over seeds per dataset."""
-    num_classes = next(iter(datasets.values())).num_classes
-    task = model_task(cfg.model, cfg.model_options.to_dict(), cfg.loss, num_classes, conv_impl)
-    return {key: sweep(cfg, task=task, data=d, progress=True) for key, d in datasets.items()}
+def _train(cfg, datasets: dict):
+    """One sweep over seeds per dataset; datasets of equal shapes share one compiled program (the
+    engine's cache), and the engine applies ``cfg.conv_impl`` to the model's convolutions."""
+    return {key: sweep(cfg, data=d, progress=True) for key, d in datasets.items()}
 
 
 def format_table(table: dict) -> str:
@@ -77,7 +75,7 @@ def run(config, run_dir: results.RunDir) -> dict:
     for name, loss in jobs:
         cfg = _model_config(config, name, loss)
         data = datasets if loss == config.loss else {False: datasets[False]}
-        for shuffled, res in _train(cfg, data, config.conv_impl).items():
+        for shuffled, res in _train(cfg, data).items():
             conventions = conventions or dict(res.conventions)
             label = f"{name}{'' if loss == config.loss else f' ({loss})'}{' shuffled' if shuffled else ''}"
             if loss == config.loss and name == config.loss_comparison_model and not shuffled:

@@ -112,8 +112,9 @@ def _chunk_intervals(num_intervals: int, requested: int) -> int:
     return 1
 
 
-def conventions(config, prog, data, num_devices: int) -> dict:
-    """The conventions recorded with every result of this sweep."""
+def conventions(config, prog, data, num_devices: int, engine_task: bool = True) -> dict:
+    """The conventions recorded with every result of this sweep (``engine_task``: the engine
+    built the supervised task, so it applied ``config.conv_impl``; a given Task does its own)."""
     return {
         "loss": config.loss,
         "loss_reduction": "mean over examples",
@@ -129,7 +130,8 @@ def conventions(config, prog, data, num_devices: int) -> dict:
         "seeds": "root key PRNGKey(seed) per run; named streams init/data/dropout/labels/hooks by fold_in",
         "divergence": "non-finite loss/grad/params: run frozen at last finite state, flagged diverged",
         "devices": f"{num_devices} x {jax.devices()[0].device_kind} ({jax.default_backend()})",
-        "conv_impl": resolve_conv_impl(config.get("conv_impl", "auto")),
+        "conv_impl": (resolve_conv_impl(config.get("conv_impl", "auto")) if engine_task
+                      else "chosen by the Task passed to the engine"),
     }
 
 
@@ -227,7 +229,7 @@ def sweep(config, seeds=None, learning_rates=None, *, hooks: dict | None = None,
         params=host_state.params, grid=runs,
         metrics={k: np.concatenate(v, 1)[:num_runs] for k, v in metrics.items()},
         steps=steps, diverged=np.asarray(host_state.diverged, bool), state=host_state,
-        conventions=conventions(config, prog, data, n_dev),
+        conventions=conventions(config, prog, data, n_dev, task is None),
         timing={"first_chunk_incl_compile_s": t_first or 0.0, "total_s": total, "chunks": n_chunks,
                 "intervals_per_chunk": n_int})
 
@@ -258,4 +260,4 @@ def train(config, seed: int, learning_rate: float, *, hooks=None, task=None, dat
                        metrics={k: np.concatenate(v, 0)[None] for k, v in metrics.items()},
                        steps=np.arange(num_intervals + 1) * int(config.eval_every),
                        diverged=np.asarray(host_state.diverged, bool), state=host_state,
-                       conventions=conventions(config, prog, data, 1), timing={})
+                       conventions=conventions(config, prog, data, 1, task is None), timing={})

@@ -24,6 +24,13 @@ def make_ctx(tiny, params, key, opt_state=(), hparams=None):
     )
 
 
+def _split(pair_of_stacked):
+    """(states, metrics) stacked over 2 along axis 0 -> ((state0, state1), (metrics0, metrics1))."""
+    states, metrics = pair_of_stacked
+    first = lambda t, i: jax.tree_util.tree_map(lambda x: x[i], t)  # noqa: E731
+    return (first(states, 0), first(states, 1)), (first(metrics, 0), first(metrics, 1))
+
+
 def test_warm_started_tracker_matches_cold_start_with_many_iterations(tiny):
     accurate = M.sharpness_tracker(k=1, num_iters=30, prefix="ref_")
     cheap = M.sharpness_tracker(k=1, num_iters=8)
@@ -108,13 +115,6 @@ def test_tracker_under_vmap_over_eval_points_reports_trace_topk_and_precondition
     )
     assert states.preconditioned_eigenvectors.shape == (2, 2, tiny.dim)
     assert np.all(np.isfinite(states.preconditioned_eigenvectors[1]))
-
-
-def _split(pair_of_stacked):
-    """(states, metrics) stacked over 2 along axis 0 -> ((state0, state1), (metrics0, metrics1))."""
-    states, metrics = pair_of_stacked
-    first = lambda t, i: jax.tree_util.tree_map(lambda x: x[i], t)  # noqa: E731
-    return (first(states, 0), first(states, 1)), (first(metrics, 0), first(metrics, 1))
 
 
 def test_tracker_reports_trace_topk_and_adam_preconditioned_sharpness(tiny):
