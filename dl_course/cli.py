@@ -1,23 +1,33 @@
-"""Command line: ``dl-course run <study> [--config.key=value ...] [--workdir DIR] [--resume]``,
-``dl-course list``, and ``dl-course notebooks student``.
+"""Command line: ``dl-course run STUDY[:VARIANT] [--config.key=value ...] [--workdir DIR]
+[--resume] [--overwrite]``, ``dl-course list``, ``dl-course runs``, ``dl-course gallery
+[--check]``, ``dl-course prepare tfds:NAME`` and ``dl-course notebooks student``.
 
-A study is a file ``experiments/<study>.py`` with ``get_config()`` (an ml_collections ConfigDict,
-whose docstring gives the command, expected runtime and result) and ``main(config, run)`` that
-writes into ``run`` (a ``dl_course.results.RunDir``) and returns its headline numbers. Bad input
-gets one line on stderr and exit code 2, before anything is compiled or written.
+A study is a file ``experiments/<study>.py`` with ``get_config(variant=None)`` (an
+ml_collections ConfigDict whose docstring gives the command, expected runtime and result; its
+engine part is ``config.train``) and ``main(config, run)`` that writes into ``run`` (a
+``dl_course.rundir.RunDir``) and returns its headline numbers. The variant is chosen first, the
+``--config`` overrides applied after it, so an override always wins.
+
+Exit codes: 0 done; 2 bad input (one line on stderr, before anything is compiled or written);
+75 preempted (SIGTERM / SIGINT: the current chunk finished, a checkpoint was written and the
+``--resume`` command printed); 1 an environment failure (e.g. the disk is full: one line, the
+result directory untouched); 130 interrupted at once (a second Ctrl-C).
 """
 
 from __future__ import annotations
 
 import argparse
-import ast
 import importlib.util
 import os
 import sys
 from pathlib import Path
 
-from dl_course.results import RunDir, default_workdir
+from dl_course import configs
+from dl_course.results import default_workdir
+from dl_course.rundir import RunDir, status
 from dl_course.train.config import ConfigError
+
+EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_PREEMPTED, EXIT_INTERRUPTED = 2, 1, 75, 130
 
 
 def experiments_dir() -> Path:
@@ -48,35 +58,12 @@ def load_study(name: str):
     return module
 
 
-def _parse_value(text: str):
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
-
-
-def apply_overrides(config, overrides: list[str]):
-    """Apply ``--config.a.b=value`` overrides (values parsed as Python literals, else strings)."""
-    for item in overrides:
-        if not item.startswith("--config.") or "=" not in item:
-            raise ConfigError(f"bad argument {item!r}; expected --config.KEY=VALUE, --workdir DIR or --resume")
-        path, value = item[len("--config."):].split("=", 1)
-        *parents, leaf = path.split(".")
-        node = config
-        for p in parents:
-            if p not in node:
-                raise ConfigError(f"unknown config key {path!r}; valid at this level: {', '.join(sorted(node.keys()))}")
-            node = node[p]
-        if leaf not in node:
-            raise ConfigError(f"unknown config key {path!r}; valid at this level: {', '.join(sorted(node.keys()))}")
-        parsed = _parse_value(value)
-        if isinstance(node[leaf], float) and isinstance(parsed, int) and not isinstance(parsed, bool):
-            parsed = float(parsed)
-        try:
-            node[leaf] = parsed
-        except (TypeError, ValueError) as e:
-            raise ConfigError(f"bad value for {path!r}: {str(e).splitlines()[0]}") from None
-    return config
+def study_config(spec: str, overrides: list[str] = ()):
+    """``(module, config, variant)`` for ``STUDY[:VARIANT]`` with ``--config`` overrides applied."""
+    name, variant = configs.split_study_spec(spec)
+    module = load_study(name)
+    config = configs.apply_overrides(module.get_config(variant), list(overrides))
+    return module, config, variant
 
 
 def _latest_partial(study: str) -> Path | None:
@@ -85,54 +72,109 @@ def _latest_partial(study: str) -> Path | None:
     return partial[-1].with_name(partial[-1].name[: -len(".partial")]) if partial else None
 
 
-def run_study(name: str, overrides: list[str], workdir: str | None = None, resume: bool = False) -> Path:
-    """Run study ``name`` and return its result directory."""
-    module = load_study(name)
-    config = apply_overrides(module.get_config(), overrides)
+def run_study(spec: str, overrides: list[str], workdir: str | None = None, resume: bool = False,
+              overwrite: bool = False) -> Path:
+    """Run study ``STUDY[:VARIANT]`` and return its result directory."""
+    import jax
+
+    from dl_course.train import Preempted
+
+    name = configs.split_study_spec(spec)[0]
+    module, config, variant = study_config(spec, overrides)
     if workdir is None and resume:
         found = _latest_partial(name)
         if found is None:
             raise ConfigError(f"--resume: no interrupted run of {name!r} under results/{name}/runs; give --workdir")
         workdir = found
-    run = RunDir(workdir or default_workdir(name), resume=resume)
-    if run.final.exists() and (run.final / "summary.json").exists() and not resume and workdir is None:
-        raise ConfigError(f"{run.final} already holds a result")
+    run = RunDir(workdir or default_workdir(name), resume=resume, overwrite=overwrite,
+                 primary=jax.process_index() == 0).acquire()
+    run.variant = variant
+    resume_cmd = f"dl-course run {spec} {' '.join(overrides)} --workdir {run.final} --resume".replace("  ", " ")
     try:
         headline = module.main(config, run)
-    except KeyboardInterrupt:
+        final = run.commit()
+    except Preempted as e:
         run.abort(keep_checkpoints=True)
-        print(f"interrupted; resume with: dl-course run {name} --workdir {run.final} --resume", file=sys.stderr)
+        e.resume_command = resume_cmd
         raise
+    except OSError as e:
+        run.abort(keep_checkpoints=True)
+        raise OSError(f"writing the results of {name} failed: {e}; {run.final} is untouched"
+                      + (f"; checkpoints kept: {resume_cmd}" if run.checkpoint_dir.exists() else "")) from None
     except BaseException:
         run.abort(keep_checkpoints=True)
         raise
-    final = run.commit()
-    if headline:
+    if headline and run.primary:
         print("headline:", {k: v for k, v in headline.items() if not isinstance(v, (list, dict))})
-    print(f"results written to {final}")
+    if run.primary:
+        print(f"results written to {final}")
     return final
+
+
+def _list_runs() -> None:
+    root = Path("results")
+    for study in study_names():
+        for d in sorted(root.glob(f"{study}/runs/*")) + ([root / study] if (root / study).is_dir() else []):
+            if d.name.endswith(".partial"):
+                continue
+            print(f"{status(d):12s} {d}")
+        for d in sorted(root.glob(f"{study}/runs/*.partial")):
+            final = d.with_name(d.name[: -len(".partial")])
+            if not final.exists():
+                print(f"{status(final):12s} {final}  (resume: dl-course run {study} --workdir {final} --resume)")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dl-course", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    p_run = sub.add_parser("run", help="run a study from experiments/")
+    p_run = sub.add_parser("run", help="run a study from experiments/ (STUDY or STUDY:VARIANT)")
     p_run.add_argument("study")
     p_run.add_argument("--workdir", default=None, help="result directory (default results/<study>/runs/<time>)")
     p_run.add_argument("--resume", action="store_true", help="continue an interrupted run from its checkpoints")
-    sub.add_parser("list", help="list the studies")
+    p_run.add_argument("--overwrite", action="store_true", help="replace a finished result in --workdir")
+    p_run.add_argument("--distributed", action="store_true",
+                       help="initialize JAX's multi-process runtime (jax.distributed.initialize) first")
+    sub.add_parser("list", help="list the studies and their variants")
+    sub.add_parser("runs", help="list result directories and whether each is finished")
+    p_gal = sub.add_parser("gallery", help="regenerate results/README.md's tables from the committed summaries")
+    p_gal.add_argument("--check", action="store_true", help="fail when results/README.md disagrees with them")
+    p_prep = sub.add_parser("prepare", help="prepare a tfds dataset (needs the tfds extra)")
+    p_prep.add_argument("dataset", help="tfds:NAME")
     p_nb = sub.add_parser("notebooks", help="notebook tools")
     p_nb.add_argument("action", choices=["student"])
     p_nb.add_argument("--out", default="notebooks/student")
     args, rest = parser.parse_known_args(argv)
-    from dl_course.devices import use_all_cpu_cores
+    if args.command != "run" and rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    if args.command == "run" and args.distributed:
+        import jax
 
-    use_all_cpu_cores()
+        jax.distributed.initialize()
+    else:
+        from dl_course.devices import use_all_cpu_cores
+
+        use_all_cpu_cores()
+    from dl_course.train import Preempted
+
     try:
         if args.command == "list":
             for n in study_names():
-                doc = (load_study(n).get_config.__doc__ or "").strip().splitlines()
-                print(f"{n:32s} {doc[0] if doc else ''}")
+                module = load_study(n)
+                doc = (module.get_config.__doc__ or "").strip().splitlines()
+                variants = sorted(getattr(module, "VARIANTS", {}))
+                print(f"{n:32s} {doc[0] if doc else ''}" + (f"  [variants: {', '.join(variants)}]" if variants else ""))
+            return 0
+        if args.command == "runs":
+            _list_runs()
+            return 0
+        if args.command == "gallery":
+            from dl_course import gallery
+
+            return gallery.main(check=args.check)
+        if args.command == "prepare":
+            from dl_course.data import tfds_source
+
+            print(tfds_source.prepare(args.dataset))
             return 0
         if args.command == "notebooks":
             from dl_course.notebooks import write_student_versions
@@ -140,13 +182,19 @@ def main(argv: list[str] | None = None) -> int:
             for p in write_student_versions(Path("notebooks"), Path(args.out)):
                 print(p)
             return 0
-        run_study(args.study, rest, args.workdir, args.resume)
+        run_study(args.study, rest, args.workdir, args.resume, args.overwrite)
         return 0
     except ConfigError as e:
         print(f"dl-course: error: {e}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
+    except Preempted as e:
+        print(f"dl-course: {e}; resume with: {getattr(e, 'resume_command', '--resume')}", file=sys.stderr)
+        return EXIT_PREEMPTED
+    except OSError as e:
+        print(f"dl-course: error: {e}", file=sys.stderr)
+        return EXIT_FAILURE
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

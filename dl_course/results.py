@@ -3,11 +3,10 @@
 Layout (DESIGN.md): ``<workdir>/config.json``, ``<workdir>/summary.json``,
 ``<workdir>/metrics.npz`` and PNG figures; default workdir ``results/<study>/runs/<timestamp>/``.
 
-A run is written into a staging directory ``<workdir>.partial`` (which also holds the orbax
-checkpoints used by ``--resume``); only when the study finishes are its files moved, each with an
-atomic ``os.replace``, into ``<workdir>``, and the staging directory removed. A failed or
-interrupted run therefore never leaves a half-written result directory, only a ``.partial`` one
-that ``--resume`` continues.
+Every file is written atomically (temporary file + ``os.replace``) into the run's staging
+directory; ``dl_course.rundir.RunDir`` (re-exported here) makes that directory the result in one
+rename when the study finishes, so a failed or interrupted run never leaves a half-written result
+directory, only a ``.partial`` one that ``--resume`` continues.
 """
 
 from __future__ import annotations
@@ -16,13 +15,14 @@ import datetime as _dt
 import json
 import os
 import platform
-import shutil
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from dl_course.rundir import RunDir  # noqa: F401  (re-exported: studies write into a RunDir)
 
 PACKAGES = ("dl_course", "jax", "jaxlib", "flax", "optax", "numpy", "scipy", "ml_collections", "orbax-checkpoint",
             "matplotlib", "scikit-learn", "mnist1d")
@@ -114,60 +114,10 @@ def default_workdir(study: str, root: str | Path = "results") -> Path:
     return Path(root) / study / "runs" / stamp
 
 
-class RunDir:
-    """A run being written: files go to ``staging`` and move to ``final`` on ``commit()``.
-
-    Attributes:
-      final: the result directory.
-      staging: ``<final>.partial``, where files are written during the run.
-      checkpoint_dir: ``<staging>/checkpoints`` (orbax checkpoints for ``--resume``).
-    """
-
-    def __init__(self, final: str | Path, resume: bool = False):
-        self.final = Path(final)
-        self.resume = resume
-        self.staging = self.final.with_name(self.final.name + ".partial")
-        self.checkpoint_dir = self.staging / "checkpoints"
-
-    def open(self) -> "RunDir":
-        self.staging.mkdir(parents=True, exist_ok=True)
-        return self
-
-    def path(self, name: str) -> Path:
-        self.open()  # created lazily: a run that fails validation leaves no directory behind
-        return self.staging / name
-
-    def json(self, name: str, obj) -> None:
-        write_json(self.path(name), obj)
-
-    def npz(self, name: str, **arrays) -> None:
-        write_npz(self.path(name), **arrays)
-
-    def figure(self, name: str, fig) -> None:
-        save_figure(self.path(name), fig)
-
-    def commit(self) -> Path:
-        """Move every written file into ``final`` (atomic per file) and remove the staging dir."""
-        self.final.mkdir(parents=True, exist_ok=True)
-        self.open()
-        for p in sorted(self.staging.iterdir()):
-            if p.is_file():
-                os.replace(p, self.final / p.name)
-        shutil.rmtree(self.staging, ignore_errors=True)
-        return self.final
-
-    def abort(self, keep_checkpoints: bool) -> None:
-        """Remove the staging directory unless it holds checkpoints worth resuming from."""
-        if not (keep_checkpoints and self.checkpoint_dir.exists() and any(self.checkpoint_dir.iterdir())):
-            shutil.rmtree(self.staging, ignore_errors=True)
-            parent = self.final.parent
-            if parent.name == "runs" and parent.exists() and not any(parent.iterdir()):
-                parent.rmdir()
-
-
-def run_record(config, study: str, conventions: dict) -> dict:
-    """The ``config.json`` content: full config, versions, device, conventions, command line."""
-    return {"study": study, "config": config.to_dict() if hasattr(config, "to_dict") else dict(config),
+def run_record(config, study: str, conventions: dict, variant: str | None = None) -> dict:
+    """The ``config.json`` content: full config, variant, versions, device, conventions, command."""
+    return {"study": study, "variant": variant or "default",
+            "config": config.to_dict() if hasattr(config, "to_dict") else dict(config),
             "conventions": conventions, "versions": package_versions(), "device": device_info(),
             "command": " ".join(sys.argv),
             "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
@@ -180,6 +130,9 @@ def sweep_runs(result, extra: dict[str, np.ndarray] | None = None, point: int = 
     for i, g in enumerate(result.grid):
         row = dict(g)
         row["diverged"] = bool(result.diverged[i])
+        if result.converged is not None and result.conventions.get("target_stop", "off") != "off":
+            row["converged"] = bool(result.converged[i])
+            row["steps_to_target"] = int(result.steps_to_target[i])
         for k, v in result.metrics.items():
             if v.ndim == 2:
                 row[f"final_{k}"] = float(v[i, point])
@@ -192,7 +145,7 @@ def sweep_runs(result, extra: dict[str, np.ndarray] | None = None, point: int = 
 def write_results(run: RunDir, config, study: str, conventions: dict, runs: list[dict], headline: dict,
                   metrics: dict[str, np.ndarray]) -> None:
     """Write ``config.json``, ``summary.json`` (runs, conventions, headline) and ``metrics.npz``."""
-    run.json("config.json", run_record(config, study, conventions))
+    run.json("config.json", run_record(config, study, conventions, getattr(run, "variant", None)))
     run.json("summary.json", {"study": study, "runs": runs, "headline": headline, "conventions": conventions,
                               "versions": package_versions(), "device": device_info()})
     run.npz("metrics.npz", **metrics)

@@ -13,18 +13,21 @@ def _run(capsys, tmp_path, *args):
 
 
 BAD = [
-    (["--config.dataset=mnist2d"], "unknown dataset 'mnist2d'; valid: "),
-    (["--config.model=transformer"], "unknown model 'transformer'; valid: "),
-    (["--config.optimizer=lion"], "unknown optimizer 'lion'; valid: "),
-    (["--config.learning_rates=[0.1, -1.0]"], "learning rates must be positive"),
-    (["--config.learning_rates=[]"], "empty grid"),
-    (["--config.seeds=[]"], "empty grid"),
-    (["--config.batch_size=100000"], "batch_size 100000 must be in [1, 4000]"),
-    (["--config.model=cnn2d", "--config.model_options={'channels': (4,)}"],
+    (["--config.train.dataset=mnist2d"], "unknown dataset 'mnist2d'; valid: "),
+    (["--config.train.model=transformer"], "unknown model 'transformer'; valid: "),
+    (["--config.train.optimizer=lion"], "Unknown optimizer 'lion'; valid: "),
+    (["--config.train.learning_rates=[0.1, -1.0]"], "learning rates must be positive"),
+    (["--config.train.learning_rates=[]"], "empty grid"),
+    (["--config.train.seeds=[]"], "empty grid"),
+    (["--config.train.batch_size=100000"], "batch_size 100000 must be in [1, 4000]"),
+    (["--config.train.model=cnn2d", "--config.train.model_options={'channels': (4,)}"],
      "model 'cnn2d' does not accept inputs of shape (40,)"),
-    (["--config.model=cnn2d"], "unknown option(s) ['depth', 'width'] for model 'cnn2d'; valid:"),
+    (["--config.train.model=cnn2d"], "unknown option(s) ['depth', 'width'] for model 'cnn2d'; valid:"),
     (["--config.nonsense=1"], "unknown config key 'nonsense'"),
-    (["--config.steps=1001"], "must be a positive multiple of eval_every"),
+    (["--config.train.nonsense=1"], "unknown config key 'train.nonsense'"),
+    (["--config.train.steps=1001"], "must be a positive multiple of eval_every"),
+    (["--config.train.target_train_loss=-1.0"], "target_train_loss must be >= 0"),
+    (["--config.train.optimizer=sam", "--config.train.optimizer_options={'base': 'lion'}"], "Unknown base rule 'lion'"),
 ]
 
 
@@ -42,17 +45,31 @@ def test_unknown_study_lists_the_studies(capsys):
     assert "unknown study 'nope'; valid:" in err and "sweep" in err
 
 
-def test_list_shows_every_study(capsys):
+def test_list_shows_every_study_with_its_variants(capsys):
     assert cli.main(["list"]) == 0
-    assert "sweep" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    listed = {line.split()[0] for line in out.splitlines()}
+    assert listed == set(cli.study_names()) and len(listed) >= 20
+    assert "sweep" in listed and "[variants: paper_scale]" in out
+
+
+def test_unknown_variant_lists_the_valid_ones(capsys, tmp_path):
+    assert cli.main(["run", "sweep:huge", "--workdir", str(tmp_path / "o")]) == 2
+    assert "unknown variant 'huge'; valid: default, paper_scale" in capsys.readouterr().err
+
+
+def test_overrides_win_over_the_variant():
+    _, config, variant = cli.study_config("sweep:paper_scale", ["--config.train.steps=40"])
+    assert variant == "paper_scale" and config.train.steps == 40 and config.train.model_options.width == 512
 
 
 def test_main_job_writes_the_result_layout(tmp_path, capsys):
     import json
 
     out = tmp_path / "run"
-    code = cli.main(["run", "sweep", "--workdir", str(out), "--config.steps=20", "--config.eval_every=10",
-                     "--config.model_options.width=16", "--config.seeds=[0, 1]", "--config.learning_rates=[0.1, 1e4]"])
+    code = cli.main(["run", "sweep", "--workdir", str(out), "--config.train.steps=20", "--config.train.eval_every=10",
+                     "--config.train.model_options.width=16", "--config.train.seeds=[0, 1]",
+                     "--config.train.learning_rates=[0.1, 1e4]"])
     assert code == 0
     printed = capsys.readouterr().out
     assert "train_loss" in printed and "diverged" in printed
@@ -64,4 +81,5 @@ def test_main_job_writes_the_result_layout(tmp_path, capsys):
     assert [r["diverged"] for r in summary["runs"]] == [False, True, False, True]
     config = json.loads((out / "config.json").read_text())
     assert "jax" in config["versions"] and "device_kind" in config["device"]
-    assert not (tmp_path / "run.partial").exists()
+    assert not (tmp_path / "run.partial").exists() and (out / "complete.json").exists()
+    assert config["variant"] == "default" and config["config"]["train"]["steps"] == 20

@@ -7,6 +7,8 @@ docstrings give the update equations, the state and the paper):
 - :mod:`~dl_course.optim.adaptive`: ``adagrad``, ``rmsprop``, ``adam``, ``adamw``
 - :mod:`~dl_course.optim.steepest`: ``sign_descent``, ``normalized_gd``
 - :mod:`~dl_course.optim.sharpness_aware`: ``sam`` (SAM / ASAM around any base rule; needs ``grad_fn``)
+- :mod:`~dl_course.optim.registry`: the one lookup (``get``, ``names``, ``hyperparameter_names``,
+  ``option_names``), with optax's own rules as ``optax:<name>``
 
 Conventions (see :mod:`~dl_course.optim.base`): hyperparameters are call arguments that may be
 traced scalars and never live in the state; ``update`` accepts the extra keyword ``grad_fn``;
@@ -22,7 +24,7 @@ Example::
 """
 
 from dl_course.optim.adaptive import AdagradState, AdamState, RMSPropState, adagrad, adam, adamw, rmsprop
-from dl_course.optim.registry import BASE_RULES, REGISTRY, get, hyperparameter_names
+from dl_course.optim.registry import BASE_RULES, OPTAX, REGISTRY, get, hyperparameter_names, names, option_names
 from dl_course.optim.sharpness_aware import SAMState, sam, sam_perturbation
 from dl_course.optim.schedules import (
     SCHEDULES,
@@ -41,6 +43,7 @@ from dl_course.optim.steepest import normalized_gd, sign_descent
 
 __all__ = [
     "BASE_RULES",
+    "OPTAX",
     "REGISTRY",
     "SCHEDULES",
     "AdagradState",
@@ -58,6 +61,8 @@ __all__ = [
     "get",
     "get_schedule",
     "hyperparameter_names",
+    "names",
+    "option_names",
     "momentum",
     "nesterov",
     "normalized_gd",

@@ -1,94 +1,129 @@
-"""Registry of update rules: name -> factory ``factory(learning_rate, **hparams)``.
+"""The one registry of update rules: name -> factory ``factory(learning_rate, **hparams)``.
 
-``hyperparameter_names(name)`` lists the numeric keywords a sweep may vary (read from the
-factory's signature: ``learning_rate`` plus every keyword whose default is a number), so the
-engine can reject a misspelt grid key before compiling anything. Non-numeric options (SAM's
-``adaptive`` and ``base``) are structural: they change the program, so they are configuration,
-not sweep axes.
+Names are this codebase's rules written from scratch (``sgd``, ``adam``, ..., ``sam``) and
+``optax:<name>`` for optax's own implementation of the same rule (``optax:adam``), used by the
+parity tests and by anyone who wants optax's numerics. Everything the engine needs to know about
+a rule is read from its factory's signature, here and only here:
+
+* ``hyperparameter_names(name, **structural)``: the numeric keywords (``learning_rate`` first)
+  that a sweep may vary. Non-numeric keywords (SAM's ``adaptive`` and ``base``) are *structural*:
+  they change the program, so they are configuration, not sweep axes.
+* ``option_names(name)``: every keyword a config's ``optimizer_options`` may fix.
+
+A rule that wraps another (SAM) takes it as the keyword ``base`` (a name of ``BASE_RULES`` or a
+factory, as optax's ``contrib.sam`` takes a transformation) and forwards ``**base_hparams`` to
+it; its sweepable hyperparameters are its own numeric keywords followed by the base's.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
 
 import optax
 
-from dl_course.optim.adaptive import adagrad, adam, adamw, rmsprop
-from dl_course.optim.sharpness_aware import resolve_base, sam
-from dl_course.optim.descent import momentum, nesterov, sgd
-from dl_course.optim.steepest import normalized_gd, sign_descent
+from dl_course.optim.rules import BASE_RULES, Factory, base_rule
+from dl_course.optim.sharpness_aware import sam
 
-Factory = Callable[..., optax.GradientTransformation]
 
-#: First-order rules: one gradient per step. These are also the valid bases of SAM.
-BASE_RULES: dict[str, Factory] = {
-    "sgd": sgd,
-    "momentum": momentum,
-    "nesterov": nesterov,
-    "adagrad": adagrad,
-    "rmsprop": rmsprop,
-    "adam": adam,
-    "adamw": adamw,
-    "sign_descent": sign_descent,
-    "normalized_gd": normalized_gd,
+def _optax_sgd(learning_rate, weight_decay=0.0):
+    return optax.chain(optax.add_decayed_weights(weight_decay), optax.sgd(learning_rate))
+
+
+def _optax_momentum(learning_rate, momentum=0.9, weight_decay=0.0):
+    return optax.chain(optax.add_decayed_weights(weight_decay), optax.sgd(learning_rate, momentum=momentum))
+
+
+def _optax_nesterov(learning_rate, momentum=0.9, weight_decay=0.0):
+    return optax.chain(optax.add_decayed_weights(weight_decay),
+                       optax.sgd(learning_rate, momentum=momentum, nesterov=True))
+
+
+#: optax's implementations, selected as ``optax:<name>`` (weight decay added before the step as in
+#: this codebase's rules).
+OPTAX: dict[str, Factory] = {
+    "sgd": _optax_sgd,
+    "momentum": _optax_momentum,
+    "nesterov": _optax_nesterov,
+    "adam": optax.adam,
+    "adamw": optax.adamw,
+    "rmsprop": optax.rmsprop,
+    "adagrad": optax.adagrad,
 }
 
-#: Every rule, by name.
+#: This codebase's rules, by name.
 REGISTRY: dict[str, Factory] = {**BASE_RULES, "sam": sam}
 
 
+def names() -> list[str]:
+    """Every valid name: this codebase's rules, then ``optax:<name>``."""
+    return sorted(REGISTRY) + [f"optax:{n}" for n in sorted(OPTAX)]
+
+
 def get(name: str) -> Factory:
-    """The factory registered as ``name``.
+    """The factory registered as ``name`` (``optax:<name>`` for optax's own).
 
     Raises:
       ValueError: for an unknown name, listing the valid ones.
     """
+    if name.startswith("optax:") and name[len("optax:"):] in OPTAX:
+        return OPTAX[name[len("optax:"):]]
     if name not in REGISTRY:
-        raise ValueError(f"Unknown optimizer {name!r}; valid: {sorted(REGISTRY)}.")
+        raise ValueError(f"Unknown optimizer {name!r}; valid: {names()}.")
     return REGISTRY[name]
 
 
-def _numeric_keywords(factory: Factory) -> tuple[str, ...]:
-    names = []
-    for parameter in inspect.signature(factory).parameters.values():
-        default = parameter.default
-        if isinstance(default, (int, float)) and not isinstance(default, bool):
-            names.append(parameter.name)
-    return tuple(names)
+def _parameters(factory: Factory):
+    return [p for p in inspect.signature(factory).parameters.values() if p.name != "learning_rate"]
 
 
-def hyperparameter_names(name: str, **options) -> tuple[str, ...]:
+def _is_numeric(default) -> bool:
+    return isinstance(default, (int, float)) and not isinstance(default, bool)
+
+
+def _wraps_a_base(factory: Factory) -> bool:
+    params = inspect.signature(factory).parameters
+    return "base" in params and any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+def option_names(name: str, **structural) -> tuple[str, ...]:
+    """Every keyword that ``optimizer_options`` may fix for rule ``name`` (``learning_rate`` and
+    ``**kwargs`` excluded); for a wrapping rule also those of its base (``structural["base"]`` or
+    the default one)."""
+    factory = get(name)
+    own = _keywords(factory)
+    if _wraps_a_base(factory):
+        base = base_rule(structural.get("base", inspect.signature(factory).parameters["base"].default))
+        own += tuple(n for n in _keywords(base) if n not in own)
+    return own
+
+
+def _keywords(factory: Factory) -> tuple[str, ...]:
+    return tuple(p.name for p in _parameters(factory) if p.kind is not p.VAR_KEYWORD)
+
+
+def hyperparameter_names(name: str, **structural) -> tuple[str, ...]:
     """The numeric keywords a sweep may vary for rule ``name``, ``learning_rate`` first.
 
-    For ``"sam"`` the base rule's numeric keywords follow SAM's own (``rho``, ``adaptive_eta``);
-    pass the same ``base=...`` the rule will be built with (default "sgd"). ``options`` are the
-    rule's non-numeric keywords; any other key raises.
-
-    Examples: ``hyperparameter_names("adam") == ("learning_rate", "b1", "b2", "eps")``;
-    ``hyperparameter_names("sam", base="momentum") == ("learning_rate", "rho", "adaptive_eta",
-    "momentum", "weight_decay")``.
+    ``structural`` are the rule's non-numeric keywords as the config fixes them (``base``,
+    ``adaptive``); a numeric or unknown key raises. For a wrapping rule the base's numeric
+    keywords follow its own: ``hyperparameter_names("sam", base="momentum") == ("learning_rate",
+    "rho", "adaptive_eta", "momentum", "weight_decay")``.
 
     Raises:
-      ValueError: for an unknown rule name or an unknown option.
+      ValueError: for an unknown rule or option name.
     """
     factory = get(name)
-    allowed = {
-        p.name
-        for p in inspect.signature(factory).parameters.values()
-        if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
-        and p.name != "learning_rate"
-        and p.name not in _numeric_keywords(factory)
-    }
-    unknown = sorted(set(options) - allowed)
+    params = _parameters(factory)
+    numeric = tuple(p.name for p in params if _is_numeric(p.default))
+    allowed = {p.name for p in params if p.kind is p.POSITIONAL_OR_KEYWORD and not _is_numeric(p.default)}
+    unknown = sorted(set(structural) - allowed)
     if unknown:
         raise ValueError(f"Unknown options {unknown} for optimizer {name!r}; valid: {sorted(allowed)}.")
-    names = ("learning_rate", *_numeric_keywords(factory))
-    if factory is sam:
-        base = options.get("base", inspect.signature(sam).parameters["base"].default)
-        base_names = _numeric_keywords(resolve_base(base))
-        names += tuple(n for n in base_names if n not in names)
-    return names
+    out = ("learning_rate", *numeric)
+    if _wraps_a_base(factory):
+        base = base_rule(structural.get("base", inspect.signature(factory).parameters["base"].default))
+        out += tuple(p.name for p in _parameters(base) if _is_numeric(p.default) and p.name not in out)
+    return out
 
 
-__all__ = ["BASE_RULES", "REGISTRY", "get", "hyperparameter_names"]
+__all__ = ["BASE_RULES", "OPTAX", "REGISTRY", "get", "hyperparameter_names", "names", "option_names"]

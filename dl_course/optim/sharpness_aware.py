@@ -17,24 +17,13 @@ import jax.numpy as jnp
 import optax
 
 from dl_course.optim.base import PyTree, compute_dtype, global_norm, require_params
+from dl_course.optim.rules import base_rule
 
 
 class SAMState(NamedTuple):
     """SAM state: the state of the base rule applied to the SAM gradient."""
 
     base_state: Any
-
-
-def resolve_base(base: str | Callable[..., optax.GradientTransformation]) -> Callable:
-    """The factory of SAM's base rule, given a registered name (not "sam") or a factory."""
-    if callable(base):
-        return base
-    # Deferred import: the registry itself lists `sam`, which is defined in this module.
-    from dl_course.optim.registry import BASE_RULES
-
-    if base not in BASE_RULES:
-        raise ValueError(f"Unknown SAM base rule {base!r}; valid: {sorted(BASE_RULES)}.")
-    return BASE_RULES[base]
 
 
 def sam_perturbation(grads: PyTree, params: PyTree | None, rho, adaptive: bool = False, adaptive_eta=0.0) -> PyTree:
@@ -106,7 +95,7 @@ def sam(
         code; 0 gives the pure T = |θ|). Ignored unless ``adaptive``.
       **base_hparams: numeric hyperparameters of the base rule, e.g. ``momentum=0.9``.
     """
-    base_tx = resolve_base(base)(learning_rate, **base_hparams)
+    base_tx = base_rule(base)(learning_rate, **base_hparams)
 
     def init(params):
         return SAMState(base_state=base_tx.init(params))
@@ -129,4 +118,4 @@ def sam(
     return optax.GradientTransformationExtraArgs(init, update)
 
 
-__all__ = ["SAMState", "resolve_base", "sam", "sam_perturbation"]
+__all__ = ["SAMState", "sam", "sam_perturbation"]

@@ -19,12 +19,13 @@ def format_table(result, metric_names=("final_train_loss", "final_test_accuracy"
 
 
 def run(config, run_dir: results.RunDir) -> dict:
-    """Train the grid of ``config`` with ``sweep``, print the table, write figures and summaries."""
+    """Train the grid of ``config.train`` with ``sweep``, print the table, write figures and summaries."""
     from dl_course.plotting import curves
 
-    res = sweep(config, checkpoint_dir=run_dir.checkpoint_dir, resume=run_dir.resume, progress=True)
+    t = config.train
+    res = sweep(t, checkpoint_dir=run_dir.checkpoint_dir, resume=run_dir.resume, progress=True)
     print(format_table(res))
-    seeds, lrs = list(config.seeds), list(config.learning_rates)
+    seeds, lrs = list(t.seeds), list(t.learning_rates)
     table = np.full((len(lrs), len(seeds)), np.nan)
     mask = np.zeros_like(table, bool)
     for i, g in enumerate(res.grid):
@@ -34,7 +35,7 @@ def run(config, run_dir: results.RunDir) -> dict:
     groups = [f"lr={g['learning_rate']:g}" for g in res.grid]
     run_dir.figure("learning_curves.png", curves.learning_curves(
         res.steps, res.metrics["train_loss"], [g["seed"] for g in res.grid], groups,
-        title=f"{config.model} on {config.dataset}: train loss ({config.optimizer}, batch {config.batch_size})"))
+        title=f"{t.model} on {t.dataset}: train loss ({t.optimizer}, batch {t.batch_size})"))
     if "test_accuracy" in res.metrics:
         run_dir.figure("test_accuracy_curves.png", curves.learning_curves(
             res.steps, res.metrics["test_accuracy"], [g["seed"] for g in res.grid], groups,
@@ -42,7 +43,11 @@ def run(config, run_dir: results.RunDir) -> dict:
     run_dir.figure("heatmap.png", curves.heatmap(table, lrs, seeds, title="final test accuracy", mask=mask,
                                                  cbar_label="test accuracy"))
     best = int(np.nanargmax(np.where(res.diverged, -np.inf, res.metrics.get("test_accuracy", -res.metrics["test_loss"])[:, -1])))
-    headline = {"best_learning_rate": res.grid[best]["learning_rate"],
+    final_loss = res.metrics["train_loss"][:, -1]
+    headline = {"learning_rates": lrs,
+                "mean_final_train_loss_by_lr": [float(np.mean([final_loss[i] for i, g in enumerate(res.grid)
+                                                               if g["learning_rate"] == lr])) for lr in lrs],
+                "best_learning_rate": res.grid[best]["learning_rate"],
                 "best_test_accuracy": float(res.metrics.get("test_accuracy", res.metrics["test_loss"])[best, -1]),
                 "num_runs": len(res.grid), "num_diverged": int(res.diverged.sum()),
                 "seconds": res.timing["total_s"], "first_chunk_incl_compile_s": res.timing["first_chunk_incl_compile_s"]}

@@ -3,15 +3,17 @@ compilation, and raises ``ConfigError`` with one line naming the problem and the
 
 from __future__ import annotations
 
+import numbers
+
 import jax
 import numpy as np
 
 from dl_course import data as data_lib
 from dl_course import models as models_lib
+from dl_course import optim
 from dl_course.models import conv
 from dl_course.train import losses as losses_lib
-from dl_course.train import optimizers
-from dl_course.train.config import ConfigError
+from dl_course.train.config import ConfigError, check_keys
 from dl_course.train.program import ENGINE_HPARAMS, Program
 from dl_course.train.task import Task, supervised_task
 
@@ -30,6 +32,18 @@ def eval_sizes(n: int, cap: int) -> tuple[int, int]:
     if d == n or d >= cap // 4:
         return n, d
     return (n // cap) * cap, cap
+
+
+def check_finite(data: data_lib.Dataset) -> None:
+    """``ConfigError`` naming the array and the first index of a NaN/inf in the dataset."""
+    for name in ("x_train", "y_train", "x_test", "y_test"):
+        a = np.asarray(getattr(data, name))
+        if np.issubdtype(a.dtype, np.inexact):
+            bad = ~np.isfinite(a)
+            if bad.any():
+                index = tuple(int(i) for i in np.argwhere(bad)[0])
+                raise ConfigError(f"dataset {data.name!r}: {name} holds a non-finite value ({a[index]}) at index "
+                                  f"{index[0] if len(index) == 1 else index} ({int(bad.sum())} in all)")
 
 
 def load_data(config) -> data_lib.Dataset:
@@ -59,6 +73,8 @@ def make_model(config, data: data_lib.Dataset):
 def build_program(config, data: data_lib.Dataset, task: Task | None, hooks: dict | None,
                   grid_keys: list[str]) -> tuple[Program, Task]:
     """Validate ``config`` against ``data`` and the grid keys; return the static Program."""
+    check_keys(config)
+    check_finite(data)
     if config.loss not in losses_lib.LOSSES:
         raise ConfigError(f"unknown loss {config.loss!r}; valid: {', '.join(sorted(losses_lib.LOSSES))}")
     if config.loss in losses_lib.BINARY_ONLY and data.num_classes != 2:
@@ -68,14 +84,18 @@ def build_program(config, data: data_lib.Dataset, task: Task | None, hooks: dict
     if config.get("dtype", "float32") != "float32":
         raise ConfigError(f"dtype {config.dtype!r} is not supported by the engine; valid: float32 "
                           "(float64 work, e.g. the IGR study, runs outside the engine with jax x64)")
-    factory = optimizers.get_factory(config.optimizer)
     opt_options = config.optimizer_options.to_dict()
-    allowed = optimizers.option_names(config.optimizer)
-    if "**" not in allowed:
-        bad = set(opt_options) - set(allowed)
+    structural = {k: v for k, v in opt_options.items() if isinstance(v, (str, bool)) or not isinstance(v, numbers.Number)}
+    try:
+        factory = optim.get(config.optimizer)
+        allowed = optim.option_names(config.optimizer, **structural)
+        bad = sorted(set(opt_options) - set(allowed))
         if bad:
-            raise ConfigError(f"unknown optimizer_options {sorted(bad)} for {config.optimizer!r}; valid: {', '.join(allowed)}")
-    sweepable = set(ENGINE_HPARAMS) | set(optimizers.hyperparameter_names(config.optimizer, opt_options))
+            raise ValueError(f"unknown optimizer_options {bad} for {config.optimizer!r}; valid: {', '.join(allowed)}")
+        hyper = optim.hyperparameter_names(config.optimizer, **structural)
+    except ValueError as e:
+        raise ConfigError(str(e).splitlines()[0]) from None
+    sweepable = set(ENGINE_HPARAMS) | (set(hyper) - {"learning_rate"})
     bad = [k for k in grid_keys if k not in sweepable]
     if bad:
         raise ConfigError(f"cannot sweep {bad} with optimizer {config.optimizer!r}; sweepable: {', '.join(sorted(sweepable))}")
@@ -90,7 +110,18 @@ def build_program(config, data: data_lib.Dataset, task: Task | None, hooks: dict
     bs = int(config.batch_size)
     if bs < 0 or bs > data.n_train:
         raise ConfigError(f"batch_size {bs} must be in [1, {data.n_train}] (the training set size), or 0 for full batch")
-    schedule = optimizers.get_schedule(config.schedule, steps, **config.schedule_options.to_dict())
+    try:
+        schedule = optim.get_schedule(config.schedule, steps, **config.schedule_options.to_dict())
+    except (ValueError, TypeError) as e:
+        raise ConfigError(str(e).splitlines()[0]) from None
+    for key in ("target_train_loss", "target_train_accuracy"):
+        value = float(config.get(key, 0.0))
+        if not (value >= 0.0 and np.isfinite(value)):
+            raise ConfigError(f"{key} must be >= 0 (0 = off), got {config.get(key)}")
+    if float(config.get("target_train_accuracy", 0.0)) > 1.0:
+        raise ConfigError(f"target_train_accuracy must be in [0, 1], got {config.target_train_accuracy}")
+    if int(config.get("max_parallel_runs", 0)) < 0:
+        raise ConfigError(f"max_parallel_runs must be >= 0 (0 = all runs at once), got {config.max_parallel_runs}")
     conv_impl = config.get("conv_impl", "auto")
     if conv_impl not in conv.CONV_IMPLS:
         raise ConfigError(f"unknown conv_impl {conv_impl!r}; valid: {', '.join(conv.CONV_IMPLS)}")

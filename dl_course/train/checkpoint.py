@@ -1,16 +1,32 @@
-"""Orbax checkpoints of a sweep's state between chunks, for ``--resume``.
+"""Orbax checkpoints of a sweep between chunks, for ``--resume``; the fingerprint that a resume
+must match; the fallback over damaged checkpoints.
 
-A checkpoint holds the leaves of the (stacked) TrainState, the metrics gathered so far and the
-number of finished chunks. Orbax writes to a temporary directory and renames it when complete, so
-an interrupted save never leaves a checkpoint that ``latest`` would pick up.
+Layout of a checkpoint directory::
+
+    fingerprint.json          what determines the computation (written before the first save)
+    wave_000/chunk_000004/    orbax: TrainState leaves, metrics so far, chunks done
+    wave_000/done/            a finished wave: final state and all its metrics
+    wave_001/chunk_000002/
+
+Orbax writes to a temporary directory and renames it when complete, so an interrupted save never
+leaves a checkpoint that :func:`latest` would pick up; a checkpoint damaged afterwards (a
+truncated or missing file) fails to restore, is reported in one warning line and skipped for the
+previous one (:func:`restore_newest`).
 """
 
 from __future__ import annotations
 
+import json
+import shutil
+import sys
 from pathlib import Path
 
 import jax
 import numpy as np
+
+from dl_course.train.config import ConfigError
+
+FINGERPRINT = "fingerprint.json"
 
 
 def _checkpointer():
@@ -19,34 +35,43 @@ def _checkpointer():
     return ocp.StandardCheckpointer()
 
 
-def save(directory: str | Path, chunks_done: int, state, metrics: dict[str, np.ndarray], keep: int = 2) -> Path:
-    """Save checkpoint ``chunk_<chunks_done>`` and delete all but the ``keep`` newest."""
+def wave_dir(directory: str | Path, wave: int) -> Path:
+    return Path(directory).absolute() / f"wave_{wave:03d}"
+
+
+def save(directory: str | Path, name: str, state, metrics: dict[str, np.ndarray], chunks_done: int,
+         keep: int = 2) -> Path:
+    """Save ``directory/name`` and delete all but the ``keep`` newest ``chunk_*`` siblings."""
     directory = Path(directory).absolute()
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"chunk_{chunks_done:06d}"
+    path = directory / name
+    if path.exists():
+        shutil.rmtree(path)
     tree = {"leaves": {str(i): x for i, x in enumerate(jax.tree.leaves(state))},
             "metrics": {k: np.asarray(v) for k, v in metrics.items()},
             "chunks_done": np.asarray(chunks_done)}
     ckpt = _checkpointer()
     ckpt.save(path, tree)
     ckpt.wait_until_finished()
-    for old in sorted(directory.glob("chunk_*"))[:-keep]:
-        if old.is_dir() and not old.name.endswith("tmp"):
-            import shutil
-
-            shutil.rmtree(old, ignore_errors=True)
+    chunks = _chunks(directory)
+    for old in (chunks[:-keep] if keep else chunks):
+        shutil.rmtree(old, ignore_errors=True)
     return path
 
 
+def _chunks(directory: Path) -> list[Path]:
+    return [p for p in sorted(Path(directory).glob("chunk_*")) if p.is_dir() and p.name[6:].isdigit()]
+
+
 def latest(directory: str | Path) -> Path | None:
-    """The newest complete checkpoint in ``directory``, or None."""
-    directory = Path(directory)
-    done = [p for p in sorted(directory.glob("chunk_*")) if p.is_dir() and p.name[6:].isdigit()]
-    return done[-1] if done else None
+    """The newest complete ``chunk_*`` checkpoint in ``directory``, or None."""
+    found = _chunks(Path(directory))
+    return found[-1] if found else None
 
 
-def restore(path: str | Path, state_like, metric_names: list[str]):
-    """Restore ``(chunks_done, state, metrics)``; ``state_like`` gives structure, shapes and shardings."""
+def restore(path: str | Path, state_like):
+    """``(chunks_done, state, metrics)`` from ``path``; ``state_like`` gives the structure,
+    shapes and shardings. Raises on a damaged or mismatching checkpoint."""
     import orbax.checkpoint as ocp
 
     leaves, treedef = jax.tree.flatten(state_like)
@@ -59,5 +84,63 @@ def restore(path: str | Path, state_like, metric_names: list[str]):
     abstract["chunks_done"] = jax.ShapeDtypeStruct((), np.asarray(0).dtype)
     tree = ckpt.restore(Path(path).absolute(), abstract)
     state = jax.tree.unflatten(treedef, [tree["leaves"][str(i)] for i in range(len(leaves))])
-    metrics = {k: np.asarray(tree["metrics"][k]) for k in metric_names if k in tree["metrics"]}
-    return int(tree["chunks_done"]), state, metrics
+    return int(tree["chunks_done"]), state, {k: np.asarray(v) for k, v in tree["metrics"].items()}
+
+
+def restore_newest(directory: str | Path, state_like, names=("done",)):
+    """Restore the finished-wave checkpoint (``done``) if valid, else the newest valid ``chunk_*``.
+
+    A checkpoint that fails to restore is reported in one warning line on stderr and skipped.
+    Returns ``(finished, chunks_done, state, metrics)`` or None when there is nothing to resume;
+    raises ``ConfigError`` when checkpoints exist but none is valid (nothing is deleted).
+    """
+    directory = Path(directory)
+    candidates = [directory / n for n in names if (directory / n).is_dir()] + _chunks(directory)[::-1]
+    if not candidates:
+        return None
+    for path in candidates:
+        try:
+            chunks_done, state, metrics = restore(path, state_like)
+        except Exception as e:  # orbax/tensorstore raise assorted errors on damaged files
+            reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+            print(f"warning: checkpoint {path} cannot be restored ({type(e).__name__}: {reason}); trying an older one",
+                  file=sys.stderr)
+            continue
+        return path.name == "done", chunks_done, state, metrics
+    raise ConfigError(f"no valid checkpoint in {directory} ({len(candidates)} found, all damaged); "
+                      "nothing was deleted: remove the directory to start afresh")
+
+
+def check_fingerprint(directory: str | Path, fingerprint: dict, resume: bool) -> None:
+    """Write ``fingerprint`` into ``directory``, or, when resuming, check that it equals the one
+    stored there: a difference is a ``ConfigError`` naming each differing key (old -> new)."""
+    directory = Path(directory)
+    path = directory / FINGERPRINT
+    new = json.loads(json.dumps(fingerprint, sort_keys=True, default=str))
+    if resume and path.exists():
+        old = json.loads(path.read_text())
+        diff = _differences(old, new)
+        if diff:
+            shown = "; ".join(f"{k}: {o} -> {n}" for k, o, n in diff[:6])
+            more = f" (+{len(diff) - 6} more)" if len(diff) > 6 else ""
+            raise ConfigError(f"cannot resume: the checkpoints in {directory} were made by a different computation: "
+                              f"{shown}{more}; resume with the original settings or start a new workdir")
+        return
+    from dl_course.results import write_json
+
+    write_json(path, new)
+
+
+def _differences(old, new, prefix="") -> list[tuple[str, object, object]]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for k in sorted(set(old) | set(new)):
+            out += _differences(old.get(k, "<absent>"), new.get(k, "<absent>"), f"{prefix}{k}.")
+        return out
+    if old != new:
+        def short(v):
+            text = json.dumps(v, default=str)
+            return text if len(text) <= 60 else text[:57] + "..."
+
+        return [(prefix[:-1], short(old), short(new))]
+    return []

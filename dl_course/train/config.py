@@ -1,8 +1,10 @@
-"""The training configuration shared by every study, and its validation.
+"""The engine's configuration and its validation.
 
-Every study's ``get_config()`` starts from ``default_config()`` and overrides keys. Validation
-(``validate``) runs before anything is compiled and raises ``ConfigError`` with one line naming
-the problem and the valid choices.
+``default_config()`` holds every key the engine reads, at its top level; a study's config holds
+it as its ``train`` sub-config (``dl_course.configs``). ``dl_course.train.build`` validates it
+before anything is compiled and raises ``ConfigError`` with one line naming the problem and the
+valid choices; keys the engine does not know are rejected (``check_keys``), so a study's own keys
+cannot reach the engine or its compile cache.
 """
 
 from __future__ import annotations
@@ -31,6 +33,12 @@ def default_config() -> ml_collections.ConfigDict:
         (0 = all); eval_batch_size: evaluation chunk size.
       chunk_evals: evaluation intervals per compiled chunk (0 = about 10 chunks per run);
         checkpoint_every: chunks between checkpoints (0 = no checkpoints).
+      target_train_loss: > 0 stops each run at the first evaluation point where its train loss
+        (eval mode, on the evaluation examples) is <= this target: the run is frozen from then on
+        (``SweepResult.converged``, ``steps_to_target``); 0 = off. target_train_accuracy: the same
+        on train accuracy (both given: both must hold); 0 = off.
+      max_parallel_runs: > 0 trains a larger grid in waves of this many runs through one compiled
+        program (the last wave padded); 0 = every run at once.
       seeds / learning_rates: the default grid.
       dtype: parameter/compute dtype; the engine trains in float32 only (validated).
       conv_impl: how ``nn.Conv`` layers compute (``dl_course.models.conv``): ``auto`` (strided
@@ -54,8 +62,20 @@ def default_config() -> ml_collections.ConfigDict:
     c.eval_batch_size = 4096
     c.chunk_evals = 0
     c.checkpoint_every = 0
+    c.target_train_loss = 0.0
+    c.target_train_accuracy = 0.0
+    c.max_parallel_runs = 0
     c.seeds = [0, 1, 2, 3]
     c.learning_rates = [0.01, 0.03, 0.1, 0.3]
     c.dtype = "float32"
     c.conv_impl = "auto"
     return c
+
+
+def check_keys(config) -> None:
+    """Raise ``ConfigError`` for keys of ``config`` that the engine does not know."""
+    valid = set(default_config().keys())
+    unknown = sorted(set(config.keys()) - valid)
+    if unknown:
+        raise ConfigError(f"unknown engine config keys {unknown} (a study's own keys belong outside config.train); "
+                          f"valid: {', '.join(sorted(valid))}")

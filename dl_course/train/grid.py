@@ -31,3 +31,17 @@ def make_grid(seeds, learning_rates, **grid) -> list[dict]:
 def stack_hparams(runs: list[dict]) -> dict[str, np.ndarray]:
     """float32 arrays ``[run]`` of every hyperparameter except the seed."""
     return {k: np.asarray([r[k] for r in runs], np.float32) for k in runs[0] if k != "seed"}
+
+
+def pad_runs(runs: list[dict], multiple: int, max_parallel: int = 0) -> list[list[dict]]:
+    """The runs in waves of equal size, padded by repeating the last grid point.
+
+    The wave size is ``len(runs)`` (``max_parallel = 0``) or ``max_parallel``, rounded up to a
+    multiple of ``multiple`` (the device count, so that every device holds the same number of
+    runs); all waves share one compiled program, and the padding is dropped from the results.
+    """
+    size = len(runs) if max_parallel <= 0 else min(int(max_parallel), len(runs))
+    size = -(-size // multiple) * multiple
+    num_waves = -(-len(runs) // size)
+    padded = runs + [runs[-1]] * (num_waves * size - len(runs))
+    return [padded[i * size:(i + 1) * size] for i in range(num_waves)]

@@ -12,6 +12,10 @@ predicate, so vmap keeps it a real branch: a vmapped sort per step would cost mo
 model's step).
 Divergence: a step whose loss, gradient or new parameters are non-finite is rejected; the run is
 flagged ``diverged`` and keeps its last finite state (its step counter still advances).
+Target stop: at an evaluation point where a run's train loss is <= the target (and/or its train
+accuracy >= the target; ``targets`` of ``run_chunk``, traced, 0 = off) the run records the step
+in ``stopped_at`` and is frozen like a diverged one: parameters, optimizer and model state no
+longer change, while the other runs of the sweep continue in the same program.
 """
 
 from __future__ import annotations
@@ -113,7 +117,8 @@ def init_run(prog: Program, seed, hparams: dict, data: dict) -> TrainState:
     order = None if prog.batch_size == 0 else _epoch_order(prog, key, 0)
     state = TrainState(step=jnp.zeros((), jnp.int32), params=params, model_state=model_state,
                        opt_state=tx.init(params), hparams=hparams, key=key, extras={},
-                       diverged=jnp.zeros((), bool), y_train=y_train, batch_order=order)
+                       diverged=jnp.zeros((), bool), y_train=y_train, batch_order=order,
+                       stopped_at=jnp.full((), -1, jnp.int32))
     ctx = _hook_ctx(prog, state, data, jax.random.fold_in(stream(key, "hooks"), 2**32 - 1))
     return state._replace(extras={name: h.init(ctx) for name, h in prog.hooks.items()})
 
@@ -156,11 +161,13 @@ def train_step(prog: Program, state: TrainState, data: dict, t) -> tuple[TrainSt
     tx = _tx(prog, state.hparams, state.step)
     updates, new_opt = tx.update(grads, state.opt_state, state.params, grad_fn=grad_fn)
     new_params = optax.apply_updates(state.params, updates)
-    ok = jnp.isfinite(loss) & _all_finite(grads) & _all_finite(new_params) & ~state.diverged
+    active = ~state.diverged & (state.stopped_at < 0)
+    finite = jnp.isfinite(loss) & _all_finite(grads) & _all_finite(new_params)
+    ok = active & finite
     keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)  # noqa: E731
     new_state = state._replace(step=state.step + 1, params=keep(new_params, state.params),
                                model_state=keep(new_ms, state.model_state),
-                               opt_state=keep(new_opt, state.opt_state), diverged=state.diverged | ~ok)
+                               opt_state=keep(new_opt, state.opt_state), diverged=state.diverged | (active & ~finite))
     if prog.hooks:
         ctx = _hook_ctx(prog, new_state, data, jax.random.fold_in(stream(state.key, "hooks"), state.step))
         new_state = new_state._replace(extras={
@@ -199,10 +206,27 @@ def evaluate(prog: Program, state: TrainState, data: dict) -> tuple[TrainState, 
     return state._replace(extras=extras), out
 
 
-def run_chunk(prog: Program, num_intervals: int, state: TrainState, data: dict, t0):
+def reached_target(metrics: dict, targets) -> jax.Array:
+    """Whether evaluation ``metrics`` meet ``targets = (train loss, train accuracy)`` (0 = off;
+    both set: both must hold; both off: never)."""
+    loss_t, acc_t = targets[0], targets[1]
+    ok_loss = (loss_t <= 0) | (metrics["train_loss"] <= loss_t)
+    ok_acc = (acc_t <= 0) | (metrics.get("train_accuracy", jnp.zeros(())) >= acc_t)
+    return ok_loss & ok_acc & ((loss_t > 0) | (acc_t > 0))
+
+
+def stop_at_target(state: TrainState, metrics: dict, targets) -> TrainState:
+    """Freeze an active run whose evaluation ``metrics`` meet ``targets`` (records the step)."""
+    newly = (state.stopped_at < 0) & ~state.diverged & reached_target(metrics, targets)
+    return state._replace(stopped_at=jnp.where(newly, state.step, state.stopped_at))
+
+
+def run_chunk(prog: Program, num_intervals: int, state: TrainState, data: dict, t0, targets):
     """``num_intervals`` x (``eval_every`` steps, then evaluate) as one scan, from shared step ``t0``.
 
-    Returns the new state and metrics stacked over the ``num_intervals`` evaluation points.
+    ``targets``: float32 ``[2]`` (train-loss target, train-accuracy target; 0 = off), checked at
+    every evaluation (:func:`stop_at_target`). Returns the new state and metrics stacked over the
+    ``num_intervals`` evaluation points.
     """
 
     def step(carry, _):
@@ -213,7 +237,7 @@ def run_chunk(prog: Program, num_intervals: int, state: TrainState, data: dict, 
     def interval(carry, _):
         carry, _ = jax.lax.scan(step, carry, None, length=prog.eval_every)
         s, m = evaluate(prog, carry[0], data)
-        return (s, carry[1]), m
+        return (stop_at_target(s, m, targets), carry[1]), m
 
     (state, _), metrics = jax.lax.scan(interval, (state, jnp.asarray(t0, jnp.int32)), None, length=num_intervals)
     return state, metrics

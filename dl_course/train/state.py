@@ -30,6 +30,8 @@ class TrainState(NamedTuple):
       diverged: bool scalar; once True the run is frozen at its last finite state.
       y_train: the run's own training labels when they are randomized in-graph, else None.
       batch_order: the current epoch's permutation of the training set (minibatch SGD), else None.
+      stopped_at: int32 scalar, the step at which the run reached the target train loss / accuracy
+        (``config.target_train_loss``) and was frozen, or -1.
     """
 
     step: Any
@@ -42,3 +44,4 @@ class TrainState(NamedTuple):
     diverged: Any
     y_train: Any = None
     batch_order: Any = None
+    stopped_at: Any = None

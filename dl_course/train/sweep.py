@@ -2,12 +2,16 @@
 its run axis sharded over every device with a ``Mesh`` and ``NamedSharding``.
 
 The per-run program (``dl_course.train.program``) is vmapped; hyperparameters enter as arrays,
-so changing their values never recompiles. Compiled functions are cached on the config's static
-part, the grid's keys and size, the task and hook objects, and the device mesh. The host drives
-the run in chunks (one compiled call each) to report progress and to checkpoint for ``resume``.
-Runs are padded to a multiple of the device count by repeating the last grid point; the padding
-is dropped from the results. Multi-host: call ``jax.distributed.initialize()`` first; the mesh
-then spans every process's devices and results are gathered with ``process_allgather``.
+so changing their values never recompiles. Compiled functions are cached on the engine config
+(which holds no study keys: ``dl_course.train.config.check_keys``), the grid's keys and size, the
+task and hook objects, the data shapes and the device mesh. The host drives the run in chunks
+(``dl_course.train.driver``) to report progress, checkpoint for ``resume`` and stop early.
+
+Runs are padded to a multiple of the device count by repeating the last grid point; with
+``config.max_parallel_runs`` the grid is trained in waves of that many runs through the same
+compiled program (the last wave padded the same way); padding is dropped from the results.
+Multi-process: after ``jax.distributed.initialize()`` the mesh spans every process's devices and
+results are gathered with ``process_allgather`` (``dl_course.train.placement``).
 """
 
 from __future__ import annotations
@@ -15,26 +19,28 @@ from __future__ import annotations
 import collections
 import dataclasses
 import functools
+import hashlib
 import json
 import time
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from dl_course.models.conv import resolve_conv_impl
 from dl_course.train import checkpoint as ckpt_lib
+from dl_course.train import driver
 from dl_course.train.build import build_program, load_data
 from dl_course.train.config import ConfigError
-from dl_course.train.grid import make_grid, stack_hparams
-from dl_course.train.program import evaluate, init_run, run_chunk
+from dl_course.train.grid import make_grid, pad_runs, stack_hparams
+from dl_course.train.placement import put, run_mesh, shardings, to_host
+from dl_course.train.program import evaluate, init_run, run_chunk, stop_at_target
 
-# Counts of traces (= compilations) of the sweep's jitted functions, for the no-recompile tests.
-TRACE_COUNTS: collections.Counter = collections.Counter()
 _CACHE: "collections.OrderedDict[Any, tuple]" = collections.OrderedDict()
 _CACHE_SIZE = 16
+#: Package versions that change the computation (part of the resume fingerprint).
+_VERSIONED = ("dl_course", "jax", "jaxlib", "flax", "optax")
 
 
 @dataclasses.dataclass
@@ -46,11 +52,14 @@ class SweepResult:
       grid: list of dicts, one per run: ``seed``, ``learning_rate`` and the other grid keys.
       metrics: dict name -> ``[run, eval_point, ...]`` (train_loss, train_accuracy, test_loss,
         test_accuracy for classification, and every hook metric).
-      steps: ``[eval_point]`` optimizer step of each evaluation (0, eval_every, ..., steps).
+      steps: ``[eval_point]`` optimizer step of each evaluation (0, eval_every, ...; shorter than
+        ``steps / eval_every + 1`` when every run reached its target early).
       diverged: ``[run]`` bool.
       state: the final stacked TrainState (numpy), incl. hook states in ``state.extras``.
-      conventions: loss reduction, batching, eval mode and subsets, dtype, devices.
+      conventions: loss reduction, batching, eval mode and subsets, dtype, devices, target stop.
       timing: seconds for compilation + first chunk, and for the whole sweep.
+      converged: ``[run]`` bool, the run reached ``config.target_train_loss`` (False when off).
+      steps_to_target: ``[run]`` int, the step at which it did (-1 if never or off).
     """
 
     params: Any
@@ -61,47 +70,42 @@ class SweepResult:
     state: Any
     conventions: dict
     timing: dict
+    converged: np.ndarray = None
+    steps_to_target: np.ndarray = None
 
     def metric(self, name: str, point: int = -1) -> np.ndarray:
         """``metrics[name][:, point]``: one value per run at an evaluation point (default last)."""
         return self.metrics[name][:, point]
 
 
-def _mesh() -> Mesh:
-    return Mesh(np.asarray(jax.devices()), ("runs",))
+def _targets(config) -> np.ndarray:
+    return np.asarray([float(config.get("target_train_loss", 0.0)), float(config.get("target_train_accuracy", 0.0))],
+                      np.float32)
 
 
-def _static_key(config, grid_keys, num_runs, n_int, task, hooks, data_sig, mesh):
-    static = {k: v for k, v in config.to_dict().items() if k not in ("seeds", "learning_rates")}
-    return (json.dumps(static, sort_keys=True, default=str), tuple(grid_keys), num_runs, n_int,
+def _programs(prog, n_int: int, vmapped: bool, shard_runs=None):
+    """Jitted ``(init, eval, chunk)`` of all runs (vmapped, sharded) or of one run."""
+    init = functools.partial(init_run, prog)
+
+    def ev(state, data, targets):
+        state, m = evaluate(prog, state, data)
+        return stop_at_target(state, m, targets), m
+
+    chunk = functools.partial(run_chunk, prog, n_int)
+    if not vmapped:
+        return jax.jit(init), jax.jit(ev), jax.jit(chunk, donate_argnums=0)
+    return (jax.jit(jax.vmap(init, in_axes=(0, 0, None)), out_shardings=shard_runs),
+            jax.jit(jax.vmap(ev, in_axes=(0, None, None)), out_shardings=(shard_runs, shard_runs)),
+            jax.jit(jax.vmap(chunk, in_axes=(0, None, None, None)), out_shardings=(shard_runs, shard_runs),
+                    donate_argnums=0))
+
+
+def _static_key(config, grid_keys, wave_size, n_int, task, hooks, data_sig, mesh):
+    static = {k: v for k, v in config.to_dict().items()
+              if k not in ("seeds", "learning_rates", "target_train_loss", "target_train_accuracy", "checkpoint_every")}
+    return (json.dumps(static, sort_keys=True, default=str), tuple(grid_keys), wave_size, n_int,
             None if task is None else id(task), tuple((k, id(h)) for k, h in sorted((hooks or {}).items())),
             data_sig, tuple(d.id for d in mesh.devices.flat))
-
-
-def _compiled(prog, n_int, shard_runs, replicated):
-    def init_all(seeds, hparams, data):
-        TRACE_COUNTS["init"] += 1
-        return jax.vmap(functools.partial(init_run, prog), in_axes=(0, 0, None))(seeds, hparams, data)
-
-    def eval_all(state, data):
-        TRACE_COUNTS["eval"] += 1
-        return jax.vmap(functools.partial(evaluate, prog), in_axes=(0, None))(state, data)
-
-    def chunk_all(state, data, t0):
-        TRACE_COUNTS["chunk"] += 1
-        return jax.vmap(functools.partial(run_chunk, prog, n_int), in_axes=(0, None, None))(state, data, t0)
-
-    return (jax.jit(init_all, out_shardings=shard_runs),
-            jax.jit(eval_all, out_shardings=(shard_runs, shard_runs)),
-            jax.jit(chunk_all, out_shardings=(shard_runs, shard_runs), donate_argnums=0))
-
-
-def _to_host(tree):
-    if jax.process_count() > 1:
-        from jax.experimental import multihost_utils
-
-        return multihost_utils.process_allgather(tree, tiled=True)
-    return jax.device_get(tree)
 
 
 def _chunk_intervals(num_intervals: int, requested: int) -> int:
@@ -112,9 +116,36 @@ def _chunk_intervals(num_intervals: int, requested: int) -> int:
     return 1
 
 
+def _host_data(data) -> dict:
+    return {"x_train": data.x_train, "y_train": data.y_train, "x_test": data.x_test, "y_test": data.y_test}
+
+
+def fingerprint(config, runs, data, task, hooks, num_devices: int) -> dict:
+    """Everything that determines a sweep's computation, for checking a resume: the engine
+    config (``checkpoint_every`` aside), the grid, the data (shapes, dtypes, sha256), the hooks
+    and task (by name), the device count and the versions of the packages that compute."""
+    from dl_course.results import package_versions
+
+    digest = {k: {"shape": list(np.shape(v)), "dtype": str(np.asarray(v).dtype),
+                  "sha256": hashlib.sha256(np.ascontiguousarray(v).tobytes()).hexdigest()[:16]}
+              for k, v in _host_data(data).items()}
+
+    def name(obj):
+        fn = getattr(obj, "init", obj)
+        return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', type(fn).__name__)}"
+
+    versions = package_versions()
+    return {"engine_config": {k: v for k, v in config.to_dict().items() if k != "checkpoint_every"},
+            "grid": runs, "data": {"name": data.name, **digest},
+            "hooks": {k: name(h) for k, h in sorted((hooks or {}).items())},
+            "task": "built from the config" if task is None else name(task),
+            "num_devices": num_devices, "versions": {k: versions.get(k) for k in _VERSIONED}}
+
+
 def conventions(config, prog, data, num_devices: int, engine_task: bool = True) -> dict:
     """The conventions recorded with every result of this sweep (``engine_task``: the engine
     built the supervised task, so it applied ``config.conv_impl``; a given Task does its own)."""
+    targets = _targets(config)
     return {
         "loss": config.loss,
         "loss_reduction": "mean over examples",
@@ -129,27 +160,47 @@ def conventions(config, prog, data, num_devices: int, engine_task: bool = True) 
         "dtype": config.get("dtype", "float32"),
         "seeds": "root key PRNGKey(seed) per run; named streams init/data/dropout/labels/hooks by fold_in",
         "divergence": "non-finite loss/grad/params: run frozen at last finite state, flagged diverged",
+        "target_stop": ("off" if not np.any(targets > 0) else
+                        f"run frozen at the first evaluation (every {prog.eval_every} steps, eval mode, "
+                        f"{prog.num_eval_train} train examples) with train loss <= {targets[0]:g}"
+                        + (f" and train accuracy >= {targets[1]:g}" if targets[1] > 0 else "")),
         "devices": f"{num_devices} x {jax.devices()[0].device_kind} ({jax.default_backend()})",
         "conv_impl": (resolve_conv_impl(config.get("conv_impl", "auto")) if engine_task
                       else "chosen by the Task passed to the engine"),
     }
 
 
+def _result(config, prog, data, runs, state, metrics, steps, n_dev, task, timing) -> SweepResult:
+    stopped = np.asarray(state.stopped_at)
+    return SweepResult(params=state.params, grid=runs, metrics=metrics, steps=steps,
+                       diverged=np.asarray(state.diverged, bool), state=state,
+                       conventions=conventions(config, prog, data, n_dev, task is None), timing=timing,
+                       converged=stopped >= 0, steps_to_target=stopped.astype(np.int64))
+
+
+def _pad_metrics(metrics: dict, length: int) -> dict:
+    """Repeat the last evaluation of a wave that ended early (all its runs were frozen)."""
+    return {k: v if v.shape[1] == length else np.concatenate([v, np.repeat(v[:, -1:], length - v.shape[1], 1)], 1)
+            for k, v in metrics.items()}
+
+
 def sweep(config, seeds=None, learning_rates=None, *, hooks: dict | None = None, task=None, data=None,
-          checkpoint_dir=None, resume: bool = False, progress: bool = False, stop_after_chunks: int | None = None,
-          **grid) -> SweepResult:
+          checkpoint_dir=None, resume: bool = False, progress: bool = False,
+          on_chunk: Callable[[driver.ChunkInfo], None] | None = None, **grid) -> SweepResult:
     """Train every grid point of ``seeds x learning_rates x grid`` in one vmapped, jitted program.
 
     Args:
-      config: a ``ConfigDict`` (see ``dl_course.train.config.default_config``).
+      config: the engine's ``ConfigDict`` (``dl_course.train.config.default_config``).
       seeds, learning_rates: grid axes (default: ``config.seeds``, ``config.learning_rates``).
       hooks: dict name -> ``Hook`` (measurements / training-time state), vmapped with the runs.
       task: a ``Task`` replacing the supervised one built from the config (e.g. a score model).
       data: a ``Dataset`` replacing ``dl_course.data.load(config.dataset, ...)``.
-      checkpoint_dir: where to write orbax checkpoints every ``config.checkpoint_every`` chunks.
-      resume: continue from the newest checkpoint in ``checkpoint_dir`` if there is one.
-      progress: show a tqdm progress bar over chunks.
-      stop_after_chunks: stop early after this many chunks (used to test interruption).
+      checkpoint_dir: where to write orbax checkpoints every ``config.checkpoint_every`` chunks
+        (and on SIGTERM / SIGINT, before raising ``driver.Preempted``).
+      resume: continue from the newest valid checkpoint in ``checkpoint_dir``; the checkpoints
+        must come from the same computation (``fingerprint``), else ``ConfigError``.
+      progress: show a tqdm progress bar over waves x chunks.
+      on_chunk: called on the host after every chunk with a ``driver.ChunkInfo``.
       **grid: further axes, name -> list of values (optimizer hyperparameters such as
         ``momentum``, ``weight_decay``; engine ones ``random_label_fraction``, ``l2``).
     """
@@ -157,107 +208,103 @@ def sweep(config, seeds=None, learning_rates=None, *, hooks: dict | None = None,
     learning_rates = list(config.learning_rates) if learning_rates is None else list(np.atleast_1d(learning_rates).tolist())
     runs = make_grid(seeds, learning_rates, **grid)
     data = load_data(config) if data is None else data
-    prog, task_used = build_program(config, data, task, hooks, list(grid))
+    prog, _ = build_program(config, data, task, hooks, list(grid))
     if resume and checkpoint_dir is None:
         raise ConfigError("resume needs a checkpoint directory")
 
-    mesh = _mesh()
+    mesh = run_mesh()
     n_dev = mesh.devices.size
-    num_runs = len(runs)
-    padded = runs + [runs[-1]] * (-num_runs % n_dev)
-    shard_runs = NamedSharding(mesh, PartitionSpec("runs"))
-    replicated = NamedSharding(mesh, PartitionSpec())
+    waves = pad_runs(runs, n_dev, int(config.get("max_parallel_runs", 0)))
+    shard_runs, replicated = shardings(mesh)
     num_intervals = int(config.steps) // int(config.eval_every)
     n_int = _chunk_intervals(num_intervals, int(config.chunk_evals))
-    n_chunks = num_intervals // n_int
-
-    host_data = {"x_train": data.x_train, "y_train": data.y_train, "x_test": data.x_test, "y_test": data.y_test}
+    plan = driver.WavePlan(num_chunks=num_intervals // n_int, intervals_per_chunk=n_int,
+                           eval_every=int(config.eval_every), checkpoint_every=int(config.checkpoint_every),
+                           targets=_targets(config))
+    host_data = _host_data(data)
     data_sig = tuple((k, v.shape, str(v.dtype)) for k, v in host_data.items())
-    key = _static_key(config, list(grid), len(padded), n_int, task, hooks, data_sig, mesh)
+    key = _static_key(config, list(grid), len(waves[0]), n_int, task, hooks, data_sig, mesh)
     if key not in _CACHE:
-        _CACHE[key] = _compiled(prog, n_int, shard_runs, replicated)
+        _CACHE[key] = _programs(prog, n_int, True, shard_runs)
         if len(_CACHE) > _CACHE_SIZE:
             _CACHE.popitem(last=False)
     _CACHE.move_to_end(key)
     init_fn, eval_fn, chunk_fn = _CACHE[key]
-
-    def put(x, sharding):
-        x = np.asarray(x)
-        return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
+    if checkpoint_dir is not None:
+        ckpt_lib.check_fingerprint(checkpoint_dir, fingerprint(config, runs, data, task, hooks, n_dev), resume)
 
     dev_data = {k: put(v, replicated) for k, v in host_data.items()}
-    seeds_arr = put(np.asarray([r["seed"] for r in padded], np.uint32), shard_runs)
-    hparams = {k: put(v, shard_runs) for k, v in stack_hparams(padded).items()}
-
-    t0 = time.perf_counter()
-    state = init_fn(seeds_arr, hparams, dev_data)
-    state, m0 = eval_fn(state, dev_data)
-    metrics = {k: [np.asarray(_to_host(v))[:, None]] for k, v in m0.items()}
-    done = 0
-    if resume and ckpt_lib.latest(checkpoint_dir) is not None:
-        done, state, restored = ckpt_lib.restore(ckpt_lib.latest(checkpoint_dir), state, list(metrics))
-        metrics = {k: [v] for k, v in restored.items()}
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=n_chunks, initial=done, desc="sweep", unit="chunk", leave=False)
-    t_first = None
-    every_ckpt = int(config.checkpoint_every)
-    steps_per_chunk = n_int * int(config.eval_every)
-    for c in range(done, n_chunks):
-        state, m = chunk_fn(state, dev_data, np.int32(c * steps_per_chunk))
-        m = _to_host(m)
-        for k, v in m.items():
-            metrics[k].append(np.asarray(v))
-        if t_first is None:
-            t_first = time.perf_counter() - t0
-        if bar is not None:
-            bar.update(1)
-        if checkpoint_dir is not None and every_ckpt > 0 and ((c + 1) % every_ckpt == 0 or c + 1 == n_chunks):
-            ckpt_lib.save(checkpoint_dir, c + 1, state, {k: np.concatenate(v, 1) for k, v in metrics.items()})
-        if stop_after_chunks is not None and c + 1 - done >= stop_after_chunks and c + 1 < n_chunks:
-            if bar is not None:
-                bar.close()
-            raise KeyboardInterrupt(f"stopped after {c + 1} chunks (stop_after_chunks)")
+        bar = tqdm(total=len(waves) * plan.num_chunks, desc="sweep", unit="chunk", leave=False)
+    timing: dict = {}
+    t0 = time.perf_counter()
+    states, wave_metrics = [], []
+    for w, wave_runs in enumerate(waves):
+        seeds_arr = put(np.asarray([r["seed"] for r in wave_runs], np.uint32), shard_runs)
+        hparams = {k: put(v, shard_runs) for k, v in stack_hparams(wave_runs).items()}
+        state = init_fn(seeds_arr, hparams, dev_data)
+        state, m0 = eval_fn(state, dev_data, plan.targets)
+        m0 = {k: v[:, None] for k, v in to_host(m0).items()}
+        restored = None
+        if resume and checkpoint_dir is not None:
+            found = ckpt_lib.restore_newest(ckpt_lib.wave_dir(checkpoint_dir, w), state)
+            if found is not None and found[0]:  # a finished wave
+                states.append(to_host(found[2]))
+                wave_metrics.append(found[3])
+                if bar is not None:
+                    bar.update(plan.num_chunks)
+                continue
+            restored = None if found is None else found[1:]
+            if bar is not None and restored is not None:
+                bar.update(restored[0])
+        state, metrics = driver.run_wave(plan, chunk_fn, state, dev_data, m0, wave=w, checkpoint_dir=checkpoint_dir,
+                                         resume_from=restored, bar=bar, on_chunk=on_chunk, timing=timing)
+        state = to_host(state)
+        if checkpoint_dir is not None and (len(waves) > 1 or plan.checkpoint_every > 0):
+            driver.save_finished_wave(checkpoint_dir, w, state, metrics)
+        states.append(state)
+        wave_metrics.append(metrics)
     if bar is not None:
         bar.close()
-    host_state = jax.tree.map(lambda x: np.asarray(x)[:num_runs], _to_host(state))
-    total = time.perf_counter() - t0
-    steps = np.arange(num_intervals + 1) * int(config.eval_every)
-    return SweepResult(
-        params=host_state.params, grid=runs,
-        metrics={k: np.concatenate(v, 1)[:num_runs] for k, v in metrics.items()},
-        steps=steps, diverged=np.asarray(host_state.diverged, bool), state=host_state,
-        conventions=conventions(config, prog, data, n_dev, task is None),
-        timing={"first_chunk_incl_compile_s": t_first or 0.0, "total_s": total, "chunks": n_chunks,
-                "intervals_per_chunk": n_int})
+    length = max(m["train_loss"].shape[1] for m in wave_metrics)
+    wave_metrics = [_pad_metrics(m, length) for m in wave_metrics]
+    state = jax.tree.map(lambda *xs: np.concatenate(xs, 0)[:len(runs)], *states)
+    metrics = {k: np.concatenate([m[k] for m in wave_metrics], 0)[:len(runs)] for k in wave_metrics[0]}
+    timing.update({"total_s": time.perf_counter() - t0, "chunks": plan.num_chunks, "waves": len(waves),
+                   "runs_per_wave": len(waves[0]), "intervals_per_chunk": n_int})
+    timing.setdefault("first_chunk_incl_compile_s", 0.0)
+    steps = np.arange(length) * plan.eval_every
+    return _result(config, prog, data, runs, state, metrics, steps, n_dev, task, timing)
 
 
 def train(config, seed: int, learning_rate: float, *, hooks=None, task=None, data=None, **hparams) -> SweepResult:
     """Train ONE run without vmap (the reference the sweep is tested against).
 
-    Same per-run program and keys as ``sweep``; results have a leading run axis of size 1.
+    Same per-run program, keys, target stop and chunk loop as ``sweep``; results have a leading
+    run axis of size 1.
     """
     runs = make_grid([seed], [learning_rate], **hparams)
     data = load_data(config) if data is None else data
     prog, _ = build_program(config, data, task, hooks, list(hparams))
     num_intervals = int(config.steps) // int(config.eval_every)
     n_int = _chunk_intervals(num_intervals, int(config.chunk_evals))
-    dev_data = {"x_train": jnp.asarray(data.x_train), "y_train": jnp.asarray(data.y_train),
-                "x_test": jnp.asarray(data.x_test), "y_test": jnp.asarray(data.y_test)}
+    plan = driver.WavePlan(num_chunks=num_intervals // n_int, intervals_per_chunk=n_int,
+                           eval_every=int(config.eval_every), checkpoint_every=0, targets=_targets(config))
+    init_fn, eval_fn, chunk_fn = _programs(prog, n_int, False)
+    dev_data = {k: jnp.asarray(v) for k, v in _host_data(data).items()}
     hp = {k: jnp.asarray(v[0]) for k, v in stack_hparams(runs).items()}
-    state = jax.jit(functools.partial(init_run, prog))(jnp.uint32(seed), hp, dev_data)
-    state, m0 = jax.jit(functools.partial(evaluate, prog))(state, dev_data)
-    chunk = jax.jit(functools.partial(run_chunk, prog, n_int))
-    metrics = {k: [np.asarray(v)[None]] for k, v in m0.items()}
-    for c in range(num_intervals // n_int):
-        state, m = chunk(state, dev_data, np.int32(c * n_int * int(config.eval_every)))
-        for k, v in m.items():
-            metrics[k].append(np.asarray(v))
+    state = init_fn(jnp.uint32(seed), hp, dev_data)
+    state, m0 = eval_fn(state, dev_data, plan.targets)
+    m0 = {k: np.asarray(v)[None, None] for k, v in jax.device_get(m0).items()}
+
+    def one_run_chunk(s, d, t0, targets):  # metrics [interval] -> [1, interval] like the sweep's
+        s, m = chunk_fn(s, d, t0, targets)
+        return s, jax.tree.map(lambda v: v[None], m)
+
+    state, metrics = driver.run_wave(plan, one_run_chunk, state, dev_data, m0)
     host_state = jax.tree.map(lambda x: np.asarray(x)[None], jax.device_get(state))
-    return SweepResult(params=host_state.params, grid=runs,
-                       metrics={k: np.concatenate(v, 0)[None] for k, v in metrics.items()},
-                       steps=np.arange(num_intervals + 1) * int(config.eval_every),
-                       diverged=np.asarray(host_state.diverged, bool), state=host_state,
-                       conventions=conventions(config, prog, data, 1, task is None), timing={})
+    steps = np.arange(metrics["train_loss"].shape[1]) * plan.eval_every
+    return _result(config, prog, data, runs, host_state, metrics, steps, 1, task, {})

@@ -1,10 +1,14 @@
 """The vmapped sweep: equal to per-run training, no recompiles, divergence, determinism, resume."""
 
+import os
+import signal
+
 import jax
 import numpy as np
 import pytest
 
-from dl_course.train import TRACE_COUNTS, sweep, train
+from dl_course.train import Preempted, sweep, train
+from tests.compile_counter import count_compilations
 from tests.train.conftest import tiny_config
 
 
@@ -29,10 +33,12 @@ def test_sweep_equals_per_run_training(small_mnist1d):
 
 def test_changing_hyperparameter_values_does_not_recompile(small_mnist1d):
     config = tiny_config()
-    sweep(config, seeds=[0], learning_rates=[0.1, 0.2], data=small_mnist1d, momentum=[0.5])
-    before = dict(TRACE_COUNTS)
-    res = sweep(config, seeds=[3], learning_rates=[0.01, 0.03], data=small_mnist1d, momentum=[0.8])
-    assert dict(TRACE_COUNTS) == before, "new hyperparameter values must reuse the compiled program"
+    with count_compilations() as first:
+        sweep(config, seeds=[0], learning_rates=[0.1, 0.2], data=small_mnist1d, momentum=[0.5])
+    assert first[0] > 0  # the counter sees the sweep's compilations
+    with count_compilations() as again:
+        res = sweep(config, seeds=[3], learning_rates=[0.01, 0.03], data=small_mnist1d, momentum=[0.8])
+    assert again[0] == 0, "new hyperparameter values must reuse the compiled program"
     assert res.grid[1] == {"seed": 3, "learning_rate": 0.03, "momentum": 0.8}
 
 
@@ -58,9 +64,15 @@ def test_same_config_is_bitwise_reproducible(small_mnist1d):
 def test_interrupted_then_resumed_equals_uninterrupted(small_mnist1d, tmp_path):
     config = tiny_config(checkpoint_every=1)
     full = sweep(config, seeds=[0, 1], learning_rates=[0.1], data=small_mnist1d)
-    with pytest.raises(KeyboardInterrupt):
+
+    def preempt_after_two(info):  # a cluster's preemption notice arriving during chunk 2
+        if info.chunk == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    with pytest.raises(Preempted) as stopped:
         sweep(config, seeds=[0, 1], learning_rates=[0.1], data=small_mnist1d, checkpoint_dir=tmp_path,
-              stop_after_chunks=2)
+              on_chunk=preempt_after_two)
+    assert stopped.value.checkpoint.name == "chunk_000002"
     resumed = sweep(config, seeds=[0, 1], learning_rates=[0.1], data=small_mnist1d, checkpoint_dir=tmp_path,
                     resume=True)
     for x, y in zip(jax.tree.leaves(full.state), jax.tree.leaves(resumed.state)):

@@ -1,0 +1,219 @@
+"""A run's result directory: one writer at a time, written aside, appearing whole.
+
+``RunDir(final)`` writes into the staging directory ``<final>.partial`` (which also holds the
+checkpoints for ``--resume``) while holding an exclusive advisory lock (``fcntl.flock`` on
+``<parent>/.<name>.lock``; the OS releases it when the process dies). ``commit()`` writes
+``complete.json`` (every file with its size and sha256), drops the checkpoints and makes the
+staging directory the result in ONE rename, so a reader never sees a half-written result; a
+directory without ``complete.json`` is unfinished (:func:`status`). A finished result is replaced
+only with ``overwrite=True``, by an atomic exchange of the two directories (Linux
+``renameat2(RENAME_EXCHANGE)``; elsewhere two renames); a ``runs/`` folder inside it (the
+timestamped runs of ``results/<study>/runs/``) is carried over.
+
+Only process 0 of a multi-process run writes (``primary``); the others' writes are no-ops.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import datetime as _dt
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+from dl_course.train.config import ConfigError
+
+COMPLETE = "complete.json"
+KEEP_INSIDE = ("runs",)
+
+
+def status(path: str | Path) -> str:
+    """``"finished"`` (``complete.json``, or a legacy ``summary.json``), ``"interrupted"``
+    (``<path>.partial`` holds checkpoints), ``"incomplete"`` or ``"absent"``."""
+    path = Path(path)
+    if (path / COMPLETE).is_file():
+        return "finished"
+    staging = path.with_name(path.name + ".partial")
+    if (staging / "checkpoints").is_dir() and any((staging / "checkpoints").iterdir()):
+        return "interrupted"
+    if (path / "summary.json").is_file():
+        return "finished"  # written before complete.json existed
+    return "incomplete" if path.exists() else "absent"
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two directories (Linux renameat2 RENAME_EXCHANGE); False if unsupported."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    rc = fn(at_fdcwd, os.fsencode(str(a)), at_fdcwd, os.fsencode(str(b)), rename_exchange)
+    return rc == 0
+
+
+class RunDir:
+    """A run being written: files go to ``staging`` and become ``final`` on ``commit()``.
+
+    Attributes:
+      final: the result directory. staging: ``<final>.partial``.
+      checkpoint_dir: ``<staging>/checkpoints`` (orbax checkpoints for ``--resume``).
+    """
+
+    def __init__(self, final: str | Path, resume: bool = False, overwrite: bool = False, primary: bool = True):
+        self.final = Path(final)
+        self.resume = resume
+        self.overwrite = overwrite
+        self.primary = primary
+        self.staging = self.final.with_name(self.final.name + ".partial")
+        self.checkpoint_dir = self.staging / "checkpoints"
+        self.lock_path = self.final.with_name(f".{self.final.name}.lock")
+        self._lock_fd: int | None = None
+
+    # -- ownership ---------------------------------------------------------------------------
+    def acquire(self) -> "RunDir":
+        """Take the directory's lock and check that this run may write it (``ConfigError`` if not)."""
+        if not self.primary:
+            return self
+        self.final.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise ConfigError(f"{self.final} is being written by another run; wait for it or give another --workdir")
+            try:  # the file may have been unlinked by its previous owner between open and flock
+                same = os.fstat(fd).st_ino == os.stat(self.lock_path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        self._lock_fd = fd
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        try:
+            self._check_writable()
+        except BaseException:
+            self.release()
+            raise
+        return self
+
+    def _check_writable(self) -> None:
+        state = status(self.final)
+        if state == "finished" and not self.overwrite and not self.resume:
+            raise ConfigError(f"{self.final} already holds a finished run; give --overwrite to replace it "
+                              "or another --workdir")
+        if self.final.exists() and state != "finished":
+            other = sorted(p.name for p in self.final.iterdir() if p.name not in KEEP_INSIDE)
+            if other:
+                raise ConfigError(f"{self.final} exists and is not a finished dl-course result ({', '.join(other[:4])}); "
+                                  "give another --workdir")
+        interrupted = self.checkpoint_dir.is_dir() and any(self.checkpoint_dir.iterdir())
+        if interrupted and not self.resume and not self.overwrite:
+            raise ConfigError(f"{self.staging} holds an interrupted run; --resume continues it, --overwrite discards it")
+        if self.overwrite and not self.resume and self.staging.exists():
+            shutil.rmtree(self.staging)
+
+    def release(self) -> None:
+        if self._lock_fd is not None:
+            try:
+                os.unlink(self.lock_path)
+            except FileNotFoundError:
+                pass
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    # -- writing -----------------------------------------------------------------------------
+    def open(self) -> "RunDir":
+        if self.primary:
+            self.staging.mkdir(parents=True, exist_ok=True)
+        return self
+
+    def path(self, name: str) -> Path:
+        self.open()  # created lazily: a run that fails validation leaves no directory behind
+        return self.staging / name
+
+    def json(self, name: str, obj) -> None:
+        if self.primary:
+            from dl_course.results import write_json
+
+            write_json(self.path(name), obj)
+
+    def npz(self, name: str, **arrays) -> None:
+        if self.primary:
+            from dl_course.results import write_npz
+
+            write_npz(self.path(name), **arrays)
+
+    def figure(self, name: str, fig) -> None:
+        import matplotlib.pyplot as plt
+
+        if not self.primary:
+            plt.close(fig)
+            return
+        from dl_course.results import save_figure
+
+        save_figure(self.path(name), fig)
+
+    # -- finishing ---------------------------------------------------------------------------
+    def commit(self) -> Path:
+        """Make the staging directory the result in one rename (see the module docstring)."""
+        if not self.primary:
+            return self.final
+        from dl_course.results import write_json
+
+        self.open()
+        shutil.rmtree(self.checkpoint_dir, ignore_errors=True)
+        files = {}
+        for p in sorted(self.staging.rglob("*")):
+            if p.is_file() and p.name != COMPLETE:
+                files[str(p.relative_to(self.staging))] = {
+                    "bytes": p.stat().st_size, "sha256": hashlib.sha256(p.read_bytes()).hexdigest()}
+        write_json(self.staging / COMPLETE, {"finished_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(
+            timespec="seconds"), "files": files})
+        if not self.final.exists():
+            os.rename(self.staging, self.final)
+        else:
+            if not _exchange(self.staging, self.final):
+                aside = self.final.with_name(f"{self.final.name}.old-{os.getpid()}")
+                os.rename(self.final, aside)
+                os.rename(self.staging, self.final)
+                os.rename(aside, self.staging)
+            for keep in KEEP_INSIDE:  # the old directory is now at `staging`
+                if (self.staging / keep).exists() and not (self.final / keep).exists():
+                    os.rename(self.staging / keep, self.final / keep)
+            shutil.rmtree(self.staging)
+        self.release()
+        return self.final
+
+    def abort(self, keep_checkpoints: bool) -> None:
+        """Remove the staging directory unless it holds checkpoints worth resuming from."""
+        if self.primary and not (keep_checkpoints and self.checkpoint_dir.exists() and any(self.checkpoint_dir.iterdir())):
+            shutil.rmtree(self.staging, ignore_errors=True)
+            self.release()
+            parent = self.final.parent
+            if parent.name == "runs" and parent.exists() and not any(parent.iterdir()):
+                parent.rmdir()
+        self.release()
+
+
+def verify(path: str | Path) -> list[str]:
+    """Problems of a finished result directory: files listed in ``complete.json`` that are
+    missing or whose sha256 differs (empty list: intact)."""
+    path = Path(path)
+    record = json.loads((path / COMPLETE).read_text())
+    problems = []
+    for name, info in record["files"].items():
+        f = path / name
+        if not f.is_file():
+            problems.append(f"{name}: missing")
+        elif hashlib.sha256(f.read_bytes()).hexdigest() != info["sha256"]:
+            problems.append(f"{name}: changed since the run finished")
+    return problems
