@@ -77,6 +77,15 @@ class SweepResult:
         """``metrics[name][:, point]``: one value per run at an evaluation point (default last)."""
         return self.metrics[name][:, point]
 
+    def train_labels(self, data, num_examples: int | None = None) -> np.ndarray:
+        """``[run, num_examples]`` training labels each run was trained on: its own when the sweep
+        randomized labels in-graph (``random_label_fraction``), else the dataset's."""
+        n = data.n_train if num_examples is None else int(num_examples)
+        y_runs = getattr(self.state, "y_train", None)
+        if y_runs is not None:
+            return np.asarray(y_runs)[:, :n]
+        return np.broadcast_to(np.asarray(data.y_train[:n]), (len(self.grid), n))
+
 
 def _targets(config) -> np.ndarray:
     return np.asarray([float(config.get("target_train_loss", 0.0)), float(config.get("target_train_accuracy", 0.0))],
