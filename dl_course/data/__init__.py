@@ -2,6 +2,6 @@
 
 from dl_course.data.dataset import Dataset, make_dataset
 from dl_course.data.registry import REGISTRY, check_name, load, names
-from dl_course.data.splits import kfold_indices, train_val_split
+from dl_course.data.splits import fold_datasets, kfold_indices, train_val_split
 from dl_course.data.transforms import (one_hot, random_inputs, randomize_labels, shuffle_inputs, standardize,
                                        subsample_per_class, with_random_labels)

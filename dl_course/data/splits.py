@@ -1,4 +1,4 @@
-"""Index splits: k-fold cross-validation and held-out validation sets."""
+"""Index splits: k-fold cross-validation (and its fold datasets) and held-out validation sets."""
 
 from __future__ import annotations
 
@@ -25,3 +25,13 @@ def train_val_split(n: int, val_fraction: float, seed: int = 0) -> tuple[np.ndar
     perm = np.random.default_rng(seed).permutation(n)
     n_val = max(1, int(round(val_fraction * n)))
     return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+
+def fold_datasets(data, k: int, seed: int) -> list:
+    """For each fold, a Dataset whose training set is the other k-1 folds and whose *test* set is
+    the held-out fold (so the engine's test metrics are the validation metrics)."""
+    out = []
+    for i, (tr, va) in enumerate(kfold_indices(data.n_train, k, seed)):
+        out.append(data.replace(x_train=data.x_train[tr], y_train=data.y_train[tr], x_test=data.x_train[va],
+                                y_test=data.y_train[va], info={"fold": i, "k": k, "fold_seed": seed}))
+    return out

@@ -99,3 +99,4 @@ from dl_course.measures.spectrum import (
 )
 from dl_course.measures.trace import hessian_trace, hutchinson_trace, operator_trace
 from dl_course.measures.tracking import SharpnessTrackerState, sharpness_tracker
+from dl_course.measures.classification import confusion_matrix

@@ -1,5 +1,8 @@
 """Learning from few labels: data augmentation, and pretraining + fine-tuning, vs from scratch.
 
+The variants model is ``dl_course.train.transfer.variants_task``; the labelled pools and the
+source/target tasks are ``dl_course.data.few_labels``.
+
 With ``n`` labels per class (n in {5, 10, 20, 50}) on MNIST-1D (1D CNN) and on the 8x8 digits
 (2D CNN), four variants of the same network are compared:
 
@@ -32,178 +35,67 @@ minibatch order and augmentation draws; the runs of a sweep).
 
 from __future__ import annotations
 
-import math
+import copy
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from dl_course import data as data_lib
+from dl_course import models as models_lib
 from dl_course import results
 from dl_course.data import augment as augment_lib
-from dl_course.data.mnist1d import generate_cached, generator_args
-from dl_course.models.conv import resolve_conv_impl, with_conv_impl
-from dl_course.studies.image_cnn import make_model, model_task
-from dl_course.train import Task, losses, sweep
-
-VARIANTS = ("scratch", "augment", "finetune", "linear_probe")
+from dl_course.data.few_labels import labelled_pool, pool_size, source_and_target
+from dl_course.models.conv import resolve_conv_impl
+from dl_course.train import sweep
+from dl_course.train.transfer import variants_task
 
 
 # --------------------------------------------------------------------------- data
 
 
-def source_and_target(dataset: str, config) -> tuple[data_lib.Dataset, data_lib.Dataset]:
-    """(source task, target task) datasets of ``dataset`` as described in the module docstring."""
-    if dataset == "mnist1d":
-        target = data_lib.load("mnist1d")
-        g = generate_cached(generator_args(**config.source_generator.to_dict()))
-        source = data_lib.make_dataset(g["x"], g["y"], g["x_test"], g["y_test"], 10, "mnist1d_source",
-                                       {"generator": config.source_generator.to_dict()})
-        return source, target
-    if dataset == "digits":
-        d = data_lib.load("digits")
-        split = int(config.digits_source_classes)
-
-        def part(x, y, lo, hi):
-            keep = (y >= lo) & (y < hi)
-            return x[keep], y[keep] - lo
-
-        xs, ys = part(d.x_train, d.y_train, 0, split)
-        xst, yst = part(d.x_test, d.y_test, 0, split)
-        xt, yt = part(d.x_train, d.y_train, split, 10)
-        xtt, ytt = part(d.x_test, d.y_test, split, 10)
-        source = data_lib.make_dataset(xs, ys, xst, yst, split, "digits_source", {"classes": list(range(split))})
-        target = data_lib.make_dataset(xt, yt, xtt, ytt, 10 - split, "digits_target",
-                                       {"classes": list(range(split, 10)), "relabelled": f"class c -> c - {split}"})
-        return source, target
-    raise ValueError(f"unknown dataset {dataset!r} for augmentation_transfer; valid: digits, mnist1d")
-
-
-def pool_size(num_classes: int, labels_per_class) -> int:
-    """Smallest size divisible by ``num_classes * n`` for every n (the tiled training pool)."""
-    return int(math.lcm(*[num_classes * int(n) for n in labels_per_class]))
-
-
-def labelled_pool(target: data_lib.Dataset, n: int, subset_seed: int, size: int) -> data_lib.Dataset:
-    """``n`` random labelled examples per class (``subsample_per_class``), tiled to ``size``."""
-    sub = data_lib.subsample_per_class(target, n, seed=subset_seed)
-    reps = size // sub.n_train
-    if reps * sub.n_train != size:
-        raise ValueError(f"pool size {size} is not a multiple of {sub.n_train} labelled examples")
-    return sub.replace(x_train=np.tile(sub.x_train, (reps,) + (1,) * (sub.x_train.ndim - 1)),
-                       y_train=np.tile(sub.y_train, reps), info={"tiled": reps, "labelled": sub.n_train})
-
-
 # --------------------------------------------------------------------------- the variants model
-
-
-def head_name(params) -> str:
-    """The classifier head: the ``Dense_i`` layer with the largest ``i`` (the last linear layer of
-    ``cnn1d`` / ``cnn2d``)."""
-    dense = [k for k in params if k.startswith("Dense_")]
-    if not dense:
-        raise ValueError(f"no Dense layer among {sorted(params)}")
-    return max(dense, key=lambda k: int(k.split("_")[1]))
-
-
-def variants_task(model, num_classes: int, variants, pretrained, augmentation, conv_impl: str = "auto") -> Task:
-    """A Task training one independent copy of ``model`` per variant (see module docstring).
-
-    ``pretrained``: params of ``model`` trained on the source task (their head is not used).
-    Metrics: ``accuracy_<variant>`` and ``loss_<variant>``; the loss is the sum over variants.
-    """
-    variants = tuple(variants)
-    nv = len(variants)
-    per_example = losses.get("cross_entropy")
-    use_pre = np.array([v in ("finetune", "linear_probe") for v in variants])
-    frozen = np.array([v == "linear_probe" for v in variants])
-    augmented = [v == "augment" for v in variants]
-    head = head_name(pretrained)
-
-    def _bcast(mask, leaf):
-        return jnp.asarray(mask).reshape((nv,) + (1,) * (leaf.ndim - 1))
-
-    def init(key, x):
-        p = model.init({"params": key, "dropout": key}, x)["params"]
-        stacked = jax.tree.map(lambda a: jnp.broadcast_to(a, (nv,) + a.shape), p)
-        out = {}
-        for name, sub in stacked.items():
-            if name == head:
-                out[name] = sub
-            else:
-                out[name] = jax.tree.map(lambda a, q: jnp.where(_bcast(use_pre, a), jnp.asarray(q)[None], a),
-                                         sub, pretrained[name])
-        return out, {}
-
-    def _effective(params):
-        return {name: sub if name == head else
-                jax.tree.map(lambda a: jnp.where(_bcast(frozen, a), jax.lax.stop_gradient(a), a), sub)
-                for name, sub in params.items()}
-
-    def _logits(params, xs):
-        return jax.vmap(lambda p, xv: model.apply({"params": p}, xv))(params, xs)
-
-    def loss(params, model_state, batch, key, train):
-        x = batch["x"]
-        if train and any(augmented):
-            xa = augmentation(jax.random.split(key)[0], x)
-            xs = jnp.stack([xa if a else x for a in augmented])
-        else:
-            xs = jnp.broadcast_to(x, (nv,) + x.shape)
-        out = _logits(_effective(params), xs)  # [V, B, C]
-        per = jax.vmap(lambda o: jnp.mean(per_example(o, batch["y"], num_classes)))(out)
-        acc = jax.vmap(lambda o: jnp.mean(losses.correct(o, batch["y"])))(out)
-        metrics = {**{f"accuracy_{v}": acc[i] for i, v in enumerate(variants)},
-                   **{f"loss_{v}": per[i] for i, v in enumerate(variants)}}
-        return jnp.sum(per), (model_state, metrics)
-
-    def apply(params, model_state, x):
-        return _logits(params, jnp.broadcast_to(x, (nv,) + x.shape))
-
-    return with_conv_impl(Task(init=init, loss=loss, apply=apply), conv_impl)
 
 
 # --------------------------------------------------------------------------- study
 
 
 def _dataset_config(config, dataset: str):
-    cfg = config.copy_and_resolve_references()
+    cfg = copy.deepcopy(config.train)
     spec = config.per_dataset[dataset]
     cfg.model = spec.model
-    cfg.model_options = spec.model_options.copy_and_resolve_references()
+    cfg.model_options = copy.deepcopy(spec.model_options)
     return cfg, spec
 
 
-def pretrain(cfg, spec, source: data_lib.Dataset, conv_impl: str):
+def pretrain(cfg, spec, source, pretrain_seed: int):
     """Train the network on the source task (one sweep); return (params of run 0, source test acc)."""
-    pcfg = cfg.copy_and_resolve_references()
+    pcfg = copy.deepcopy(cfg)
+    pcfg.loss = "cross_entropy"
     pcfg.steps = int(spec.pretrain_steps)
     pcfg.learning_rates = [float(spec.pretrain_learning_rate)]
     pcfg.batch_size = int(spec.pretrain_batch_size)
     pcfg.eval_every = int(spec.pretrain_steps)
-    task = model_task(spec.model, spec.model_options.to_dict(), "cross_entropy", source.num_classes, conv_impl)
     # two runs (one per CPU device; a single run would be padded to two anyway); run 0 is used
-    seeds = [int(cfg.pretrain_seed), int(cfg.pretrain_seed) + 1]
-    res = sweep(pcfg, seeds=seeds, learning_rates=pcfg.learning_rates, task=task, data=source, progress=True)
+    seeds = [int(pretrain_seed), int(pretrain_seed) + 1]
+    res = sweep(pcfg, seeds=seeds, learning_rates=pcfg.learning_rates, data=source, progress=True)
     params = jax.tree.map(lambda a: a[0], res.params)
     return params, float(res.metrics["test_accuracy"][0, -1])
 
 
 def run(config, run_dir: results.RunDir) -> dict:
     """Pretrain per dataset, then train all variants for every (n, labelled subset); plot; write."""
-    from dl_course.plotting import module1 as plots
+    from dl_course.plotting import classification as plots
 
     variants = tuple(config.variants)
     rows, arrays, headline, conventions = [], {}, {"source_test_accuracy": {}}, None
     for dataset in config.datasets:
         cfg, spec = _dataset_config(config, dataset)
-        source, target = source_and_target(dataset, config)
-        pre, src_acc = pretrain(cfg, spec, source, config.conv_impl)
+        source, target = source_and_target(dataset, config.source_generator.to_dict(), int(config.digits_source_classes))
+        pre, src_acc = pretrain(cfg, spec, source, int(config.pretrain_seed))
         headline["source_test_accuracy"][dataset] = src_acc
-        model = make_model(spec.model, spec.model_options.to_dict(), target.num_classes)
+        model = models_lib.get(spec.model, num_outputs=target.num_classes, **spec.model_options.to_dict())
         kind = augment_lib.kind_for(target.input_shape)
         aug = augment_lib.make(kind, **config.augment_options[kind].to_dict())
-        task = variants_task(model, target.num_classes, variants, pre, aug, config.conv_impl)
+        task = variants_task(model, target.num_classes, variants, pre, aug, cfg.conv_impl)
         size = pool_size(target.num_classes, config.labels_per_class)
         for n in config.labels_per_class:
             for s in config.subset_seeds:
@@ -246,7 +138,7 @@ def run(config, run_dir: results.RunDir) -> dict:
         "sources": {"mnist1d": f"MNIST-1D regenerated with {config.source_generator.to_dict()}",
                     "digits": f"digits classes 0..{config.digits_source_classes - 1}; target: the others, relabelled"},
         "augmentation": {k: v.to_dict() for k, v in config.augment_options.items()},
-        "conv_impl": resolve_conv_impl(config.conv_impl),
+        "conv_impl": resolve_conv_impl(config.train.conv_impl),
     })
     results.write_results(run_dir, config, "augmentation_transfer", conventions, rows, headline, arrays)
     return headline

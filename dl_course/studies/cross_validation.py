@@ -24,40 +24,21 @@ from dl_course import data as data_lib
 from dl_course import results
 from dl_course.train import sweep
 from dl_course.train.build import load_data
-
-
-def fold_datasets(data: data_lib.Dataset, k: int, seed: int) -> list[data_lib.Dataset]:
-    """For each fold, a Dataset whose training set is the other k-1 folds and whose *test* set is
-    the held-out fold (so the engine's test metrics are the validation metrics)."""
-    out = []
-    for i, (tr, va) in enumerate(data_lib.kfold_indices(data.n_train, k, seed)):
-        out.append(data.replace(x_train=data.x_train[tr], y_train=data.y_train[tr], x_test=data.x_train[va],
-                                y_test=data.y_train[va], info={"fold": i, "k": k, "fold_seed": seed}))
-    return out
-
-
-def choose(candidates, cv_mean, cv_std, k: int) -> dict:
-    """argmin of the CV error, and the one-standard-error choice: the largest candidate (most
-    regularised) with CV error <= min + std_at_min / sqrt(k)."""
-    cv_mean, cv_std = np.asarray(cv_mean), np.asarray(cv_std)
-    best = int(np.argmin(cv_mean))
-    within = np.flatnonzero(cv_mean <= cv_mean[best] + cv_std[best] / np.sqrt(k))
-    one_se = int(max(within, key=lambda i: candidates[i]))
-    return {"best": best, "one_se": one_se}
+from dl_course.train.selection import choose
 
 
 def run(config, run_dir: results.RunDir) -> dict:
     """Train candidates x seeds on every fold and on the whole small set; CV vs test curves; write."""
-    from dl_course.plotting import module1 as plots
+    from dl_course.plotting import model_selection as plots
 
-    data = load_data(config)
+    data = load_data(config.train)
     data = data_lib.subsample_per_class(data, int(config.per_class), seed=int(config.subsample_seed))
     k = int(config.k)
     lams = [float(v) for v in config.l2_candidates]
-    folds = fold_datasets(data, k, int(config.fold_seed))
+    folds = data_lib.fold_datasets(data, k, int(config.fold_seed))
     val_err, rows, conventions = [], [], None
     for i, fd in enumerate(folds):
-        res = sweep(config, data=fd, l2=lams, progress=True)
+        res = sweep(config.train, data=fd, l2=lams, progress=True)
         conventions = conventions or dict(res.conventions)
         val_err.append(1.0 - res.metrics["test_accuracy"])  # [run, eval]
         for j, g in enumerate(res.grid):
@@ -65,7 +46,7 @@ def run(config, run_dir: results.RunDir) -> dict:
                          "l2": g["l2"], "diverged": bool(res.diverged[j]), "val_error": float(val_err[-1][j, -1]),
                          "train_error": float(1.0 - res.metrics["train_accuracy"][j, -1])})
     grid = res.grid
-    full = sweep(config, data=data, l2=lams, progress=True)
+    full = sweep(config.train, data=data, l2=lams, progress=True)
     test_err = 1.0 - full.metrics["test_accuracy"]
     for j, g in enumerate(full.grid):
         rows.append({"split": "full", "fold": -1, "seed": g["seed"], "learning_rate": g["learning_rate"], "l2": g["l2"],

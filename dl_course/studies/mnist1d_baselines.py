@@ -21,6 +21,8 @@ optimizer settings, for ``config.loss_comparison_steps`` steps.
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 from dl_course import data as data_lib
@@ -33,11 +35,11 @@ PAPER = {"linear": {"default": 32.0, "shuffled": 32.0}, "mlp": {"default": 68.0,
 
 
 def _model_config(config, name: str, loss: str):
-    cfg = config.copy_and_resolve_references()
+    cfg = copy.deepcopy(config.train)
     cfg.model = name
     cfg.loss = loss
-    cfg.model_options = config.model_options_by_model[name].copy_and_resolve_references()
-    cfg.steps = int(config.steps_by_model[name] if loss == config.loss else config.loss_comparison_steps)
+    cfg.model_options = copy.deepcopy(config.model_options_by_model[name])
+    cfg.steps = int(config.steps_by_model[name] if loss == config.train.loss else config.loss_comparison_steps)
     return cfg
 
 
@@ -60,25 +62,26 @@ def format_table(table: dict) -> str:
 
 def run(config, run_dir: results.RunDir) -> dict:
     """Train every model on default and shuffled MNIST-1D; table, bar chart, curves; write."""
-    from dl_course.plotting import module1 as plots
+    from dl_course.plotting import classification as plots
 
+    main_loss = str(config.train.loss)
     if len(config.loss_comparison) > 1 and (config.loss_comparison_model not in config.models
-                                             or config.loss not in config.loss_comparison):
+                                             or main_loss not in config.loss_comparison):
         raise ConfigError(f"loss_comparison needs loss_comparison_model ({config.loss_comparison_model!r}) among "
-                          f"models {list(config.models)} and the main loss {config.loss!r} among the compared losses")
-    options = config.dataset_options.to_dict()
+                          f"models {list(config.models)} and the main loss {main_loss!r} among the compared losses")
+    options = config.train.dataset_options.to_dict()
     datasets = {False: data_lib.load("mnist1d", **{**options, "shuffle": False}),
                 True: data_lib.load("mnist1d", **{**options, "shuffle": True})}
     rows, curves, arrays, conventions, reference_at_cmp = [], {}, {}, None, None
-    jobs = [(m, str(config.loss)) for m in config.models]
-    jobs += [(config.loss_comparison_model, loss) for loss in config.loss_comparison if loss != config.loss]
+    jobs = [(m, main_loss) for m in config.models]
+    jobs += [(config.loss_comparison_model, loss) for loss in config.loss_comparison if loss != main_loss]
     for name, loss in jobs:
         cfg = _model_config(config, name, loss)
-        data = datasets if loss == config.loss else {False: datasets[False]}
+        data = datasets if loss == main_loss else {False: datasets[False]}
         for shuffled, res in _train(cfg, data).items():
             conventions = conventions or dict(res.conventions)
-            label = f"{name}{'' if loss == config.loss else f' ({loss})'}{' shuffled' if shuffled else ''}"
-            if loss == config.loss and name == config.loss_comparison_model and not shuffled:
+            label = f"{name}{'' if loss == main_loss else f' ({loss})'}{' shuffled' if shuffled else ''}"
+            if loss == main_loss and name == config.loss_comparison_model and not shuffled:
                 curves[f"{name} ({loss})"] = (res.steps, res.metrics["test_accuracy"])
                 at = np.flatnonzero(res.steps == int(config.loss_comparison_steps))
                 reference_at_cmp = res.metrics["test_accuracy"][:, at[0] if len(at) else -1]
@@ -94,7 +97,7 @@ def run(config, run_dir: results.RunDir) -> dict:
                              "train_accuracy": float(res.metrics["train_accuracy"][i, -1]),
                              "test_loss": float(res.metrics["test_loss"][i, -1])})
 
-    def accs(model, shuffled, loss=config.loss):
+    def accs(model, shuffled, loss=main_loss):
         return np.array([r["test_accuracy"] for r in rows
                          if r["model"] == model and r["shuffled"] == shuffled and r["loss"] == loss])
 
@@ -110,13 +113,13 @@ def run(config, run_dir: results.RunDir) -> dict:
     headline = {"table": table, "table_markdown": format_table(table)}
     if len(config.loss_comparison) > 1:
         # every loss compared at the same step (the main cross-entropy run is read at that step)
-        comp = {loss: (reference_at_cmp if loss == config.loss else accs(config.loss_comparison_model, False, loss))
+        comp = {loss: (reference_at_cmp if loss == main_loss else accs(config.loss_comparison_model, False, loss))
                 for loss in config.loss_comparison}
         headline["loss_comparison"] = {loss: {"mean": float(v.mean()), "std": float(v.std())} for loss, v in comp.items()}
         mdl = config.loss_comparison_model
         run_dir.figure("loss_comparison.png", plots.accuracy_curves(
             {f"{mdl} ({loss})": curves[f"{mdl} ({loss})"] for loss in config.loss_comparison},
-            title=f"{mdl} on MNIST-1D, Adam {config.learning_rates[0]:g}: cross-entropy vs MSE vs hinge"))
+            title=f"{mdl} on MNIST-1D, Adam {config.train.learning_rates[0]:g}: cross-entropy vs MSE vs hinge"))
     conventions.update({
         "shuffled": "one fixed permutation of the 40 positions (dl_course.data.mnist1d.spatial_permutation, "
                     f"seed {options.get('shuffle_seed', 0)}), applied to train and test",

@@ -13,7 +13,7 @@ Protocol: targets on ``[-1, 1]^d``: ``sin1d = sin(2 pi x)``, ``square1d = sign(s
 ``smooth2d = sin(pi x) cos(pi y)``, ``disk2d = +1 inside the disk r^2 < 1/2, -1 outside``. Training
 points uniform in the box (noise-free targets), test points on a regular grid. For every input
 dimension ONE model holds an independent one-hidden-layer network for every (width, target) pair
-(``WidthBlocks``): they share no parameter and the loss is the sum of their losses, so gradients
+(``dl_course.models.width_blocks.WidthBlocks``; targets in ``dl_course.data.approximation``): they share no parameter and the loss is the sum of their losses, so gradients
 decouple exactly, and Adam -- a per-coordinate rule -- moves each network exactly as if it were
 trained alone (the tests check the decoupling). All widths and targets of a dimension are thus one
 compiled, vmapped program; seeds are the sweep's run axis. Full-batch Adam with a cosine decay.
@@ -28,106 +28,18 @@ the training set (train MSE below test MSE).
 
 from __future__ import annotations
 
-from typing import Sequence
-
-import flax.linen as nn
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from dl_course import data as data_lib
 from dl_course import results
-from dl_course.models.common import activation
+from dl_course.data.approximation import TARGETS, make_data
+from dl_course.models.width_blocks import WidthBlocks, block_index
 from dl_course.train import sweep, supervised_task
-
-
-def _sin1d(x):
-    return np.sin(2 * np.pi * x[:, 0])
-
-
-def _square1d(x):
-    return np.sign(np.sin(2 * np.pi * x[:, 0]))
-
-
-def _smooth2d(x):
-    return np.sin(np.pi * x[:, 0]) * np.cos(np.pi * x[:, 1])
-
-
-def _disk2d(x):
-    return np.where(x[:, 0] ** 2 + x[:, 1] ** 2 < 0.5, 1.0, -1.0)
-
-
-# name -> (input dimension, function, smooth?)
-TARGETS = {"sin1d": (1, _sin1d, True), "square1d": (1, _square1d, False),
-           "smooth2d": (2, _smooth2d, True), "disk2d": (2, _disk2d, False)}
-
-
-class WidthBlocks(nn.Module):
-    """Independent one-hidden-layer networks ``f_j(x) = sum_{i in block j} v_i act(a_i . x + b_i) + c_j``,
-    one block per (width, target) pair, blocks ordered width-major: output ``j = w_idx * T + t``.
-
-    All hidden units form one ``[d, H]`` layer, ``H = sum_j width_j`` (one matmul); the read-out
-    multiplies by ``v`` and sums each block's own units (a constant 0/1 ``[H, J]`` assignment
-    matrix), so no parameter is shared between blocks. Initialisation per block, as for a
-    standalone network of that width: ``a_i ~ N(0, I/d)`` (LeCun), ``v_i ~ N(0, 1/width)`` (LeCun for
-    the read-out's fan-in), ``c_j = 0``, and ``b_i = -a_i . p_i`` with ``p_i`` uniform in the input box
-    ``[-1, 1]^d``, so each unit's kink passes through a random point of the domain at every width.
-    """
-
-    widths: Sequence[int]
-    num_targets: int
-    activation: str = "relu"
-
-    @nn.compact
-    def __call__(self, x, train: bool = False):
-        x = x.reshape((x.shape[0], -1))
-        d = x.shape[1]
-        sizes = [w for w in self.widths for _ in range(self.num_targets)]
-        h_total = int(sum(sizes))
-        a = self.param("hidden_kernel", nn.initializers.lecun_normal(), (d, h_total))
-
-        def bias_init(key, shape):
-            return -jnp.sum(a * jax.random.uniform(key, (d, h_total), minval=-1.0, maxval=1.0), axis=0)
-
-        b = self.param("hidden_bias", bias_init, (h_total,))
-        scale = jnp.asarray(np.repeat(1.0 / np.sqrt(sizes), sizes), jnp.float32)
-        v = self.param("readout", lambda k, s: scale * jax.random.normal(k, s), (h_total,))
-        c = self.param("readout_bias", nn.initializers.zeros, (len(sizes),))
-        # block assignment: unit i belongs to block j = column of its 1 (a constant, not a parameter)
-        assign = jnp.asarray(np.repeat(np.eye(len(sizes), dtype=np.float32), sizes, axis=0))  # [H, J]
-        return (activation(self.activation)(x @ a + b) * v) @ assign + c
-
-
-def block_index(width_idx: int, target_idx: int, num_targets: int) -> int:
-    """Output column of the network of ``widths[width_idx]`` fitting ``targets[target_idx]``."""
-    return width_idx * num_targets + target_idx
-
-
-def grid_points(d: int, per_axis: int) -> np.ndarray:
-    """Regular grid on ``[-1, 1]^d`` with ``per_axis`` points per axis, ``[per_axis^d, d]``."""
-    axes = np.meshgrid(*[np.linspace(-1, 1, per_axis)] * d, indexing="ij")
-    return np.stack([a.ravel() for a in axes], 1).astype(np.float32)
-
-
-def make_data(targets: list[str], widths: list[int], n_train: int, test_per_axis: int, seed: int):
-    """The dataset of one input dimension: ``y`` has one column per (width, target) block (each
-    target repeated for every width), so the engine's MSE loss is the sum of the blocks' losses."""
-    d = TARGETS[targets[0]][0]
-    x = np.random.default_rng(seed).uniform(-1, 1, (n_train, d)).astype(np.float32)
-    xt = grid_points(d, test_per_axis)
-    f = np.stack([TARGETS[t][1](x) for t in targets], 1)
-    ft = np.stack([TARGETS[t][1](xt) for t in targets], 1)
-    rep = len(widths)
-    y = np.tile(f, (1, rep))  # column w_idx * T + t == target t
-    yt = np.tile(ft, (1, rep))
-    info = {"targets": targets, "widths": widths, "n_train": n_train, "train_points": f"uniform on [-1,1]^{d}, seed {seed}",
-            "test_points": f"regular grid {test_per_axis}^{d} on [-1,1]^{d}", "noise": 0.0}
-    return data_lib.make_dataset(x, y, xt, yt, 0, f"universality{d}d", info), f, ft
 
 
 def run(config, run_dir: results.RunDir) -> dict:
     """Fit every target at every width (one program per input dimension); plot; write."""
-    from dl_course.plotting import module1 as plots
+    from dl_course.plotting import approximation as plots
 
     widths = [int(w) for w in config.widths]
     rows, arrays, fits, conventions = [], {}, {}, None
@@ -140,7 +52,7 @@ def run(config, run_dir: results.RunDir) -> dict:
         data, f_train, f_test = make_data(targets, widths, n_train, per_axis, int(config.data_seed))
         model = WidthBlocks(widths=tuple(widths), num_targets=len(targets), activation=config.activation)
         task = supervised_task(model, "mse", 0)
-        res = sweep(config, task=task, data=data, progress=True)
+        res = sweep(config.train, task=task, data=data, progress=True)
         conventions = conventions or dict(res.conventions)
         apply = jax.jit(jax.vmap(lambda p, x: model.apply({"params": p}, x), in_axes=(0, None)))
         out_tr = np.asarray(apply(res.params, data.x_train))  # [run, n, W*T]

@@ -8,5 +8,5 @@ from dl_course.train.program import randomize_labels_in_graph
 from dl_course.train.state import TrainState, stream
 from dl_course.train.driver import ChunkInfo, Preempted
 from dl_course.train.sweep import SweepResult, sweep, train
-from dl_course.train.task import Task, supervised_task
+from dl_course.train.task import Task, predict, supervised_task, train_mode_accuracy
 from dl_course.train.trajectory import record_steps, trajectory_hook

@@ -70,6 +70,22 @@ def make_model(config, data: data_lib.Dataset):
         raise ConfigError(str(e).splitlines()[0]) from None
 
 
+def make_task(config, data: data_lib.Dataset, augmentation=None) -> Task:
+    """The supervised Task the engine builds from ``config``: ``make_model``, the per-example loss
+    ``config.loss`` (mean over the batch), convolutions per ``config.conv_impl``
+    (``dl_course.models.conv``), and, if given, ``augmentation(key, x)`` applied afresh to every
+    training minibatch (``dl_course.data.augment.augmented_loss``)."""
+    conv_impl = config.get("conv_impl", "auto")
+    if conv_impl not in conv.CONV_IMPLS:
+        raise ConfigError(f"unknown conv_impl {conv_impl!r}; valid: {', '.join(conv.CONV_IMPLS)}")
+    task = conv.with_conv_impl(supervised_task(make_model(config, data), config.loss, data.num_classes), conv_impl)
+    if augmentation is not None:
+        from dl_course.data.augment import augmented_loss
+
+        task = task._replace(loss=augmented_loss(task.loss, augmentation))
+    return task
+
+
 def build_program(config, data: data_lib.Dataset, task: Task | None, hooks: dict | None,
                   grid_keys: list[str]) -> tuple[Program, Task]:
     """Validate ``config`` against ``data`` and the grid keys; return the static Program."""
@@ -122,12 +138,8 @@ def build_program(config, data: data_lib.Dataset, task: Task | None, hooks: dict
         raise ConfigError(f"target_train_accuracy must be in [0, 1], got {config.target_train_accuracy}")
     if int(config.get("max_parallel_runs", 0)) < 0:
         raise ConfigError(f"max_parallel_runs must be >= 0 (0 = all runs at once), got {config.max_parallel_runs}")
-    conv_impl = config.get("conv_impl", "auto")
-    if conv_impl not in conv.CONV_IMPLS:
-        raise ConfigError(f"unknown conv_impl {conv_impl!r}; valid: {', '.join(conv.CONV_IMPLS)}")
     if task is None:
-        model = make_model(config, data)
-        task = conv.with_conv_impl(supervised_task(model, config.loss, data.num_classes), conv_impl)
+        task = make_task(config, data)
         try:
             jax.eval_shape(task.init, jax.random.PRNGKey(0), data.x_train[:1])
         except Exception as e:  # flax raises assorted errors for shape mismatches

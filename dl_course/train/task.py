@@ -62,3 +62,24 @@ def supervised_task(model: nn.Module, loss_name: str, num_classes: int) -> Task:
         return value, (new_state, metrics)
 
     return Task(init=init, loss=loss, apply=apply)
+
+
+def predict(task: Task, params, model_state, x, batch_size: int = 1024):
+    """Eval-mode outputs of ONE run (no run axis) on ``x``, in batches of ``batch_size``, as numpy."""
+    import numpy as np
+
+    apply = jax.jit(task.apply)
+    return np.concatenate([np.asarray(apply(params, model_state, x[i:i + batch_size]))
+                           for i in range(0, len(x), batch_size)])
+
+
+def train_mode_accuracy(task: Task, params, model_state, x, y, batch_size: int) -> float:
+    """Accuracy of ONE run with batch norm in *train* mode: each minibatch of ``batch_size``
+    normalised by its own statistics (running averages unused, updated statistics discarded; the
+    last incomplete minibatch dropped). Ioffe & Szegedy (2015): the train/eval gap of batch norm."""
+    import numpy as np
+
+    acc = jax.jit(lambda p, ms, b: task.loss(p, ms, b, jax.random.PRNGKey(0), True)[1][1]["accuracy"])
+    n = (len(x) // batch_size) * batch_size
+    return float(np.mean([float(acc(params, model_state, {"x": x[i:i + batch_size], "y": y[i:i + batch_size]}))
+                          for i in range(0, n, batch_size)]))
