@@ -16,6 +16,9 @@ in the grid's order, ``lr=0.1,seed=3,l2=0.001``) holding
 Non-finite values (a diverged run is frozen at its last finite state, but its loss at the point of
 divergence may be ``inf``/``nan``) are written as they are. The writer is tensorboardX (protobuf
 only, no TensorFlow); view with ``tensorboard --logdir LOGDIR`` (``pip install tensorboard``).
+Writing into a directory that already holds events adds a second event file per run (TensorBoard
+then shows both): write each sweep into a fresh directory. Cost on CPU: about 5 ms per run and
+60 us per scalar (a 1,024-run grid with 6 metrics at 11 points: ~10 s).
 """
 
 from __future__ import annotations

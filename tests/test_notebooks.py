@@ -68,7 +68,8 @@ def autograde_fast(tmp_path: Path, monkeypatch, name: str, student: str, version
     """Autograde notebook ``name`` with nbgrader in a fresh course under ``tmp_path``: release the
     assignment (``generate_assignment``), submit ``version(solution notebook, released notebook)``
     with ``FAST = True`` injected and a last cell printing the kernel's CPU time, as ``student``,
-    and run ``autograde``. Returns (scores per grade cell id, the autograded notebook).
+    and run ``autograde``. Returns (scores per grade cell id, the autograded notebook, the kernel's
+    CPU seconds).
 
     The kernel is this interpreter (a ``python3`` kernel spec put first on ``JUPYTER_PATH``, so a
     user-level spec pointing elsewhere cannot interfere) with the XLA flags of
