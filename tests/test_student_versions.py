@@ -92,3 +92,17 @@ def test_student_version_autogrades_to_zero_with_the_checks_stopping_at_the_stub
             assert error.ename == "NotImplementedError" and "exercise" in error.evalue, (
                 f"check cell {first_line!r} should stop at the stub (NotImplementedError), got {error.ename}: {error.evalue}")
     assert checks >= 5 and checks == sum(grade_id.startswith("check_") for grade_id in scores)
+
+
+def test_course_directory_for_the_nbgrader_commands(tmp_path):
+    """``init_course`` lays out one assignment per notebook, and its ``nbgrader_config.py`` (what the
+    ``nbgrader`` commands read in the course directory) holds exactly the course settings."""
+    from traitlets.config.loader import PyFileConfigLoader
+
+    from dl_course.notebooks import course_settings, init_course
+
+    sources = init_course(tmp_path, NOTEBOOK_DIR)
+    assert {a: p.relative_to(tmp_path).as_posix() for a, p in sources.items()} == {
+        name.split("_")[0]: f"source/{name.split('_')[0]}/{name}" for name in NOTEBOOKS}
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(tmp_path)).load_config()
+    assert {section: dict(config[section]) for section in config} == course_settings()
