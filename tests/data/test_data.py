@@ -85,8 +85,57 @@ def test_tfds_reads_mock_data_without_tensorflow():
     assert 0.0 <= d.x_train.min() and d.x_train.max() <= 1.0 and d.num_classes == 10
 
 
-def test_tfds_not_prepared_gives_one_line_with_the_fix(tmp_path):
-    with pytest.raises(RuntimeError) as e:
+def test_tfds_not_prepared_gives_one_line_with_the_prepare_command(tmp_path):
+    from dl_course.data.tfds_source import DataNotPreparedError
+
+    with pytest.raises(DataNotPreparedError) as e:
         data_lib.load("tfds:cifar10", data_dir=str(tmp_path))
     msg = str(e.value)
-    assert "\n" not in msg and "download_and_prepare" in msg and "pip install" in msg
+    assert isinstance(e.value, ValueError)  # bad input: the CLI prints one line and exits with 2
+    assert "\n" not in msg and f"prepare it once with: dl-course prepare tfds:cifar10 --data-dir {tmp_path}" in msg, msg
+
+
+def test_prepare_command():
+    from dl_course.data.tfds_source import prepare_command
+
+    assert prepare_command("cifar10") == "dl-course prepare tfds:cifar10"
+    assert prepare_command("mnist", "/data/my tfds") == "dl-course prepare tfds:mnist --data-dir '/data/my tfds'"
+
+
+def test_prepare_without_tensorflow_names_the_extra(monkeypatch):
+    from dl_course.data import tfds_source
+
+    monkeypatch.setattr(tfds_source, "_tensorflow_available", lambda: False)
+    with pytest.raises(tfds_source.MissingTensorFlowError) as e:
+        tfds_source.prepare("mnist")
+    assert "\n" not in str(e.value) and 'pip install -e ".[tfds]"' in str(e.value)
+    with pytest.raises(ValueError, match="valid: .*cifar10"):
+        tfds_source.prepare("imagenet2012")
+
+
+def test_prepare_converts_to_array_record_then_loads(monkeypatch, tmp_path):
+    tfds = pytest.importorskip("tensorflow_datasets")
+    from dl_course.data import tfds_source
+
+    calls = []
+
+    class Builder:  # stands in for tfds's builder: records what prepare asks for
+        def __init__(self, name, data_dir):
+            calls.append(("builder", name, data_dir))
+            self.data_dir = f"{data_dir}/{name}/3.0.1"
+
+        def download_and_prepare(self, **kwargs):
+            calls.append(("download_and_prepare", kwargs))
+
+    monkeypatch.setattr(tfds_source, "_tensorflow_available", lambda: True)
+    monkeypatch.setattr(tfds, "builder", lambda name, data_dir=None: Builder(name, data_dir))
+    assert tfds_source.prepare("cifar10", data_dir=str(tmp_path)) == tmp_path / "cifar10" / "3.0.1"
+    assert calls == [("builder", "cifar10", str(tmp_path)), ("download_and_prepare", {"file_format": "array_record"})]
+    monkeypatch.undo()
+    # With tfds's mock data (its download_and_prepare is a no-op and its data source serves fake
+    # examples), prepare then load is the user's flow end to end, without network or TensorFlow.
+    monkeypatch.setattr(tfds_source, "_tensorflow_available", lambda: True)
+    with tfds.testing.mock_data(num_examples=5):
+        tfds_source.prepare("fashion_mnist")
+        d = data_lib.load("tfds:fashion_mnist")
+    assert d.x_train.shape == (5, 28, 28, 1) and d.num_classes == 10
