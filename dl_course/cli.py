@@ -72,12 +72,30 @@ def _latest_partial(study: str) -> Path | None:
     return partial[-1].with_name(partial[-1].name[: -len(".partial")]) if partial else None
 
 
+def _tensorboard_listener(run: RunDir):
+    """Write every sweep of the study as TensorBoard runs under ``<result>/tensorboard/sweep_NNN``."""
+    from dl_course.tensorboard import write_sweep_events
+
+    count = [0]
+
+    def listener(result):
+        if run.primary:
+            write_sweep_events(result, run.path("tensorboard") / f"sweep_{count[0]:03d}")
+        count[0] += 1
+
+    return listener
+
+
 def run_study(spec: str, overrides: list[str], workdir: str | None = None, resume: bool = False,
-              overwrite: bool = False) -> Path:
-    """Run study ``STUDY[:VARIANT]`` and return its result directory."""
+              overwrite: bool = False, tensorboard: bool = False) -> Path:
+    """Run study ``STUDY[:VARIANT]`` and return its result directory (``tensorboard``: also write
+    every sweep's curves as TensorBoard event files under ``<result>/tensorboard/``)."""
+    import contextlib
+
     import jax
 
     from dl_course.train import Preempted
+    from dl_course.train.sweep import listening
 
     name = configs.split_study_spec(spec)[0]
     module, config, variant = study_config(spec, overrides)
@@ -91,7 +109,8 @@ def run_study(spec: str, overrides: list[str], workdir: str | None = None, resum
     run.variant = variant
     resume_cmd = f"dl-course run {spec} {' '.join(overrides)} --workdir {run.final} --resume".replace("  ", " ")
     try:
-        headline = module.main(config, run)
+        with listening(_tensorboard_listener(run)) if tensorboard else contextlib.nullcontext():
+            headline = module.main(config, run)
         final = run.commit()
     except Preempted as e:
         run.abort(keep_checkpoints=True)
@@ -132,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("--workdir", default=None, help="result directory (default results/<study>/runs/<time>)")
     p_run.add_argument("--resume", action="store_true", help="continue an interrupted run from its checkpoints")
     p_run.add_argument("--overwrite", action="store_true", help="replace a finished result in --workdir")
+    p_run.add_argument("--tensorboard", action="store_true",
+                       help="also write every sweep's curves as TensorBoard events under <result>/tensorboard/")
     p_run.add_argument("--distributed", action="store_true",
                        help="initialize JAX's multi-process runtime (jax.distributed.initialize) first")
     sub.add_parser("list", help="list the studies and their variants")
@@ -140,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     p_gal.add_argument("--check", action="store_true", help="fail when results/README.md disagrees with them")
     p_prep = sub.add_parser("prepare", help="prepare a tfds dataset (needs the tfds extra)")
     p_prep.add_argument("dataset", help="tfds:NAME")
+    p_prep.add_argument("--data-dir", default=None, help="tfds data directory (default tfds's own)")
     p_nb = sub.add_parser("notebooks", help="notebook tools")
     p_nb.add_argument("action", choices=["student"])
     p_nb.add_argument("--out", default="notebooks/student")
@@ -174,7 +196,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "prepare":
             from dl_course.data import tfds_source
 
-            print(tfds_source.prepare(args.dataset))
+            name = args.dataset[len("tfds:"):] if args.dataset.startswith("tfds:") else args.dataset
+            try:
+                print(tfds_source.prepare(name, args.data_dir))
+            except ValueError as e:
+                raise ConfigError(str(e).splitlines()[0]) from None
             return 0
         if args.command == "notebooks":
             from dl_course.notebooks import write_student_versions
@@ -182,10 +208,10 @@ def main(argv: list[str] | None = None) -> int:
             for p in write_student_versions(Path("notebooks"), Path(args.out)):
                 print(p)
             return 0
-        run_study(args.study, rest, args.workdir, args.resume, args.overwrite)
+        run_study(args.study, rest, args.workdir, args.resume, args.overwrite, args.tensorboard)
         return 0
-    except ConfigError as e:
-        print(f"dl-course: error: {e}", file=sys.stderr)
+    except (ConfigError, ModuleNotFoundError) as e:  # bad input; a missing optional extra (tfds, course)
+        print(f"dl-course: error: {str(e).splitlines()[0]}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except Preempted as e:
         print(f"dl-course: {e}; resume with: {getattr(e, 'resume_command', '--resume')}", file=sys.stderr)

@@ -28,6 +28,8 @@ BAD = [
     (["--config.train.steps=1001"], "must be a positive multiple of eval_every"),
     (["--config.train.target_train_loss=-1.0"], "target_train_loss must be >= 0"),
     (["--config.train.optimizer=sam", "--config.train.optimizer_options={'base': 'lion'}"], "Unknown base rule 'lion'"),
+    (["--config.train.dataset=tfds:cifar10", "--config.train.dataset_options={'data_dir': '/nonexistent'}"],
+     "dl-course prepare tfds:cifar10 --data-dir /nonexistent"),
 ]
 
 
@@ -83,3 +85,9 @@ def test_main_job_writes_the_result_layout(tmp_path, capsys):
     assert "jax" in config["versions"] and "device_kind" in config["device"]
     assert not (tmp_path / "run.partial").exists() and (out / "complete.json").exists()
     assert config["variant"] == "default" and config["config"]["train"]["steps"] == 20
+
+
+def test_prepare_without_tensorflow_is_one_line_exit_2(capsys):
+    assert cli.main(["prepare", "tfds:mnist"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and 'pip install -e ".[tfds]"' in err

@@ -17,6 +17,7 @@ results are gathered with ``process_allgather`` (``dl_course.train.placement``).
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -38,6 +39,7 @@ from dl_course.train.placement import put, run_mesh, shardings, to_host
 from dl_course.train.program import evaluate, init_run, run_chunk, stop_at_target
 
 _CACHE: "collections.OrderedDict[Any, tuple]" = collections.OrderedDict()
+_LISTENERS: list[Callable] = []
 _CACHE_SIZE = 16
 #: Package versions that change the computation (part of the resume fingerprint).
 _VERSIONED = ("dl_course", "jax", "jaxlib", "flax", "optax")
@@ -85,6 +87,17 @@ class SweepResult:
         if y_runs is not None:
             return np.asarray(y_runs)[:, :n]
         return np.broadcast_to(np.asarray(data.y_train[:n]), (len(self.grid), n))
+
+
+@contextlib.contextmanager
+def listening(fn: Callable[["SweepResult"], None]):
+    """Within the context, ``fn(result)`` is called on the host after every finished sweep (e.g.
+    the CLI's ``--tensorboard``, which writes each sweep of a study as TensorBoard runs)."""
+    _LISTENERS.append(fn)
+    try:
+        yield
+    finally:
+        _LISTENERS.remove(fn)
 
 
 def _targets(config) -> np.ndarray:
@@ -286,7 +299,10 @@ def sweep(config, seeds=None, learning_rates=None, *, hooks: dict | None = None,
                    "runs_per_wave": len(waves[0]), "intervals_per_chunk": n_int})
     timing.setdefault("first_chunk_incl_compile_s", 0.0)
     steps = np.arange(length) * plan.eval_every
-    return _result(config, prog, data, runs, state, metrics, steps, n_dev, task, timing)
+    result = _result(config, prog, data, runs, state, metrics, steps, n_dev, task, timing)
+    for fn in list(_LISTENERS):
+        fn(result)
+    return result
 
 
 def train(config, seed: int, learning_rate: float, *, hooks=None, task=None, data=None, **hparams) -> SweepResult:
