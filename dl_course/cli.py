@@ -91,6 +91,7 @@ def run_study(spec: str, overrides: list[str], workdir: str | None = None, resum
     """Run study ``STUDY[:VARIANT]`` and return its result directory (``tensorboard``: also write
     every sweep's curves as TensorBoard event files under ``<result>/tensorboard/``)."""
     import contextlib
+    import io
 
     import jax
 
@@ -108,8 +109,9 @@ def run_study(spec: str, overrides: list[str], workdir: str | None = None, resum
                  primary=jax.process_index() == 0).acquire()
     run.variant = variant
     resume_cmd = f"dl-course run {spec} {' '.join(overrides)} --workdir {run.final} --resume".replace("  ", " ")
-    try:
-        with listening(_tensorboard_listener(run)) if tensorboard else contextlib.nullcontext():
+    quiet = contextlib.redirect_stdout(io.StringIO()) if not run.primary else contextlib.nullcontext()
+    try:  # logs and tables from process 0 only
+        with listening(_tensorboard_listener(run)) if tensorboard else contextlib.nullcontext(), quiet:
             headline = module.main(config, run)
         final = run.commit()
     except Preempted as e:
@@ -154,7 +156,11 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("--tensorboard", action="store_true",
                        help="also write every sweep's curves as TensorBoard events under <result>/tensorboard/")
     p_run.add_argument("--distributed", action="store_true",
-                       help="initialize JAX's multi-process runtime (jax.distributed.initialize) first")
+                       help="initialize JAX's multi-process runtime first (jax.distributed.initialize: SLURM, "
+                            "Open MPI and TPU slices are detected; elsewhere give the three options below)")
+    p_run.add_argument("--coordinator", default=None, help="with --distributed: host:port of process 0")
+    p_run.add_argument("--num-processes", type=int, default=None, help="with --distributed: number of processes")
+    p_run.add_argument("--process-id", type=int, default=None, help="with --distributed: this process's index")
     sub.add_parser("list", help="list the studies and their variants")
     sub.add_parser("runs", help="list result directories and whether each is finished")
     p_gal = sub.add_parser("gallery", help="regenerate results/README.md's tables from the committed summaries")
@@ -171,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "run" and args.distributed:
         import jax
 
-        jax.distributed.initialize()
+        jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
     else:
         from dl_course.devices import use_all_cpu_cores
 

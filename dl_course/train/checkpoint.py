@@ -45,7 +45,7 @@ def save(directory: str | Path, name: str, state, metrics: dict[str, np.ndarray]
     directory = Path(directory).absolute()
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / name
-    if path.exists():
+    if path.exists() and jax.process_index() == 0:
         shutil.rmtree(path)
     tree = {"leaves": {str(i): x for i, x in enumerate(jax.tree.leaves(state))},
             "metrics": {k: np.asarray(v) for k, v in metrics.items()},
@@ -53,9 +53,10 @@ def save(directory: str | Path, name: str, state, metrics: dict[str, np.ndarray]
     ckpt = _checkpointer()
     ckpt.save(path, tree)
     ckpt.wait_until_finished()
-    chunks = _chunks(directory)
-    for old in (chunks[:-keep] if keep else chunks):
-        shutil.rmtree(old, ignore_errors=True)
+    if jax.process_index() == 0:  # every process saved its shards; one of them prunes
+        chunks = _chunks(directory)
+        for old in (chunks[:-keep] if keep else chunks):
+            shutil.rmtree(old, ignore_errors=True)
     return path
 
 
@@ -126,9 +127,10 @@ def check_fingerprint(directory: str | Path, fingerprint: dict, resume: bool) ->
             raise ConfigError(f"cannot resume: the checkpoints in {directory} were made by a different computation: "
                               f"{shown}{more}; resume with the original settings or start a new workdir")
         return
-    from dl_course.results import write_json
+    if jax.process_index() == 0:
+        from dl_course.results import write_json
 
-    write_json(path, new)
+        write_json(path, new)
 
 
 def _differences(old, new, prefix="") -> list[tuple[str, object, object]]:

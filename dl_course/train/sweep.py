@@ -257,7 +257,7 @@ def sweep(config, seeds=None, learning_rates=None, *, hooks: dict | None = None,
 
     dev_data = {k: put(v, replicated) for k, v in host_data.items()}
     bar = None
-    if progress:
+    if progress and jax.process_index() == 0:  # progress and logs from process 0 only
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(waves) * plan.num_chunks, desc="sweep", unit="chunk", leave=False)
