@@ -151,3 +151,4 @@ from dl_course.measures.generalization import (
     vmapped_generalization_measures,
 )
 from dl_course.measures.gradient_noise import gradient_noise
+from dl_course.measures.complexity import LayerNorms, layer_norms

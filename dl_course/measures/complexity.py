@@ -9,12 +9,14 @@ of parameters. Products of norms are reported as logarithms, as in the paper, so
 finite in float32 (Kendall's τ is invariant under the monotone ``log``). Every measure is
 oriented as a *complexity*: larger values predict a larger generalization gap. All functions are
 pure jnp (SVDs through :mod:`dl_course.linalg`) and work under ``jax.vmap`` over a run axis.
+The norm measures take a :class:`LayerNorms` (:func:`layer_norms`), so that one SVD per layer
+serves all of them.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -33,6 +35,20 @@ def _layers(params: PyTree) -> list[jax.Array]:
     return mats
 
 
+class LayerNorms(NamedTuple):
+    """Squared norms of the ``d`` layer matrices, computed once and shared by the measures.
+
+    Attributes:
+      spec: ``‖W_i‖₂²`` (exact SVD), shape ``(d,)``. fro: ``‖W_i‖_F²``.
+      dist_spec, dist_fro: the same for ``W_i − W_i^0`` (``None`` without ``init_params``).
+    """
+
+    spec: jax.Array
+    fro: jax.Array
+    dist_spec: Optional[jax.Array] = None
+    dist_fro: Optional[jax.Array] = None
+
+
 def _sq_spec(mats: list[jax.Array]) -> jax.Array:
     return jnp.stack([linalg.svd(w, compute_uv=False)[0] ** 2 for w in mats])
 
@@ -41,8 +57,19 @@ def _sq_fro(mats: list[jax.Array]) -> jax.Array:
     return jnp.stack([jnp.sum(w**2) for w in mats])
 
 
-def _diffs(params: PyTree, init_params: PyTree) -> list[jax.Array]:
-    return [w - w0 for w, w0 in zip(_layers(params), _layers(init_params))]
+def layer_norms(params: PyTree, init_params: Optional[PyTree] = None) -> LayerNorms:
+    """:class:`LayerNorms` of ``params`` (and of ``params − init_params`` if given); one SVD per
+    layer matrix (and per difference), through :mod:`dl_course.linalg`."""
+    mats = _layers(params)
+    if init_params is None:
+        return LayerNorms(_sq_spec(mats), _sq_fro(mats))
+    diffs = [w - w0 for w, w0 in zip(mats, _layers(init_params))]
+    return LayerNorms(_sq_spec(mats), _sq_fro(mats), _sq_spec(diffs), _sq_fro(diffs))
+
+
+def _need_init(norms: LayerNorms) -> None:
+    if norms.dist_spec is None:
+        raise ValueError("this measure needs the distance from initialization: layer_norms(params, init_params)")
 
 
 def num_parameters(params: PyTree) -> int:
@@ -64,85 +91,86 @@ def inverse_margin(margin: jax.Array) -> jax.Array:
     return 1.0 / margin**2
 
 
-def log_prod_of_spec(params: PyTree) -> jax.Array:
+def log_prod_of_spec(norms: LayerNorms) -> jax.Array:
     """``log Π_i ‖W_i‖₂²``, eq. (32) (spectral norm = largest singular value, exact SVD)."""
-    return jnp.sum(jnp.log(_sq_spec(_layers(params))))
+    return jnp.sum(jnp.log(norms.spec))
 
 
-def log_prod_of_spec_over_margin(params: PyTree, margin: jax.Array) -> jax.Array:
+def log_prod_of_spec_over_margin(norms: LayerNorms, margin: jax.Array) -> jax.Array:
     """``log (Π_i ‖W_i‖₂² / γ²)``, eq. (31)."""
-    return log_prod_of_spec(params) - jnp.log(margin**2)
+    return log_prod_of_spec(norms) - jnp.log(margin**2)
 
 
-def log_sum_of_spec(params: PyTree) -> jax.Array:
+def log_sum_of_spec(norms: LayerNorms) -> jax.Array:
     """``log (d · (Π_i ‖W_i‖₂²)^{1/d})``, eq. (35): the sum of squared spectral norms after the
     rebalancing ``W_i → c_i W_i`` (``Π c_i = 1``) that minimizes it, which a ReLU network's
     function does not see."""
-    d = len(_layers(params))
-    return math.log(d) + log_prod_of_spec(params) / d
+    d = norms.spec.shape[0]
+    return math.log(d) + log_prod_of_spec(norms) / d
 
 
-def log_sum_of_spec_over_margin(params: PyTree, margin: jax.Array) -> jax.Array:
+def log_sum_of_spec_over_margin(norms: LayerNorms, margin: jax.Array) -> jax.Array:
     """``log (d · (Π_i ‖W_i‖₂² / γ²)^{1/d})``, eq. (34)."""
-    d = len(_layers(params))
-    return math.log(d) + log_prod_of_spec_over_margin(params, margin) / d
+    d = norms.spec.shape[0]
+    return math.log(d) + log_prod_of_spec_over_margin(norms, margin) / d
 
 
-def fro_over_spec(params: PyTree) -> jax.Array:
+def fro_over_spec(norms: LayerNorms) -> jax.Array:
     """``Σ_i ‖W_i‖_F² / ‖W_i‖₂²``, eq. (33): the sum of the layers' stable ranks."""
-    mats = _layers(params)
-    return jnp.sum(_sq_fro(mats) / _sq_spec(mats))
+    return jnp.sum(norms.fro / norms.spec)
 
 
-def log_spec_init_main(params: PyTree, init_params: PyTree, margin: jax.Array) -> jax.Array:
+def log_spec_init_main(norms: LayerNorms, margin: jax.Array) -> jax.Array:
     """``log (Π_i ‖W_i‖₂² / γ² · Σ_i ‖W_i − W_i^0‖_F² / ‖W_i‖₂²)``, eq. (29): the main term of
     the spectrally-normalized margin bound with reference at initialization (Bartlett et al.
     2017; Neyshabur et al. 2018)."""
-    ratio = jnp.sum(_sq_fro(_diffs(params, init_params)) / _sq_spec(_layers(params)))
-    return log_prod_of_spec_over_margin(params, margin) + jnp.log(ratio)
+    _need_init(norms)
+    return log_prod_of_spec_over_margin(norms, margin) + jnp.log(jnp.sum(norms.dist_fro / norms.spec))
 
 
-def log_spec_orig_main(params: PyTree, margin: jax.Array) -> jax.Array:
+def log_spec_orig_main(norms: LayerNorms, margin: jax.Array) -> jax.Array:
     """``log (Π_i ‖W_i‖₂² / γ² · Σ_i ‖W_i‖_F² / ‖W_i‖₂²)``, eq. (30) (reference at the origin)."""
-    return log_prod_of_spec_over_margin(params, margin) + jnp.log(fro_over_spec(params))
+    return log_prod_of_spec_over_margin(norms, margin) + jnp.log(fro_over_spec(norms))
 
 
-def dist_spec_init(params: PyTree, init_params: PyTree) -> jax.Array:
+def dist_spec_init(norms: LayerNorms) -> jax.Array:
     """``Σ_i ‖W_i − W_i^0‖₂²``, eq. (41): distance from initialization in spectral norm."""
-    return jnp.sum(_sq_spec(_diffs(params, init_params)))
+    _need_init(norms)
+    return jnp.sum(norms.dist_spec)
 
 
-def log_prod_of_fro(params: PyTree) -> jax.Array:
+def log_prod_of_fro(norms: LayerNorms) -> jax.Array:
     """``log Π_i ‖W_i‖_F²``, eq. (37)."""
-    return jnp.sum(jnp.log(_sq_fro(_layers(params))))
+    return jnp.sum(jnp.log(norms.fro))
 
 
-def log_prod_of_fro_over_margin(params: PyTree, margin: jax.Array) -> jax.Array:
+def log_prod_of_fro_over_margin(norms: LayerNorms, margin: jax.Array) -> jax.Array:
     """``log (Π_i ‖W_i‖_F² / γ²)``, eq. (36)."""
-    return log_prod_of_fro(params) - jnp.log(margin**2)
+    return log_prod_of_fro(norms) - jnp.log(margin**2)
 
 
-def log_sum_of_fro(params: PyTree) -> jax.Array:
+def log_sum_of_fro(norms: LayerNorms) -> jax.Array:
     """``log (d · (Π_i ‖W_i‖_F²)^{1/d})``, eq. (39) (rebalanced sum, as eq. (35))."""
-    d = len(_layers(params))
-    return math.log(d) + log_prod_of_fro(params) / d
+    d = norms.fro.shape[0]
+    return math.log(d) + log_prod_of_fro(norms) / d
 
 
-def log_sum_of_fro_over_margin(params: PyTree, margin: jax.Array) -> jax.Array:
+def log_sum_of_fro_over_margin(norms: LayerNorms, margin: jax.Array) -> jax.Array:
     """``log (d · (Π_i ‖W_i‖_F² / γ²)^{1/d})``, eq. (38)."""
-    d = len(_layers(params))
-    return math.log(d) + log_prod_of_fro_over_margin(params, margin) / d
+    d = norms.fro.shape[0]
+    return math.log(d) + log_prod_of_fro_over_margin(norms, margin) / d
 
 
-def fro_dist(params: PyTree, init_params: PyTree) -> jax.Array:
+def fro_dist(norms: LayerNorms) -> jax.Array:
     """``Σ_i ‖W_i − W_i^0‖_F²``, eq. (40): distance from initialization over the layer matrices
     (:func:`~dl_course.measures.norms.distance_from_init` is the same over all parameters)."""
-    return jnp.sum(_sq_fro(_diffs(params, init_params)))
+    _need_init(norms)
+    return jnp.sum(norms.dist_fro)
 
 
-def param_norm(params: PyTree) -> jax.Array:
+def param_norm(norms: LayerNorms) -> jax.Array:
     """``Σ_i ‖W_i‖_F²``, eq. (42): squared Frobenius norm of the layer matrices."""
-    return jnp.sum(_sq_fro(_layers(params)))
+    return jnp.sum(norms.fro)
 
 
 def path_norm_sq(

@@ -29,6 +29,18 @@ import numpy as np
 Hparams = Sequence[Mapping[str, Any]]
 
 
+def _check(measure, gap, hparams=None) -> tuple[np.ndarray, np.ndarray]:
+    measure, gap = np.asarray(measure, np.float64), np.asarray(gap, np.float64)
+    if measure.ndim != 1 or measure.shape != gap.shape:
+        raise ValueError(f"measure and gap must be 1-D of equal length, got {measure.shape}, {gap.shape}")
+    if hparams is not None and len(hparams) != len(measure):
+        raise ValueError(f"got {len(measure)} measure values and {len(hparams)} hparams dicts")
+    bad = int(np.sum(~np.isfinite(measure)) + np.sum(~np.isfinite(gap)))
+    if bad:
+        raise ValueError(f"{bad} non-finite measure/gap values: drop those models first (and count them)")
+    return measure, gap
+
+
 def _signs(v: np.ndarray) -> np.ndarray:
     v = np.asarray(v, dtype=np.float64)
     return np.sign(v[:, None] - v[None, :])
@@ -50,9 +62,7 @@ def kendall_tau(measure: np.ndarray, gap: np.ndarray, variant: str = "b") -> flo
     the 0/0 case as in the module doc. 1: the measure orders every pair of models as the gap."""
     if variant not in ("a", "b"):
         raise ValueError(f"unknown Kendall tau variant {variant!r}; valid: ['a', 'b']")
-    measure, gap = np.asarray(measure, np.float64), np.asarray(gap, np.float64)
-    if measure.shape != gap.shape or measure.ndim != 1:
-        raise ValueError(f"measure and gap must be 1-D of equal length, got {measure.shape}, {gap.shape}")
+    measure, gap = _check(measure, gap)
     return _tau(measure, gap, variant)
 
 
@@ -89,9 +99,7 @@ def psi_by_axis(
     the mean over the ``m_i`` groups of models that differ in hyperparameter ``i`` only of
     Kendall's τ within the group. Groups with fewer than two models (e.g. after dropping
     unconverged models) are skipped; ``nan`` if an axis has no group left."""
-    measure, gap = np.asarray(measure, np.float64), np.asarray(gap, np.float64)
-    if len(hparams) != len(measure) or len(gap) != len(measure):
-        raise ValueError(f"got {len(measure)} measures, {len(gap)} gaps and {len(hparams)} hparams dicts")
+    measure, gap = _check(measure, gap, hparams)
     out = {}
     for axis in _axes(hparams, axes):
         taus = [_tau(measure[g], gap[g], variant) for g in _groups(hparams, axis)]
@@ -157,7 +165,7 @@ def conditional_mutual_information(
     sign 0, a third value. ``Î = 0`` where ``H(V_g | U_S) = 0`` (the conditioning determines every
     gap sign: the measure adds nothing).
     """
-    measure, gap = np.asarray(measure, np.float64), np.asarray(gap, np.float64)
+    measure, gap = _check(measure, gap, hparams)
     axes = _axes(hparams, axes)
     codes = _codes(hparams, axes)
     n = len(measure)
@@ -167,11 +175,10 @@ def conditional_mutual_information(
     by_set = {}
     for size in range(max_conditioning + 1):
         for s in itertools.combinations(range(len(axes)), size):
-            u = np.zeros(len(i), np.int64)
+            u = np.zeros(len(i), np.int64)   # mixed-radix code of (θ_S, θ′_S)
             for a in s:
                 k = codes[:, a].max() + 1
                 u = (u * k + codes[i, a]) * k + codes[j, a]
-            _, u = np.unique(u, return_inverse=True)
             counts = np.bincount(u * 9 + vm * 3 + vg, minlength=(u.max() + 1) * 9).reshape(-1, 3, 3)
             pu = counts.sum(axis=(1, 2)) / len(i)
             pab = counts / np.maximum(counts.sum(axis=(1, 2), keepdims=True), 1)
@@ -217,7 +224,7 @@ def robust_sign_error(
     (Dziugaite et al. discard environments where the gap difference is within noise), and so is
     an environment left without pairs. The robust measure is the worst case ``max_e SE_e``.
     """
-    measure, gap = np.asarray(measure, np.float64), np.asarray(gap, np.float64)
+    measure, gap = _check(measure, gap, hparams)
     keys = [k for k in hparams[0] if k != seed_key]
     axes = [a for a in _axes(hparams, axes) if a != seed_key]
     settings: dict[tuple, list[int]] = {}

@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 
 import dl_course.measures as M
 
@@ -46,22 +47,23 @@ def test_spectral_and_frobenius_measures_against_numpy_svd():
     dspec = np.array([np.linalg.svd(w - w0, compute_uv=False)[0] ** 2 for w, w0 in zip(mats, mats0)])
     dfro = np.array([np.sum((w - w0) ** 2) for w, w0 in zip(mats, mats0)])
     d, g = 3, 0.8
+    nrm = M.layer_norms(params, init)
     expected = {
-        "log_prod_of_spec": (M.log_prod_of_spec(params), np.log(np.prod(spec))),
-        "log_prod_of_spec_over_margin": (M.log_prod_of_spec_over_margin(params, g), np.log(np.prod(spec) / g**2)),
-        "log_sum_of_spec": (M.log_sum_of_spec(params), np.log(d * np.prod(spec) ** (1 / d))),
-        "log_sum_of_spec_over_margin": (M.log_sum_of_spec_over_margin(params, g),
+        "log_prod_of_spec": (M.log_prod_of_spec(nrm), np.log(np.prod(spec))),
+        "log_prod_of_spec_over_margin": (M.log_prod_of_spec_over_margin(nrm, g), np.log(np.prod(spec) / g**2)),
+        "log_sum_of_spec": (M.log_sum_of_spec(nrm), np.log(d * np.prod(spec) ** (1 / d))),
+        "log_sum_of_spec_over_margin": (M.log_sum_of_spec_over_margin(nrm, g),
                                         np.log(d * (np.prod(spec) / g**2) ** (1 / d))),
-        "fro_over_spec": (M.fro_over_spec(params), np.sum(fro / spec)),
-        "log_spec_init_main": (M.log_spec_init_main(params, init, g), np.log(np.prod(spec) / g**2 * np.sum(dfro / spec))),
-        "log_spec_orig_main": (M.log_spec_orig_main(params, g), np.log(np.prod(spec) / g**2 * np.sum(fro / spec))),
-        "dist_spec_init": (M.dist_spec_init(params, init), np.sum(dspec)),
-        "log_prod_of_fro": (M.log_prod_of_fro(params), np.log(np.prod(fro))),
-        "log_prod_of_fro_over_margin": (M.log_prod_of_fro_over_margin(params, g), np.log(np.prod(fro) / g**2)),
-        "log_sum_of_fro": (M.log_sum_of_fro(params), np.log(d * np.prod(fro) ** (1 / d))),
-        "log_sum_of_fro_over_margin": (M.log_sum_of_fro_over_margin(params, g), np.log(d * (np.prod(fro) / g**2) ** (1 / d))),
-        "fro_dist": (M.fro_dist(params, init), np.sum(dfro)),
-        "param_norm": (M.param_norm(params), np.sum(fro)),
+        "fro_over_spec": (M.fro_over_spec(nrm), np.sum(fro / spec)),
+        "log_spec_init_main": (M.log_spec_init_main(nrm, g), np.log(np.prod(spec) / g**2 * np.sum(dfro / spec))),
+        "log_spec_orig_main": (M.log_spec_orig_main(nrm, g), np.log(np.prod(spec) / g**2 * np.sum(fro / spec))),
+        "dist_spec_init": (M.dist_spec_init(nrm), np.sum(dspec)),
+        "log_prod_of_fro": (M.log_prod_of_fro(nrm), np.log(np.prod(fro))),
+        "log_prod_of_fro_over_margin": (M.log_prod_of_fro_over_margin(nrm, g), np.log(np.prod(fro) / g**2)),
+        "log_sum_of_fro": (M.log_sum_of_fro(nrm), np.log(d * np.prod(fro) ** (1 / d))),
+        "log_sum_of_fro_over_margin": (M.log_sum_of_fro_over_margin(nrm, g), np.log(d * (np.prod(fro) / g**2) ** (1 / d))),
+        "fro_dist": (M.fro_dist(nrm), np.sum(dfro)),
+        "param_norm": (M.param_norm(nrm), np.sum(fro)),
         "inverse_margin": (M.inverse_margin(g), 1 / g**2),
     }
     for name, (got, ref) in expected.items():
@@ -69,6 +71,9 @@ def test_spectral_and_frobenius_measures_against_numpy_svd():
         # agreement to float64 rounding.
         np.testing.assert_allclose(got, ref, rtol=1e-10, err_msg=name)
     assert M.num_parameters(params) == 24 + 28 + 21 + 3
+    # The distance measures need the initialization.
+    with pytest.raises(ValueError, match="init"):
+        M.fro_dist(M.layer_norms(params))
 
 
 def test_output_margin_is_the_quantile_of_multiclass_margins():

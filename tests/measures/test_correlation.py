@@ -34,6 +34,8 @@ def test_kendall_tau_matches_scipy_with_ties():
     assert M.kendall_tau(np.ones(10), RNG.standard_normal(10)) == 0.0
     with pytest.raises(ValueError, match="valid"):
         M.kendall_tau(a, b, variant="c")
+    with pytest.raises(ValueError, match="non-finite"):
+        M.kendall_tau(np.array([1.0, np.inf, 2.0]), np.arange(3.0))
 
 
 def test_measure_equal_to_the_gap_scores_perfectly():

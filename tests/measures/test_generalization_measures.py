@@ -60,7 +60,7 @@ def test_registry_values_match_direct_functions_and_do_not_depend_on_the_selecti
         np.testing.assert_allclose(value, full[name], rtol=1e-10, err_msg=name)
     gamma = M.output_margin(_apply(params, {}, tiny.x), tiny.y, 0.1)
     np.testing.assert_allclose(full["inverse_margin"], 1 / gamma**2, rtol=1e-12)
-    np.testing.assert_allclose(full["log_prod_of_spec_over_margin"], M.log_prod_of_spec_over_margin(params, gamma),
+    np.testing.assert_allclose(full["log_prod_of_spec_over_margin"], M.log_prod_of_spec_over_margin(M.layer_norms(params), gamma),
                                rtol=1e-12)
     np.testing.assert_allclose(full["num_params"], 18 + 6 + 18 + 3)
     # 1/σ′² and the bounds share one σ′.
