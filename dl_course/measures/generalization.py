@@ -62,6 +62,7 @@ class MeasureConfig(NamedTuple):
       deviation, deviation_on: flatness radii keep the increase of the train ``"error"`` (Jiang)
         or ``"loss"`` at or below ``deviation`` (Jiang: 0.1).
       num_mc_samples: Monte-Carlo samples per PAC-Bayes evaluation (Jiang's code: 10).
+      mc_batch_size: how many of them are evaluated at once (``lax.map``; default 1).
       num_bisection_steps, radius_min, radius_max: the log-bisection of σ′ and α′.
       ascent_steps, ascent_step_size: projected ascent of the worst-case measures.
       magnitude_eps: ``ε`` of the magnitude-aware variants (Jiang: 1e-3).
@@ -85,6 +86,7 @@ class MeasureConfig(NamedTuple):
     deviation: float = F.DEFAULT_DEVIATION
     deviation_on: str = "error"
     num_mc_samples: int = 16
+    mc_batch_size: Optional[int] = None
     num_bisection_steps: int = 20
     radius_min: float = 1e-5
     radius_max: float = 4.0
@@ -122,7 +124,7 @@ class MeasureRun:
 
     def error(self, params: PyTree) -> jax.Array:
         logits = self.logits(params)
-        return jnp.mean(jnp.argmax(logits, axis=-1) != self.ctx.y).astype(logits.dtype)
+        return jnp.mean((jnp.argmax(logits, axis=-1) != self.ctx.y).astype(logits.dtype))
 
     def deviation_fn(self, params: PyTree) -> jax.Array:
         return self.error(params) if self.config.deviation_on == "error" else self.loss(params)
@@ -149,6 +151,7 @@ class MeasureRun:
             self.deviation_fn, self.params, key=self.key("pacbayes_mag" if magnitude else "pacbayes"),
             deviation=c.deviation, num_samples=c.num_mc_samples, num_bisection_steps=c.num_bisection_steps,
             sigma_min=c.radius_min, sigma_max=c.radius_max, magnitude_eps=c.magnitude_eps if magnitude else None,
+            batch_size=c.mc_batch_size,
         ).radius
 
     @functools.cached_property

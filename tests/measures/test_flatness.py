@@ -133,9 +133,10 @@ def test_gradient_noise_exact_cases_and_expectation(tiny):
     data = (tiny.x, tiny.y)
     batch_loss = lambda p, b: tiny.mean_loss(p, b[0], b[1])  # noqa: E731
     n = tiny.x.shape[0]
-    # Per-example gradients, independently (one jax.grad per example).
-    per = np.stack([np.asarray(jax.flatten_util.ravel_pytree(
-        jax.grad(tiny.mean_loss)(tiny.params, tiny.x[i:i + 1], tiny.y[i:i + 1]))[0]) for i in range(n)])
+    # Per-example gradients, independently (jax.grad of each one-example loss).
+    per_example = jax.vmap(lambda xi, yi: jax.flatten_util.ravel_pytree(
+        jax.grad(tiny.mean_loss)(tiny.params, xi[None], yi[None]))[0])
+    per = np.asarray(per_example(tiny.x, tiny.y))
     full = per.mean(axis=0)
     trace_cov = np.mean(np.sum((per - full) ** 2, axis=1))
     # B = 1: every batch is one example, the result is the per-example variance, for any key.

@@ -80,3 +80,11 @@ def test_error_deviation_radius_keeps_the_train_error_within_the_deviation(tiny)
     run = M.MeasureRun(_apply, M.MeasureContext(params, params, {}, tiny.x, tiny.y, jax.random.key(0)), M.MeasureConfig())
     res = M.pacbayes_sigma(run.error, params, key=jax.random.key(0), num_samples=64, num_bisection_steps=25)
     assert abs(res.increase - 0.1) <= 1 / (20 * 64) + 1e-12
+    # Worst case (Algorithm 2): ascent on the loss, deviation on the error. The error moves in
+    # jumps (of one or more examples as the ascent's end point moves), so α′ sits at a jump across
+    # the deviation: just below it the increase is ≤ 0.1, just above it > 0.1 (resolution of 25
+    # bisection steps: (4e5)^(2^-25) − 1 ≈ 4e-7).
+    alpha = M.sharpness_alpha(run.loss, params, deviation_fn=run.error, num_steps=5, num_bisection_steps=25)
+    below, above = (M.worst_case_increase(run.loss, params, f * alpha.radius, deviation_fn=run.error, num_steps=5)
+                    for f in (1 - 1e-5, 1 + 1e-5))
+    assert below <= 0.1 + 1e-12 < above
