@@ -1,7 +1,8 @@
 """Norm- and margin-based complexity measures of Jiang et al. (2020), "Fantastic Generalization
 Measures and Where to Find Them" (ICLR), Appendix C.1–C.2.
 
-Equation numbers ``(N)`` are those of the paper's appendix (arXiv:1912.02178). Notation: ``d``
+Equation numbers ``(N)`` are those of the paper's appendix (arXiv:1912.02178; the numbering
+Dziugaite et al.'s 2020 reference implementation cross-references). Notation: ``d``
 layer matrices ``W_1, …, W_d`` (the leaves with ``ndim ≥ 2``, conv kernels reshaped, see
 :mod:`dl_course.measures.norms`; biases and normalization scales are not layers), ``W_i^0`` the
 same layers at initialization, ``γ`` the output margin (:func:`output_margin`), ``ω`` the number

@@ -63,7 +63,9 @@ class MeasureConfig(NamedTuple):
         or ``"loss"`` at or below ``deviation`` (Jiang: 0.1).
       num_mc_samples: Monte-Carlo samples per PAC-Bayes evaluation (Jiang's code: 10).
       mc_batch_size: how many of them are evaluated at once (``lax.map``; default 1).
-      num_bisection_steps, radius_min, radius_max: the log-bisection of σ′ and α′.
+      num_bisection_steps, radius_min, radius_max: the log-bisection of σ′ and α′; relative
+        resolution ``(radius_max/radius_min)^(2^-steps)``: 20 steps ≈ 1e-5, 12 steps ≈ 0.3%
+        (coarse enough to tie similar models, which Kendall's τ then counts as ties).
       ascent_steps, ascent_step_size: projected ascent of the worst-case measures.
       magnitude_eps: ``ε`` of the magnitude-aware variants (Jiang: 1e-3).
       adaptive_rho_inf, adaptive_rho_2: radii of the adaptive sharpness (ours; Andriushchenko
