@@ -165,29 +165,52 @@ def conditional_mutual_information(
     sign 0, a third value. ``Î = 0`` where ``H(V_g | U_S) = 0`` (the conditioning determines every
     gap sign: the measure adds nothing).
     """
-    measure, gap = _check(measure, gap, hparams)
+    return conditional_mutual_information_table({"measure": measure}, gap, hparams, axes, max_conditioning)["measure"]
+
+
+def _normalized_cmi(cell: np.ndarray, num_cells: int, signs: np.ndarray) -> float:
+    """``I(V_μ, V_g | U) / H(V_g | U)`` from each pair's cell code and ``3 V_μ + V_g`` (in 0..8)."""
+    counts = np.bincount(cell * 9 + signs, minlength=num_cells * 9).reshape(-1, 3, 3)
+    pu = counts.sum(axis=(1, 2)) / len(cell)
+    pab = counts / np.maximum(counts.sum(axis=(1, 2), keepdims=True), 1)
+    h_g = _entropy(pab.sum(axis=1), 1)
+    mi = _entropy(pab.sum(axis=2), 1) + h_g - _entropy(pab.reshape(len(pu), 9), 1)
+    h = float(np.sum(pu * h_g))
+    return max(float(np.sum(pu * mi)) / h, 0.0) if h > 1e-12 else 0.0
+
+
+def conditional_mutual_information_table(
+    measures: Mapping[str, np.ndarray], gap: np.ndarray, hparams: Hparams,
+    axes: Optional[Sequence[str]] = None, max_conditioning: int = 2,
+) -> dict[str, CITest]:
+    """:func:`conditional_mutual_information` for several measures at once (``{name: CITest}``),
+    sharing the pair bookkeeping (``n(n−1)`` ordered pairs, one cell code per conditioning set)."""
+    if not measures:
+        raise ValueError("no measures given")
+    checked = {name: _check(m, gap, hparams)[0] for name, m in measures.items()}
+    gap = np.asarray(gap, np.float64)
     axes = _axes(hparams, axes)
     codes = _codes(hparams, axes)
-    n = len(measure)
+    n = len(gap)
     i, j = np.nonzero(~np.eye(n, dtype=bool))
-    vm = (np.sign(measure[i] - measure[j]) + 1).astype(np.int64)
-    vg = (np.sign(gap[i] - gap[j]) + 1).astype(np.int64)
-    by_set = {}
+    vg = (np.sign(gap[i] - gap[j]) + 1).astype(np.int8)
+    signs = {name: ((np.sign(m[i] - m[j]) + 1) * 3 + vg).astype(np.int64) for name, m in checked.items()}
+    # Per axis: the code of (θ_a, θ′_a) for every pair, in 0..k_a² − 1.
+    radix = [int(codes[:, a].max()) + 1 for a in range(len(axes))]
+    pair_axis = [(codes[i, a] * radix[a] + codes[j, a]).astype(np.int64) for a in range(len(axes))]
+    by_set: dict[str, dict] = {name: {} for name in checked}
     for size in range(max_conditioning + 1):
-        for s in itertools.combinations(range(len(axes)), size):
-            u = np.zeros(len(i), np.int64)   # mixed-radix code of (θ_S, θ′_S)
-            for a in s:
-                k = codes[:, a].max() + 1
-                u = (u * k + codes[i, a]) * k + codes[j, a]
-            counts = np.bincount(u * 9 + vm * 3 + vg, minlength=(u.max() + 1) * 9).reshape(-1, 3, 3)
-            pu = counts.sum(axis=(1, 2)) / len(i)
-            pab = counts / np.maximum(counts.sum(axis=(1, 2), keepdims=True), 1)
-            h_g = _entropy(pab.sum(axis=1), 1)
-            mi = _entropy(pab.sum(axis=2), 1) + h_g - _entropy(pab.reshape(len(pu), 9), 1)
-            h = float(np.sum(pu * h_g))
-            by_set[tuple(axes[a] for a in s)] = max(float(np.sum(pu * mi)) / h, 0.0) if h > 1e-12 else 0.0
-    argmin = min(by_set, key=by_set.get)
-    return CITest(by_set[argmin], argmin, by_set)
+        for subset in itertools.combinations(range(len(axes)), size):
+            cell, num_cells = np.zeros(len(i), np.int64), 1   # mixed-radix code of (θ_S, θ′_S)
+            for a in subset:
+                cell, num_cells = cell * radix[a] ** 2 + pair_axis[a], num_cells * radix[a] ** 2
+            for name in checked:
+                by_set[name][tuple(axes[a] for a in subset)] = _normalized_cmi(cell, num_cells, signs[name])
+    out = {}
+    for name, table in by_set.items():
+        argmin = min(table, key=table.get)
+        out[name] = CITest(table[argmin], argmin, table)
+    return out
 
 
 class RobustSignError(NamedTuple):
@@ -262,13 +285,13 @@ def correlation_table(
     out: dict[str, dict] = {k: {} for k in ("kendall_tau", "granulated_psi", "psi_by_axis", "cmi",
                                             "cmi_argmin", "robust_sign_error", "mean_sign_error")}
     ci_axes = [a for a in _axes(hparams, axes) if a != seed_key]
+    cis = conditional_mutual_information_table(measures, gap, hparams, ci_axes)
     for name, values in measures.items():
         values = np.asarray(values, np.float64)
         out["kendall_tau"][name] = kendall_tau(values, gap)
         out["psi_by_axis"][name] = psi_by_axis(values, gap, hparams, ci_axes)
         out["granulated_psi"][name] = granulated_psi(values, gap, hparams, ci_axes)
-        ci = conditional_mutual_information(values, gap, hparams, ci_axes)
-        out["cmi"][name], out["cmi_argmin"][name] = ci.score, "+".join(ci.argmin)
+        out["cmi"][name], out["cmi_argmin"][name] = cis[name].score, "+".join(cis[name].argmin)
         rse = robust_sign_error(values, gap, hparams, ci_axes, seed_key=seed_key)
         out["robust_sign_error"][name], out["mean_sign_error"][name] = rse.max, rse.mean
     return out

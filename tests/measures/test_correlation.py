@@ -118,5 +118,12 @@ def test_correlation_table_is_json_ready():
     table = M.correlation_table({"gap": gap, "wd": np.array([h["wd"] for h in GRID])}, gap, GRID, AXES,
                                 seed_key="seed")
     json.dumps(table)
+    # The table's CI scores are the single-measure test's.
+    wd = np.array([h["wd"] for h in GRID])
+    noisy = gap + 0.05 * RNG.standard_normal(len(GRID))
+    many = M.conditional_mutual_information_table({"wd": wd, "noisy": noisy}, gap, GRID, AXES)
+    for name, values in (("wd", wd), ("noisy", noisy)):
+        assert many[name] == M.conditional_mutual_information(values, gap, GRID, AXES)
+    assert 0.0 < many["noisy"].score < 1.0
     assert table["kendall_tau"]["gap"] == 1.0 and table["granulated_psi"]["wd"] < 0.25
     assert table["psi_by_axis"]["wd"]["lr"] == 0.0 and table["cmi"]["wd"] == 0.0
