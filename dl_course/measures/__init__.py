@@ -100,3 +100,57 @@ from dl_course.measures.spectrum import (
 from dl_course.measures.trace import hessian_trace, hutchinson_trace, operator_trace
 from dl_course.measures.tracking import SharpnessTrackerState, sharpness_tracker
 from dl_course.measures.classification import confusion_matrix
+from dl_course.measures.complexity import (
+    dist_spec_init,
+    fisher_rao_norm,
+    fro_dist,
+    fro_over_spec,
+    inverse_margin,
+    log_prod_of_fro,
+    log_prod_of_fro_over_margin,
+    log_prod_of_spec,
+    log_prod_of_spec_over_margin,
+    log_spec_init_main,
+    log_spec_orig_main,
+    log_sum_of_fro,
+    log_sum_of_fro_over_margin,
+    log_sum_of_spec,
+    log_sum_of_spec_over_margin,
+    num_parameters,
+    output_margin,
+    param_norm,
+    path_norm_over_margin,
+    path_norm_sq,
+)
+from dl_course.measures.correlation import (
+    CITest,
+    RobustSignError,
+    conditional_mutual_information,
+    correlation_table,
+    granulated_psi,
+    kendall_tau,
+    psi_by_axis,
+    robust_sign_error,
+)
+from dl_course.measures.flatness import (
+    PerturbationRadius,
+    adaptive_sharpness,
+    expected_increase,
+    pacbayes_bound,
+    pacbayes_mag_bound,
+    pacbayes_sigma,
+    sharpness_alpha,
+    worst_case_increase,
+)
+from dl_course.measures.generalization import (
+    GENERALIZATION_MEASURES,
+    MEASURE_FAMILIES,
+    MeasureConfig,
+    MeasureContext,
+    MeasureRun,
+    generalization_measures,
+    vmapped_generalization_measures,
+)
+from dl_course.measures.gradient_noise import gradient_noise
+from dl_course.measures.complexity import LayerNorms, layer_norms
+from dl_course.measures.correlation import conditional_mutual_information_table

@@ -1,0 +1,129 @@
+"""The correlation protocol (Kendall τ, granulated Ψ, conditional mutual information, robust
+sign-error) against scipy and on synthetic measures whose answers are known by construction."""
+
+import itertools
+
+import numpy as np
+import pytest
+from scipy.stats import kendalltau
+
+import dl_course.measures as M
+
+RNG = np.random.default_rng(11)
+GRID = [dict(lr=a, width=b, wd=c, seed=s)
+        for a, b, c, s in itertools.product([0.1, 0.3, 1.0], [16, 32, 64], [0.0, 1e-4, 1e-3], [0, 1])]
+AXES = ["lr", "width", "wd"]
+
+
+def _gap(noise=0.01):
+    # The gap grows with lr and shrinks with width; wd (and the seed) do not affect it.
+    return np.array([np.log(h["lr"]) - 0.5 * np.log(h["width"]) + noise * RNG.standard_normal() for h in GRID])
+
+
+def test_kendall_tau_matches_scipy_with_ties():
+    for _ in range(5):
+        a = RNG.integers(0, 4, 40).astype(float)   # many ties in both
+        b = RNG.integers(0, 6, 40).astype(float)
+        np.testing.assert_allclose(M.kendall_tau(a, b), kendalltau(a, b).statistic, rtol=1e-12)
+        c = RNG.standard_normal(40)
+        np.testing.assert_allclose(M.kendall_tau(c, b), kendalltau(c, b).statistic, rtol=1e-12)
+        # τ-a (Jiang et al.'s formula): Σ_{i<j} sgn·sgn over all n(n−1)/2 pairs, by a loop.
+        num = sum(np.sign(a[i] - a[j]) * np.sign(b[i] - b[j]) for i, j in itertools.combinations(range(40), 2))
+        np.testing.assert_allclose(M.kendall_tau(a, b, variant="a"), num / (40 * 39 / 2), rtol=1e-12)
+    # A constant measure ranks nothing: 0 (scipy: nan).
+    assert M.kendall_tau(np.ones(10), RNG.standard_normal(10)) == 0.0
+    with pytest.raises(ValueError, match="valid"):
+        M.kendall_tau(a, b, variant="c")
+    with pytest.raises(ValueError, match="non-finite"):
+        M.kendall_tau(np.array([1.0, np.inf, 2.0]), np.arange(3.0))
+
+
+def test_measure_equal_to_the_gap_scores_perfectly():
+    gap = _gap()
+    assert M.kendall_tau(gap, gap) == 1.0
+    assert M.granulated_psi(gap, gap, GRID, AXES) == 1.0
+    assert M.psi_by_axis(gap, gap, GRID, AXES) == {"lr": 1.0, "width": 1.0, "wd": 1.0}
+    ci = M.conditional_mutual_information(gap, gap, GRID, AXES)
+    np.testing.assert_allclose(ci.score, 1.0, rtol=1e-12)
+    assert len(ci.by_set) == 1 + 3 + 3   # ∅, the three axes, the three pairs
+    rse = M.robust_sign_error(gap, gap, GRID, AXES, seed_key="seed")
+    # Environments: per axis, 9 settings of the other two axes × 3 pairs of values.
+    assert rse.max == 0.0 and rse.num_environments == 3 * 27
+    # −gap is the opposite.
+    assert M.granulated_psi(-gap, gap, GRID, AXES) == -1.0
+    assert M.robust_sign_error(-gap, gap, GRID, AXES, seed_key="seed").max == 1.0
+
+
+def test_measure_of_an_irrelevant_hyperparameter_scores_zero():
+    gap = _gap()
+    # Depends on wd only, which does not affect the gap.
+    wd_only = np.array([h["wd"] for h in GRID])
+    psi = M.psi_by_axis(wd_only, gap, GRID, AXES)
+    # Constant within the lr- and width-groups: exactly 0 there (no untied pair).
+    assert psi["lr"] == 0.0 and psi["width"] == 0.0
+    # On its own axis it orders noise: |ψ_wd| is small. 18 groups of 3: sd of a group τ ≤ 0.82,
+    # of their mean ≤ 0.19; 3 of those.
+    assert abs(psi["wd"]) < 0.6
+    # Conditioning on wd makes the measure's signs deterministic: zero mutual information.
+    ci = M.conditional_mutual_information(wd_only, gap, GRID, AXES)
+    assert ci.score == 0.0 and "wd" in ci.argmin
+    # With independent noise added it varies within every group, yet orders nothing: ψ ≈ 0 on
+    # every axis. 54 (lr/width) groups of 3 models: sd of the mean τ ≈ 0.82/√54 ≈ 0.11; 3 of those.
+    noisy = wd_only + 1e-5 * RNG.standard_normal(len(GRID))
+    for axis, value in M.psi_by_axis(noisy, gap, GRID, AXES).items():
+        assert abs(value) < 0.35, axis
+
+    # A measure that tracks lr only is right on the lr axis and blind elsewhere: Ψ = 1/3.
+    lr_only = np.array([h["lr"] for h in GRID])
+    assert M.psi_by_axis(lr_only, gap, GRID, AXES) == {"lr": 1.0, "width": 0.0, "wd": 0.0}
+    np.testing.assert_allclose(M.granulated_psi(lr_only, gap, GRID, AXES), 1 / 3, rtol=1e-12)
+    # Overall τ credits it (lr explains half of the gap's variation) but the CI test does not.
+    assert M.kendall_tau(lr_only, gap) > 0.4
+    assert M.conditional_mutual_information(lr_only, gap, GRID, AXES).score == 0.0
+
+
+def test_groups_skip_dropped_models_and_default_axes():
+    gap = _gap()
+    keep = [i for i, h in enumerate(GRID) if not (h["lr"] == 1.0 and h["width"] == 64)]
+    sub = [GRID[i] for i in keep]
+    psi = M.psi_by_axis(gap[keep], gap[keep], sub)            # default axes: every varying key
+    assert set(psi) == {"lr", "width", "wd", "seed"}
+    assert all(v == 1.0 for v in psi.values())
+    # A group reduced to one model has no τ: an axis whose every group is a singleton is nan.
+    single = [dict(a=0, b=0), dict(a=1, b=1)]
+    assert np.isnan(M.psi_by_axis(np.array([0.0, 1.0]), np.array([0.0, 1.0]), single)["a"])
+    with pytest.raises(ValueError, match="valid"):
+        M.psi_by_axis(gap, gap, GRID, ["momentum"])
+
+
+def test_robust_sign_error_by_hand():
+    # Four models on a 2x2 grid (a, b); the measure orders the a-pairs right and the b-pairs wrong
+    # at a=1, ties at a=0.
+    hp = [dict(a=0, b=0), dict(a=0, b=1), dict(a=1, b=0), dict(a=1, b=1)]
+    gap = np.array([0.0, 1.0, 2.0, 3.0])
+    measure = np.array([0.0, 0.0, 5.0, 4.0])
+    rse = M.robust_sign_error(measure, gap, hp)
+    # Environments: (a=0: b 0↔1) tie -> ½; (a=1: b 0↔1) wrong -> 1; (b=0: a) right; (b=1: a) right.
+    assert rse.num_environments == 4
+    np.testing.assert_allclose(sorted(rse.errors), [0.0, 0.0, 0.5, 1.0])
+    assert rse.max == 1.0 and rse.mean == 0.375
+    assert rse.by_axis == {"a": 0.0, "b": 1.0}
+    # Environments whose gap difference is within the noise level are left out.
+    assert M.robust_sign_error(measure, gap, hp, min_gap_difference=1.5).num_environments == 2
+
+
+def test_correlation_table_is_json_ready():
+    import json
+    gap = _gap()
+    table = M.correlation_table({"gap": gap, "wd": np.array([h["wd"] for h in GRID])}, gap, GRID, AXES,
+                                seed_key="seed")
+    json.dumps(table)
+    # The table's CI scores are the single-measure test's.
+    wd = np.array([h["wd"] for h in GRID])
+    noisy = gap + 0.05 * RNG.standard_normal(len(GRID))
+    many = M.conditional_mutual_information_table({"wd": wd, "noisy": noisy}, gap, GRID, AXES)
+    for name, values in (("wd", wd), ("noisy", noisy)):
+        assert many[name] == M.conditional_mutual_information(values, gap, GRID, AXES)
+    assert 0.0 < many["noisy"].score < 1.0
+    assert table["kendall_tau"]["gap"] == 1.0 and table["granulated_psi"]["wd"] < 0.25
+    assert table["psi_by_axis"]["wd"]["lr"] == 0.0 and table["cmi"]["wd"] == 0.0
