@@ -99,3 +99,10 @@ from dl_course.measures.spectrum import (
 )
 from dl_course.measures.trace import hessian_trace, hutchinson_trace, operator_trace
 from dl_course.measures.tracking import SharpnessTrackerState, sharpness_tracker
+from dl_course.measures.modified_flow import (
+    BackwardErrorResult,
+    backward_error,
+    gd_ladder,
+    gradient_flows,
+    modified_loss,
+)
