@@ -54,8 +54,9 @@ ITERS = (10, 20)  # Lanczos iterations per evaluation of the tracker
 
 
 def config_for(steps: int):
-    """The edge-of-stability study's default problem, with a 16-run grid and ``steps`` steps."""
-    c = load_study("edge_of_stability").get_config()
+    """The edge-of-stability study's default problem (its engine config, ``config.train``), with a
+    16-run grid and ``steps`` steps."""
+    c = load_study("edge_of_stability").get_config().train
     c.steps = steps
     c.eval_every = 100
     c.seeds = [0, 1, 2, 3]

@@ -154,3 +154,10 @@ from dl_course.measures.generalization import (
 from dl_course.measures.gradient_noise import gradient_noise
 from dl_course.measures.complexity import LayerNorms, layer_norms
 from dl_course.measures.correlation import conditional_mutual_information_table
+from dl_course.measures.modified_flow import (
+    BackwardErrorResult,
+    backward_error,
+    gd_ladder,
+    gradient_flows,
+    modified_loss,
+)

@@ -8,13 +8,16 @@ non-monotonically. For Adam the same holds for the preconditioned sharpness
 ``λmax(P⁻¹∇²L)`` against the threshold ``(2 + 2β1)/((1 − β1)η)`` (Cohen et al. 2022, "Adaptive
 Gradient Methods at the Edge of Stability").
 
-``simulate(config)`` trains every learning rate of the config in ONE vmapped sweep
-(``dl_course.train.sweep``) with ``dl_course.measures.sharpness_tracker`` as a hook: at every
-evaluation point, Lanczos on the full training loss warm-started from the previous top
-eigenvector. ``run(config, run_dir)`` adds the figure and summary.
+``simulate(config)`` trains every learning rate of the engine config ``config.train`` in ONE
+vmapped sweep (``dl_course.train.sweep``) with ``dl_course.measures.sharpness_tracker`` as a
+hook: at every evaluation point, Lanczos (``config.lanczos_iters`` iterations, a study key) on
+the full training loss warm-started from the previous top eigenvector. ``run(config, run_dir)``
+adds the figure and summary. Helpers taking ``train`` take the engine config ``config.train``.
 """
 
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 
@@ -25,51 +28,62 @@ from dl_course.train import sweep
 ADAPTIVE = ("adam",)
 
 
-def _hparam(config, name, default):
-    return float(config.optimizer_options.get(name, default))
+def _hparam(train, name, default):
+    return float(train.optimizer_options.get(name, default))
 
 
-def tracked(config) -> tuple[str, str]:
-    """``(metric name, threshold label)`` of the sharpness that matters for ``config.optimizer``:
+def tracked(train) -> tuple[str, str]:
+    """``(metric name, threshold label)`` of the sharpness that matters for ``train.optimizer``:
     λmax against 2/η for GD (``sgd``), Adam's preconditioned sharpness against
     ``(2 + 2β1)/((1 − β1)η)`` (38/η for β1 = 0.9)."""
-    if config.optimizer in ADAPTIVE:
-        b1 = _hparam(config, "b1", 0.9)
+    if train.optimizer in ADAPTIVE:
+        b1 = _hparam(train, "b1", 0.9)
         return "preconditioned_sharpness", f"{(2 + 2 * b1) / (1 - b1):.4g}/η"
-    if config.optimizer == "sgd":
+    if train.optimizer == "sgd":
         return "lambda_max", "2/η"
-    raise ValueError(f"edge_of_stability supports optimizer 'sgd' (GD) or one of {list(ADAPTIVE)}, got {config.optimizer!r}")
+    raise ValueError(f"edge_of_stability supports optimizer 'sgd' (GD) or one of {list(ADAPTIVE)}, got {train.optimizer!r}")
 
 
-def thresholds(config, learning_rates) -> np.ndarray:
+def thresholds(train, learning_rates) -> np.ndarray:
     """The stability threshold of each learning rate: ``2/η`` for GD, Adam's for ``adam``."""
     lr = np.asarray(learning_rates, np.float64)
-    if config.optimizer in ADAPTIVE:
-        return np.asarray(adam_stability_threshold(lr, _hparam(config, "b1", 0.9)), np.float64)
+    if train.optimizer in ADAPTIVE:
+        return np.asarray(adam_stability_threshold(lr, _hparam(train, "b1", 0.9)), np.float64)
     return np.asarray(gd_stability_threshold(lr), np.float64)
 
 
+def tracker(train, lanczos_iters: int):
+    """The sharpness hook for ``train.optimizer`` (warm-started Lanczos, ``lanczos_iters`` HVPs);
+    one object per setting, so repeated studies hit the sweep's compile cache."""
+    return _tracker(train.optimizer in ADAPTIVE, int(lanczos_iters), _hparam(train, "b1", 0.9),
+                    _hparam(train, "b2", 0.999), _hparam(train, "eps", 1e-8))
+
+
+@functools.lru_cache(maxsize=16)
+def _tracker(preconditioned: bool, num_iters: int, b1: float, b2: float, eps: float):
+    return sharpness_tracker(num_iters=num_iters, preconditioned=preconditioned, b1=b1, b2=b2, eps=eps)
+
+
 def simulate(config, data=None):
-    """Train the grid ``config.seeds × config.learning_rates`` by full-batch GD (or Adam) in one
-    vmapped sweep with the warm-started Lanczos sharpness tracker; returns the ``SweepResult``
-    (metrics ``lambda_max``, its ``_residual``, and for Adam ``preconditioned_sharpness``)."""
-    tracked(config)  # validates the optimizer before anything is compiled
-    if int(config.batch_size) != 0:
-        raise ValueError("edge_of_stability needs full-batch GD: set batch_size = 0")
-    hook = sharpness_tracker(
-        num_iters=int(config.lanczos_iters), preconditioned=config.optimizer in ADAPTIVE,
-        b1=_hparam(config, "b1", 0.9), b2=_hparam(config, "b2", 0.999), eps=_hparam(config, "eps", 1e-8))
-    return sweep(config, hooks={"sharpness": hook}, data=data, progress=True)
+    """Train the grid ``config.train.seeds × config.train.learning_rates`` by full-batch GD (or
+    Adam) in one vmapped sweep with the warm-started Lanczos sharpness tracker
+    (``config.lanczos_iters``); returns the ``SweepResult`` (metrics ``lambda_max``, its
+    ``_residual``, and for Adam ``preconditioned_sharpness``)."""
+    t = config.train
+    tracked(t)  # validates the optimizer before anything is compiled
+    if int(t.batch_size) != 0:
+        raise ValueError("edge_of_stability needs full-batch GD: set train.batch_size = 0")
+    return sweep(t, hooks={"sharpness": tracker(t, config.lanczos_iters)}, data=data, progress=True)
 
 
-def run_summaries(config, res) -> list[dict]:
+def run_summaries(train, res) -> list[dict]:
     """Per-run rows: ``learning_rate``, ``threshold``, ``sharpness_final_over_threshold`` (median
     of the tracked sharpness over the last third of training / threshold), ``max_sharpness``,
     ``final_train_loss``, and diagnostics: ``step_edge_reached`` (first evaluation within 5% of
     the threshold after the initial transient) and the Lanczos relative residuals (the Ritz value
     is a lower bound of λmax, within ``residual`` of an eigenvalue)."""
-    metric, _ = tracked(config)
-    thr = thresholds(config, [g["learning_rate"] for g in res.grid])
+    metric, _ = tracked(train)
+    thr = thresholds(train, [g["learning_rate"] for g in res.grid])
     steps = res.steps
     last_third = steps >= steps[-1] * 2 / 3
     rows = []
@@ -108,25 +122,26 @@ def run(config, run_dir: results.RunDir) -> dict:
 def report(config, res, run_dir: results.RunDir) -> dict:
     """Table, figures (loss and sharpness per η with the threshold; all runs' ratio to the
     threshold), summary.json and metrics.npz of a :func:`simulate` result; returns the headline."""
-    from dl_course.plotting import dynamics
+    from dl_course.plotting import stability
 
-    metric, thr_label = tracked(config)
-    rows = run_summaries(config, res)
+    t = config.train
+    metric, thr_label = tracked(t)
+    rows = run_summaries(t, res)
     print(f"{'lr':>8} {'threshold':>9} {'median/thr':>10} {'max':>8} {'loss':>9}")
     for r in rows:
         print(f"{r['learning_rate']:>8.4g} {r['threshold']:>9.4g} {r['sharpness_final_over_threshold']:>10.3f} "
               f"{r['max_sharpness']:>8.4g} {r['final_train_loss']:>9.4g}")
-    labels = [f"η = {g['learning_rate']:g}" + (f", seed {g['seed']}" if len(config.seeds) > 1 else "") for g in res.grid]
+    labels = [f"η = {g['learning_rate']:g}" + (f", seed {g['seed']}" if len(t.seeds) > 1 else "") for g in res.grid]
     thr = np.asarray([r["threshold"] for r in rows])
-    name = "GD" if config.optimizer == "sgd" else config.optimizer
-    options = ", ".join(f"{k}={v}" for k, v in config.model_options.items())
-    title = (f"{name}, full batch: {config.model} ({options}) on "
-             f"{res.conventions['train_metrics_examples']} {config.dataset} examples, loss {config.loss}")
-    run_dir.figure("sharpness_and_loss.png", dynamics.edge_of_stability_figure(
+    name = "GD" if t.optimizer == "sgd" else t.optimizer
+    options = ", ".join(f"{k}={v}" for k, v in t.model_options.items())
+    title = (f"{name}, full batch: {t.model} ({options}) on "
+             f"{res.conventions['train_metrics_examples']} {t.dataset} examples, loss {t.loss}")
+    run_dir.figure("sharpness_and_loss.png", stability.edge_of_stability_figure(
         res.steps, res.metrics["train_loss"], res.metrics[metric], thr, labels,
         sharpness_label="λmax (Hessian)" if metric == "lambda_max" else "preconditioned sharpness",
         threshold_label=thr_label, title=title))
-    run_dir.figure("sharpness_over_threshold.png", dynamics.sharpness_ratio_figure(
+    run_dir.figure("sharpness_over_threshold.png", stability.sharpness_ratio_figure(
         res.steps, res.metrics[metric] / thr[:, None], labels, threshold_label=thr_label))
     ratios = np.asarray([r["sharpness_final_over_threshold"] for r in rows])
     ok = ~res.diverged
@@ -134,6 +149,8 @@ def report(config, res, run_dir: results.RunDir) -> dict:
         "median_sharpness_final_over_threshold": float(np.median(ratios[ok])) if ok.any() else None,
         "min_sharpness_final_over_threshold": float(np.min(ratios[ok])) if ok.any() else None,
         "max_sharpness_final_over_threshold": float(np.max(ratios[ok])) if ok.any() else None,
+        "sharpness_final_over_threshold_by_run": [float(r) for r in ratios],
+        "learning_rates": [float(g["learning_rate"]) for g in res.grid],
         "paper_sharpness_final_over_threshold": ("≈ 1, hovering just above 2/η (Cohen et al. 2021, Fig. 1)" if metric == "lambda_max"
                                                  else "≈ 1: preconditioned sharpness at (2+2β1)/((1−β1)η) (Cohen et al. 2022)"),
         "tracked": metric, "num_runs": len(rows), "num_diverged": int(res.diverged.sum()),
@@ -148,7 +165,7 @@ def report(config, res, run_dir: results.RunDir) -> dict:
         "sharpness_final_over_threshold": "median of the tracked sharpness over evaluation points in the last third "
                                           "of training, divided by the threshold",
         "mse_convention": "per-example 1/2 ||f(x) - onehot(y)||^2, mean over examples (Cohen et al.)",
-        "paper_scale": bool(config.get("paper_scale", False)),
+        "variant": getattr(run_dir, "variant", None) or "default",
     })
     metrics = {"steps": res.steps, "learning_rate": np.asarray([g["learning_rate"] for g in res.grid]),
                "seed": np.asarray([g["seed"] for g in res.grid]), "threshold": thr, "diverged": res.diverged,

@@ -13,9 +13,10 @@ converges to is its implicit bias:
   the gradients fall below ε Adam turns into GD with step ``η/ε`` and drifts towards ℓ2, Wang et
   al. 2021, ICML).
 
-``simulate(config)`` trains one vmapped sweep per optimizer (seeds × that optimizer's learning
-rates) with the engine, recording ``w(t)`` at log-spaced steps through a hook, and solves both
-max-margin problems exactly (``dl_course.measures.max_margin_solvers``); ``run`` writes figures,
+``simulate(config)`` trains one vmapped sweep per optimizer (``config.train.seeds`` × that
+optimizer's learning rates, ``config.optimizers``) with the engine, recording ``w(t)`` at
+``config.num_records`` log-spaced steps through a hook, and compares it with both max-margin
+directions, solved exactly (``dl_course.measures.implicit_bias``); ``run`` writes figures,
 summary and the training data (``x``, ``y``) so anyone can recompute the directions.
 """
 
@@ -26,7 +27,7 @@ import copy
 import numpy as np
 
 from dl_course import results
-from dl_course.measures import max_margin_solvers as mm
+from dl_course.measures import implicit_bias as bias
 from dl_course.train import record_steps, sweep, trajectory_hook
 from dl_course.train.build import load_data
 
@@ -40,101 +41,55 @@ def _options(spec) -> dict:
     return {} if options is None else (options.to_dict() if hasattr(options, "to_dict") else dict(options))
 
 
-def _optimizer_config(config, spec):
-    c = copy.deepcopy(config)
+def _optimizer_config(train, spec):
+    c = copy.deepcopy(train)
     c.optimizer = spec.optimizer
     c.optimizer_options = _options(spec)
     return c
 
 
-def solve_directions(data) -> dict:
-    """Both max-margin solutions of the training set, and whether the ℓ∞ maximizer is unique:
-    its optimal-set spread must shrink about in proportion to the LP tolerance (checked at
-    ``rel_tol`` 1e-9 vs 1e-7)."""
-    l2 = mm.l2_max_margin(data.x_train, data.y_train)
-    linf = mm.linf_max_margin(data.x_train, data.y_train, rel_tol=1e-9)
-    loose = mm.linf_optimal_set_spread(data.x_train, data.y_train, linf.margin, rel_tol=1e-7)
-    unique = bool(linf.spread < 0.05 * loose or linf.spread < 1e-6)
-    return {"l2": l2, "linf": linf, "linf_unique": unique, "linf_spread": linf.spread,
-            "cos_l2_linf": float(l2.direction @ linf.direction)}
-
-
-def trajectory_measures(w, data, solutions) -> dict:
-    """Per recorded step (float64, host): ``norm``, cosines to both directions, ℓ2- and
-    ℓ∞-normalized margins and their ratios to the maxima. ``w`` is ``[T, d]``."""
-    w = np.asarray(w, np.float64)
-    norm = np.linalg.norm(w, axis=-1)
-    safe = np.where(norm > 0, norm, np.nan)
-    m2 = mm.normalized_margin(w, data.x_train, data.y_train, ord=2)
-    minf = mm.normalized_margin(w, data.x_train, data.y_train, ord=np.inf)
-    cos2 = (w @ solutions["l2"].direction) / safe
-    cosi = (w @ solutions["linf"].direction) / safe
-    return {"norm": norm, "cos_l2": cos2, "cos_linf": cosi, "margin_l2": m2, "margin_linf": minf,
-            "margin_ratio_l2": m2 / solutions["l2"].margin, "margin_ratio_linf": minf / solutions["linf"].margin}
-
-
 def simulate(config, data=None) -> dict:
     """For each dataset in ``config.datasets`` (or the single ``data`` given, named ``"data"``):
     solve both max-margin problems, then train one vmapped sweep per optimizer in
-    ``config.optimizers`` over ``config.seeds ×`` its learning rates, recording ``w(t)``.
+    ``config.optimizers`` over ``config.train.seeds ×`` its learning rates, recording ``w(t)``.
 
-    Returns ``{dataset name: {"data", "solutions" (:func:`solve_directions`), "steps" (the
-    record steps), "conventions" (the sweeps'), "runs": [one dict per run: optimizer (label),
-    rule, options, learning_rate, seed, diverged, trajectory [T, d], measures
-    (:func:`trajectory_measures`), train_loss and eval_steps (the engine's evaluations)]}}``.
+    Returns ``{dataset name: {"data", "solutions" (``implicit_bias.max_margin_directions``),
+    "steps" (the record steps), "conventions" (the sweeps'), "runs": [one dict per run:
+    optimizer (label), rule, options, learning_rate, seed, diverged, trajectory [T, d], measures
+    (``implicit_bias.direction_measures``), train_loss and eval_steps (the engine's
+    evaluations)]}}``.
     """
+    t = config.train
     datasets = {"data": data} if data is not None else {}
     if data is None:
         for name, options in config.datasets.items():
-            c = copy.deepcopy(config)
+            c = copy.deepcopy(t)
             c.dataset_options = options
             datasets[name] = load_data(c)
-    steps = record_steps(int(config.steps), int(config.num_records))
+    steps = record_steps(int(t.steps), int(config.num_records))
     hook = trajectory_hook(steps)
     out = {}
     for name, d in datasets.items():
         if d.num_classes != 2:
             raise ValueError(f"max_margin needs a binary dataset, {name!r} has {d.num_classes} classes")
-        solutions = solve_directions(d)
+        solutions = bias.max_margin_directions(d.x_train, d.y_train)
         if solutions["cos_l2_linf"] >= DIRECTIONS_DISTINCT_BELOW:
             print(f"warning: on {name!r} the l2 and linf max-margin directions nearly coincide "
                   f"(cos {solutions['cos_l2_linf']:.3f}); the study cannot tell the two biases apart")
         runs, conventions = [], None
         for label, spec in config.optimizers.items():
-            c = _optimizer_config(config, spec)
-            res = sweep(c, config.seeds, list(spec.learning_rates), hooks={"trajectory": hook}, data=d)
+            c = _optimizer_config(t, spec)
+            res = sweep(c, t.seeds, list(spec.learning_rates), hooks={"trajectory": hook}, data=d)
             conventions = res.conventions
             traj = np.asarray(res.state.extras["trajectory"])
             for i, g in enumerate(res.grid):
                 runs.append({"optimizer": label, "rule": spec.optimizer, "options": _options(spec),
                              "learning_rate": g["learning_rate"], "seed": g["seed"],
                              "diverged": bool(res.diverged[i]), "trajectory": traj[i],
-                             "measures": trajectory_measures(traj[i], d, solutions),
+                             "measures": bias.direction_measures(traj[i], d.x_train, d.y_train, solutions),
                              "train_loss": res.metrics["train_loss"][i], "eval_steps": res.steps})
         out[name] = {"data": d, "solutions": solutions, "steps": steps, "runs": runs, "conventions": conventions}
     return out
-
-
-def last_change_step(steps, trajectory) -> int:
-    """The last recorded step at which ``w`` had changed since the previous record (float32:
-    once every example's logistic gradient underflows, the iterate stops moving)."""
-    moved = np.flatnonzero(np.any(np.diff(trajectory, axis=0) != 0, axis=1))
-    return int(steps[moved[-1] + 1]) if moved.size else int(steps[0])
-
-
-def norm_growth_rate(steps, norm, margin) -> float:
-    """``γ*₂ · d‖w‖/d log t`` fitted over the last decade of recorded steps (Soudry et al.: → 1
-    for GD, since ``w(t) ≈ ŵ log t`` with ``‖ŵ‖ = 1/γ*₂``)."""
-    sel = steps >= steps[-1] / 10
-    return float(np.polyfit(np.log(steps[sel]), norm[sel], 1)[0] * margin)
-
-
-def first_step_above(steps, values, level: float):
-    """The first recorded step from which ``values`` stay ``≥ level`` (None if never)."""
-    below = np.flatnonzero(~(np.asarray(values) >= level))
-    if below.size == 0:
-        return int(steps[0])
-    return int(steps[below[-1] + 1]) if below[-1] + 1 < len(steps) else None
 
 
 def summarize(sim: dict) -> tuple[list[dict], dict]:
@@ -156,15 +111,15 @@ def summarize(sim: dict) -> tuple[list[dict], dict]:
                 "l2_margin_over_max": float(m["margin_ratio_l2"][-1]),
                 "linf_margin_over_max": float(m["margin_ratio_linf"][-1]),
                 "final_norm": float(m["norm"][-1]), "final_train_loss": float(r["train_loss"][-1]),
-                "last_step_w_changed": last_change_step(ds["steps"], r["trajectory"]),
+                "last_step_w_changed": bias.last_change_step(ds["steps"], r["trajectory"]),
                 "nearer_to": "l2" if m["cos_l2"][-1] > m["cos_linf"][-1] else "linf",
                 "expected": EXPECTED.get(r["rule"]),
-                "first_step_cos_l2_stays_above_0.999": first_step_above(ds["steps"], m["cos_l2"], 0.999),
-                "first_step_cos_linf_stays_above_0.999": first_step_above(ds["steps"], m["cos_linf"], 0.999),
+                "first_step_cos_l2_stays_above_0.999": bias.first_step_above(ds["steps"], m["cos_l2"], 0.999),
+                "first_step_cos_linf_stays_above_0.999": bias.first_step_above(ds["steps"], m["cos_linf"], 0.999),
                 "final_direction": (r["trajectory"][-1] / np.linalg.norm(r["trajectory"][-1])).tolist(),
             }
             if r["rule"] == "sgd":
-                row["norm_growth_per_log_t_times_margin"] = norm_growth_rate(ds["steps"], m["norm"], sol["l2"].margin)
+                row["norm_growth_per_log_t_times_margin"] = bias.norm_growth_rate(ds["steps"], m["norm"], sol["l2"].margin)
             rows.append(row)
             by_opt.setdefault(r["optimizer"], []).append(row)
         headline["datasets"][name] = {
@@ -182,6 +137,16 @@ def summarize(sim: dict) -> tuple[list[dict], dict]:
     judged = [x for x in rows if x["expected"] is not None and not x["diverged"]]
     headline["all_runs_nearer_to_expected_direction"] = bool(judged) and all(x["nearer_to"] == x["expected"] for x in judged)
     headline["min_cos_to_expected_direction"] = min((x[f"cos_to_{x['expected']}_max_margin"] for x in judged), default=None)
+    by_label = {}
+    for x in judged:
+        by_label.setdefault(x["optimizer"], []).append(x)
+    headline["cos_to_expected_direction_range"] = {
+        opt: [min(x[f"cos_to_{x['expected']}_max_margin"] for x in rs), max(x[f"cos_to_{x['expected']}_max_margin"] for x in rs)]
+        for opt, rs in by_label.items()}
+    headline["earliest_step_cos_to_expected_stays_above_0.999"] = {
+        opt: min((x[f"first_step_cos_{x['expected']}_stays_above_0.999"] for x in rs
+                  if x[f"first_step_cos_{x['expected']}_stays_above_0.999"] is not None), default=None)
+        for opt, rs in by_label.items()}
     headline["max_cos_between_l2_and_linf_directions"] = max(d["cos_between_l2_and_linf_directions"]
                                                              for d in headline["datasets"].values())
     gd_rates = [d["gd_norm_growth_per_log_t_times_margin"] for d in headline["datasets"].values()
@@ -219,7 +184,7 @@ def _panel(name, ds):
 def run(config, run_dir: results.RunDir) -> dict:
     """Simulate, print the table, write ``max_margin.png``, summary.json, metrics.npz (with the
     training data as ``x``, ``y`` — first dataset — and ``x_<name>``, ``y_<name>`` for all)."""
-    from dl_course.plotting import dynamics
+    from dl_course.plotting import margins
 
     sim = simulate(config)
     rows, headline = summarize(sim)
@@ -229,7 +194,7 @@ def run(config, run_dir: results.RunDir) -> dict:
         print(f"{r['dataset']:>20} {r['optimizer']:>14} {r['learning_rate']:>8.3g} {r['cos_to_l2_max_margin']:>8.4f} "
               f"{r['cos_to_linf_max_margin']:>8.4f} {r['l2_margin_over_max']:>13.4f} {r['linf_margin_over_max']:>6.3f} "
               f"{r['last_step_w_changed']:>9d}")
-    run_dir.figure("max_margin.png", dynamics.max_margin_figure(
+    run_dir.figure("max_margin.png", margins.max_margin_figure(
         [_panel(n, ds) for n, ds in sim.items()],
         title="logistic loss, linear model without bias, full batch, w(0) = 0: direction, norm and margins vs t"))
     first = next(iter(sim))
@@ -249,15 +214,15 @@ def run(config, run_dir: results.RunDir) -> dict:
     conventions = dict(sim[first]["conventions"])
     conventions.update({
         "datasets": {n: ds["data"].info for n, ds in sim.items()},
-        "model": "linear, no bias, w(0) = 0 (init_scale 0)" if float(config.model_options.get("init_scale", 1.0)) == 0
-        else f"linear, options {config.model_options.to_dict()}",
+        "model": "linear, no bias, w(0) = 0 (init_scale 0)" if float(config.train.model_options.get("init_scale", 1.0)) == 0
+        else f"linear, options {config.train.model_options.to_dict()}",
         "labels": "y in {0,1}, signs s = 2y - 1; logistic loss log(1 + exp(-s w.x)), mean over examples",
         "max_margin_directions": "l2: hard-margin SVM without bias by Lawson-Hanson least-distance programming (NNLS), "
                                  "exact; linf: LP max gamma s.t. s_i x_i.w >= gamma, |w_j| <= 1 (HiGHS), "
                                  "uniqueness checked by 2d LPs over the optimal face",
         "cosines": "Euclidean cosine between w(t) and each direction (directions normalized to unit l2 norm)",
         "normalized_margin": "min_i s_i x_i.w / ||w||_2 (normalized_margin_linf: / ||w||_inf)",
-        "trajectory": f"w(t) recorded at {len(sim[first]['steps'])} log-spaced steps in [1, {int(config.steps)}]",
+        "trajectory": f"w(t) recorded at {len(sim[first]['steps'])} log-spaced steps in [1, {int(config.train.steps)}]",
         "float32_underflow": "training runs in float32: once every example's logistic gradient underflows "
                              "(margin s_i x_i.w > ~88-103) the iterate stops moving; see last_step_w_changed",
         "optimizers": {k: v.to_dict() for k, v in config.optimizers.items()},
