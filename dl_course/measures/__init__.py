@@ -99,3 +99,6 @@ from dl_course.measures.spectrum import (
 )
 from dl_course.measures.trace import hessian_trace, hutchinson_trace, operator_trace
 from dl_course.measures.tracking import SharpnessTrackerState, sharpness_tracker
+from dl_course.measures.solutions import measure_solutions, measurement_conventions
+from dl_course.measures.memorization import corrupted_fraction, steps_to_fit
+from dl_course.measures.comparison import compare_solutions, dataset_metrics_fn
