@@ -1,48 +1,72 @@
 """Keskar et al. 2017 / Jastrzębski et al. 2017 / Li et al. 2018: small- vs large-batch SGD,
 sharpness, flatness and the loss landscape on MNIST-1D."""
 
-import ml_collections
-
+from dl_course import configs
 from dl_course.studies import batch_size_sharpness
 from dl_course.train import default_config
 
+VARIANTS = {
+    # GPU: Keskar et al.'s scale on MNIST-1D (all 4000 examples, a wider net, 200 epochs).
+    "paper_scale": {"train.dataset_options.num_train": 4000, "train.model_options.width": 512,
+                    "train.seeds": [0, 1, 2, 3], "batch_sizes": [16, 64, 256, 1024, 0], "epochs": 200,
+                    "measure.examples": 4000, "measure.lanczos_iters": 50, "measure.trace_samples": 100},
+}
 
-def get_config():
+GALLERY = {
+    "section": "Module 2 — training dynamics and generalization", "order": 10,
+    "title": "Batch size vs sharpness (Keskar et al. 2017; Jastrzębski et al. 2017)",
+    "figures": ["sharpness_vs_batch_size.png", "landscape.png"],
+    "shows": "SGD with B ∈ {10, 50, 250, 1000 = full batch} on 1000 MNIST-1D examples, 2 seeds × 4 learning rates "
+             "vmapped per batch size, each trained for max(50 epochs, 1500 steps); λmax, Hessian trace, normalized "
+             "margin of all 32 solutions in one vmapped program; filter-normalized 1D slices and the interpolation "
+             "between the B = 10 and B = 1000 solutions",
+    "ours": "at η = {reference_learning_rate:g}: λmax {lambda_max_small_batch:.2f} (B = {small_batch}) vs "
+            "{lambda_max_large_batch:.2f} (B = {large_batch}), trace {hessian_trace_small_batch:.3g} vs "
+            "{hessian_trace_large_batch:.3g}, test accuracy {test_accuracy_small_batch:.3f} vs "
+            "{test_accuracy_large_batch:.3f}, train loss {at_reference_learning_rate[B=10][train_loss]:.2g} vs "
+            "{at_reference_learning_rate[B=1000][train_loss]:.2g}; across runs Spearman(λmax, η/B) = "
+            "{spearman_lambda_max_vs_lr_over_b:.2f} and (test accuracy, λmax) = "
+            "{spearman_test_accuracy_vs_lambda_max:.2f}",
+    "paper": "large batches find sharper minima that generalize worse, η/B sets the flatness",
+}
+
+
+def get_config(variant=None):
     """Batch sizes 10, 50, 250 and full batch (n = 1000), each a 2 seeds x 4 learning rates sweep.
 
-    Command: ``dl-course run batch_size_sharpness`` (reference run: ``--workdir results/batch_size_sharpness``).
-    Runtime: about 4 CPU-minutes (2 cores): 4 sweeps of a 40-128-128-10 MLP on 1000 MNIST-1D
+    Command: ``dl-course run batch_size_sharpness`` (reference run: ``--workdir results/batch_size_sharpness``;
+    GPU: ``dl-course run batch_size_sharpness:paper_scale``).
+    Runtime: about 2 CPU-minutes (2 cores): 4 sweeps of a 40-128-128-10 MLP on 1000 MNIST-1D
     examples, each batch size trained for max(50 epochs, 1500 steps), then λmax (Lanczos, 20 HVPs)
     and the Hessian trace (Hutchinson, 20 probes) of all 32 solutions in one vmapped program.
-    Expected: every run fits the training set (100% train accuracy); small batches end flatter —
-    λmax and the Hessian trace fall by an order of magnitude from B = n to B = 10 and decrease
-    with η/B across all batch sizes — and test accuracy rises by a few points as the batch shrinks
-    (Keskar et al.: LB is sharper and worse). The cross-entropy Hessian also shrinks as the loss
-    falls, so the first panel plots λmax against the final training loss: at equal loss, smaller
-    batches are still flatter. The filter-normalized slice of the large-batch solution is the
-    sharper one; the interpolation between the solutions shows no barrier higher than the ends.
-    Paper scale (GPU): ``--config.dataset_options.num_train=4000 --config.model_options.width=512
-    --config.batch_sizes='[16, 64, 256, 1024, 0]' --config.seeds='[0,1,2,3]' --config.epochs=200
-    --config.measure.examples=4000 --config.measure.lanczos_iters=50 --config.measure.trace_samples=100``.
+    Expected: small batches end flatter — λmax and the Hessian trace fall by an order of magnitude
+    from B = n to B = 10 and decrease with η/B across all batch sizes — and test accuracy rises by
+    a few points as the batch shrinks (Keskar et al.: LB is sharper and worse). The runs do NOT end
+    at equal training loss (at η = 0.1: 0.0033 for B = 10, 0.035 for B = 1000), and the
+    cross-entropy Hessian shrinks as the loss falls, so the first panel plots λmax against the
+    final training loss. The filter-normalized slice of the large-batch solution is the sharper
+    one; the interpolation between the solutions shows no barrier higher than the ends.
     Writes: sharpness_vs_batch_size.png, landscape.png, config.json, summary.json, metrics.npz.
     """
-    c = default_config()
-    c.dataset_options.num_train = 1000
-    c.model = "mlp"
-    c.model_options.width = 128
-    c.model_options.depth = 2
-    c.optimizer = "sgd"
-    c.batch_sizes = [10, 50, 250, 0]  # 0: full batch (gradient descent)
-    c.epochs = 50  # steps per batch size: max(epochs * n / B, min_steps)
-    c.min_steps = 1500
-    c.steps = 1500  # replaced per batch size by the rule above
-    c.eval_every = 100
-    c.seeds = [0, 1]
-    c.learning_rates = [0.025, 0.05, 0.1, 0.2]
-    c.measure = ml_collections.ConfigDict({"examples": 1000, "lanczos_iters": 20, "trace_samples": 20, "seed": 0})
-    c.landscape = ml_collections.ConfigDict({"seed": 0, "learning_rate": 0.1, "points": 41, "radius": 1.0,
-                                             "interp_min": -0.5, "interp_max": 1.5})
-    return c
+    t = default_config()
+    t.dataset_options.num_train = 1000
+    t.model = "mlp"
+    t.model_options.width = 128
+    t.model_options.depth = 2
+    t.optimizer = "sgd"
+    t.steps = 1500  # replaced per batch size by max(epochs * n / B, min_steps)
+    t.eval_every = 100
+    t.seeds = [0, 1]
+    t.learning_rates = [0.025, 0.05, 0.1, 0.2]
+    c = configs.study_config(
+        t,
+        batch_sizes=[10, 50, 250, 0],  # 0: full batch (gradient descent)
+        epochs=50,  # steps per batch size: max(epochs * n / B, min_steps)
+        min_steps=1500,
+        measure={"examples": 1000, "lanczos_iters": 20, "trace_samples": 20, "seed": 0},
+        landscape={"seed": 0, "learning_rate": 0.1, "points": 41, "radius": 1.0, "interp_min": -0.5,
+                   "interp_max": 1.5})
+    return configs.select_variant(c, variant, VARIANTS)
 
 
 def main(config, run):

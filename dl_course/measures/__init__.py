@@ -161,3 +161,6 @@ from dl_course.measures.modified_flow import (
     gradient_flows,
     modified_loss,
 )
+from dl_course.measures.solutions import measure_solutions, measurement_conventions
+from dl_course.measures.memorization import corrupted_fraction, steps_to_fit
+from dl_course.measures.comparison import compare_solutions, dataset_metrics_fn

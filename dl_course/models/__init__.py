@@ -11,3 +11,10 @@ from dl_course.models.gru import GRU
 from dl_course.models.mlp import MLP, Linear
 from dl_course.models.registry import REGISTRY, check, get, register
 from dl_course.models.resnet import ResNet
+from dl_course.models.random_features import (
+    ReluFeatures,
+    draw_features,
+    feature_count_curve,
+    feature_count_sweep,
+    relu_features,
+)

@@ -14,11 +14,18 @@ sweeping seeds × learning rates in one vmapped program. Every batch size trains
 enough steps to fit the training set (Keskar et al. train every batch size to convergence).
 Runs that share a seed share their initialization. At the end, λmax, the Hessian trace and the
 normalized margin of every run are measured in one vmapped program
-(:mod:`dl_course.studies.solution_measures`); the small- and large-batch solutions of one
-(seed, learning rate) are compared by filter-normalized 1D slices and by linear interpolation.
+(:func:`dl_course.measures.measure_solutions`); the small- and large-batch solutions of one
+(seed, learning rate) are compared by filter-normalized 1D slices and by linear interpolation
+(:func:`dl_course.measures.compare_solutions`).
+
+Config: ``config.train`` is the engine's (its ``batch_size`` and ``steps`` are replaced per batch
+size); the study's keys are ``batch_sizes``, ``epochs``, ``min_steps``, ``measure`` and
+``landscape``.
 """
 
 from __future__ import annotations
+
+import copy
 
 import jax
 import jax.numpy as jnp
@@ -26,7 +33,6 @@ import numpy as np
 from scipy import stats
 
 from dl_course import measures, results
-from dl_course.studies import solution_measures
 from dl_course.train import sweep
 from dl_course.train.build import load_data, make_model
 from dl_course.train.config import ConfigError
@@ -41,43 +47,6 @@ def steps_for(batch_size: int, n_train: int, epochs: int, min_steps: int, eval_e
     return -(-steps // int(eval_every)) * int(eval_every)
 
 
-def _eval_fn(task, data, model_state):
-    """``params -> {train,test}_{loss,accuracy}`` on the whole train and test sets, eval mode."""
-    tr = {"x": jnp.asarray(data.x_train), "y": jnp.asarray(data.y_train)}
-    te = {"x": jnp.asarray(data.x_test), "y": jnp.asarray(data.y_test)}
-    key = jax.random.PRNGKey(0)
-
-    def fn(params):
-        out = {}
-        for name, batch in (("train", tr), ("test", te)):
-            loss, (_, m) = task.loss(params, model_state, batch, key, False)
-            out[f"{name}_loss"], out[f"{name}_accuracy"] = loss, m["accuracy"]
-        return out
-
-    return fn
-
-
-def landscapes(config, data, params_pair, model_state, *, key, num_points: int, radius: float,
-               interp_range: tuple[float, float], interp_points: int) -> dict:
-    """Filter-normalized 1D slices of two solutions (vmapped over the pair, one random direction
-    each, Li et al. 2018 §4 with biases left unperturbed) and the interpolation between them."""
-    task = supervised_task(make_model(config, data), config.loss, data.num_classes)
-    fn = _eval_fn(task, data, model_state)
-    alphas = jnp.linspace(-radius, radius, num_points)
-
-    def one_slice(params, k):
-        direction = measures.filter_normalized_direction(k, params)
-        return measures.slice_1d(fn, params, direction, alphas)
-
-    slices = jax.jit(jax.vmap(one_slice))(params_pair, jax.random.split(key, 2))
-    betas = jnp.linspace(interp_range[0], interp_range[1], interp_points)
-    first = jax.tree.map(lambda x: x[0], params_pair)
-    second = jax.tree.map(lambda x: x[1], params_pair)
-    interp = jax.jit(lambda a, b: measures.interpolate(fn, a, b, betas))(first, second)
-    return {"slice_alphas": np.asarray(alphas), "slices": jax.tree.map(np.asarray, slices),
-            "interp_alphas": np.asarray(betas), "interp": jax.tree.map(np.asarray, interp)}
-
-
 def _pick(rows, batch_size, seed, lr):
     for i, r in enumerate(rows):
         if r["batch_size"] == batch_size and r["seed"] == seed and np.isclose(r["learning_rate"], lr):
@@ -87,22 +56,23 @@ def _pick(rows, batch_size, seed, lr):
 
 def run(config, run_dir: results.RunDir) -> dict:
     """Train every batch size's seeds × learning-rates sweep, measure, plot, write results."""
-    from dl_course.plotting import generalization as plots
+    from dl_course.plotting import flatness as plots
 
-    data = load_data(config)
+    t = config.train
+    data = load_data(t)
     n = data.n_train
     mc = config.measure
     rows, params_list, curves = [], [], []
     conventions = None
     timing = {}
     for b in config.batch_sizes:
-        cfg = config.copy_and_resolve_references()
+        cfg = copy.deepcopy(t)
         cfg.batch_size = int(b)
-        cfg.steps = steps_for(int(b), n, config.epochs, config.min_steps, config.eval_every)
+        cfg.steps = steps_for(int(b), n, config.epochs, config.min_steps, t.eval_every)
         res = sweep(cfg, data=data, progress=True)
-        meas = solution_measures.measure_solutions(cfg, data, res, seed=mc.seed, num_examples=mc.examples,
-                                                   lanczos_iters=mc.lanczos_iters, trace_samples=mc.trace_samples)
-        conventions = conventions or {**res.conventions, **solution_measures.conventions(
+        meas = measures.measure_solutions(cfg, data, res, seed=mc.seed, num_examples=mc.examples,
+                                          lanczos_iters=mc.lanczos_iters, trace_samples=mc.trace_samples)
+        conventions = conventions or {**res.conventions, **measures.measurement_conventions(
             cfg, data, mc.examples, mc.lanczos_iters, mc.trace_samples, 0.1)}
         eff_b = n if int(b) == 0 else int(b)
         timing[f"B={eff_b}"] = res.timing["total_s"]
@@ -130,7 +100,7 @@ def run(config, run_dir: results.RunDir) -> dict:
                                                         "train_loss", "normalized_margin")}
     fig = plots.batch_size_panels(col["batch_size"], col["learning_rate"], col["lambda_max"], col["hessian_trace"],
                                   col["test_accuracy"], col["train_loss"], col["diverged"],
-                                  title=f"{config.model} on {config.dataset} (n={n}): sharpness and flatness vs batch size")
+                                  title=f"{t.model} on {t.dataset} (n={n}): sharpness and flatness vs batch size")
     run_dir.figure("sharpness_vs_batch_size.png", fig)
 
     # Landscape: smallest vs largest batch at one (seed, learning rate), same initialization.
@@ -140,8 +110,10 @@ def run(config, run_dir: results.RunDir) -> dict:
     i_s, i_l = _pick(rows, b_small, lc.seed, lc.learning_rate), _pick(rows, b_large, lc.seed, lc.learning_rate)
     all_params = jax.tree.map(lambda *xs: np.concatenate(xs), *params_list)
     pair = jax.tree.map(lambda x: x[np.array([i_s, i_l])], all_params)
-    land = landscapes(config, data, pair, {}, key=jax.random.PRNGKey(lc.seed), num_points=lc.points,
-                      radius=lc.radius, interp_range=(lc.interp_min, lc.interp_max), interp_points=lc.points)
+    task = supervised_task(make_model(t, data), t.loss, data.num_classes)
+    land = measures.compare_solutions(measures.dataset_metrics_fn(task, data), pair, key=jax.random.PRNGKey(lc.seed),
+                                      slice_alphas=jnp.linspace(-lc.radius, lc.radius, lc.points),
+                                      interp_alphas=jnp.linspace(lc.interp_min, lc.interp_max, lc.points))
     run_dir.figure("landscape.png", plots.landscape_panels(
         land["slice_alphas"], land["slices"], land["interp_alphas"], land["interp"],
         labels=(f"B={b_small}", f"B={b_large}"),
@@ -177,7 +149,7 @@ def run(config, run_dir: results.RunDir) -> dict:
                                                 "partial batch dropped; B = n is full-batch gradient descent"),
                    "batch_sizes": sizes,
                    "steps_per_batch_size": {f"B={s}": steps_for(int(b), n, config.epochs, config.min_steps,
-                                                                config.eval_every)
+                                                                t.eval_every)
                                             for s, b in zip(sizes, config.batch_sizes)},
                    "landscape": ("1D slices along one Gaussian direction per solution, filter-normalized (Li et al. "
                                  "2018; biases not perturbed), losses on the full train and test sets in eval mode"),

@@ -7,22 +7,28 @@ Barak & Sutskever (2019), "Deep double descent", Fig. 1 and §5: the test error 
 to (near) interpolation peaks at the width where they can just fit the training set, a peak made
 much more pronounced by label noise.
 
-(i) Random ReLU features (:mod:`dl_course.studies.random_features`), one-hot targets, the number
+(i) Random ReLU features (:mod:`dl_course.models.random_features`), one-hot targets, the number
 of features swept from ``≪ n`` to ``≫ n``; every count and every feature draw (seed) in one
 vmapped float64 program. (ii) A one-hidden-layer MLP trained by full-batch Adam to (near) zero
 training error; widths change shapes, so each width is its own sweep, vmapped over seeds × label
 noise (the engine's in-graph ``random_label_fraction``: a fraction ``q`` of the training labels
 redrawn uniformly, so ``≈ 0.9 q`` of them become wrong; the measured fraction is recorded).
+
+Config: ``config.train`` is the engine's (its ``model_options.width`` is replaced by each entry of
+``widths``); the study's keys are ``rf``, ``widths``, ``label_noise`` and
+``interpolation_tolerance``.
 """
 
 from __future__ import annotations
 
+import copy
+
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from dl_course import results
-from dl_course.studies import random_features as rf
+from dl_course.measures import corrupted_fraction
+from dl_course.models.random_features import feature_count_curve
 from dl_course.train import sweep
 from dl_course.train.build import load_data
 
@@ -32,43 +38,20 @@ def feature_counts(n_train: int, ratios) -> list[int]:
     return sorted({max(1, int(round(r * n_train))) for r in ratios})
 
 
-def random_features_curve(data, counts, seeds, block: int = 128) -> dict:
-    """Min-norm fits for every count and seed: dict of ``[seed, count]`` arrays (``train_mse``,
-    ``test_mse``, ``train_error``, ``test_error``, ``coef_norm``, ``rank``). float64 throughout
-    (see the numerics note of :mod:`~dl_course.studies.random_features`)."""
-    k = data.num_classes
-    with jax.enable_x64(True):
-        x_tr = np.asarray(data.x_train, np.float64).reshape(data.n_train, -1)
-        x_te = np.asarray(data.x_test, np.float64).reshape(data.n_test, -1)
-        y_tr = np.eye(k)[data.y_train]
-        y_te = np.eye(k)[data.y_test]
-
-        def one(key):
-            feats = rf.draw_features(key, x_tr.shape[1], int(max(counts)), jnp.float64)
-            fit = rf.feature_count_sweep(feats, x_tr, y_tr, x_te, counts, block=block)
-            return {"train_mse": rf.squared_loss(fit.train_pred, y_tr), "test_mse": rf.squared_loss(fit.test_pred, y_te),
-                    "train_error": rf.zero_one_error(fit.train_pred, data.y_train),
-                    "test_error": rf.zero_one_error(fit.test_pred, data.y_test),
-                    "coef_norm": fit.coef_norm, "rank": fit.rank}
-
-        keys = jnp.stack([jax.random.PRNGKey(int(s)) for s in seeds])
-        out = jax.jit(jax.vmap(one))(keys)
-        return {k_: np.asarray(v) for k_, v in out.items()}
-
-
 def width_sweep(config, data, widths, noise_levels) -> tuple[list[dict], dict, dict]:
-    """One sweep per width (seeds × label-noise levels vmapped). Returns per-run rows, arrays
-    ``[noise, seed, width]`` of train/test error, and the engine's conventions."""
+    """One sweep per width of the engine config ``config`` (seeds × label-noise levels vmapped).
+    Returns per-run rows, arrays ``[noise, seed, width]`` of train/test error, and the engine's
+    conventions."""
     rows, conv = [], None
     seeds = list(config.seeds)
     shape = (len(noise_levels), len(seeds), len(widths))
     errs = {"train_error": np.full(shape, np.nan), "test_error": np.full(shape, np.nan)}
     for j, w in enumerate(widths):
-        cfg = config.copy_and_resolve_references()
+        cfg = copy.deepcopy(config)
         cfg.model_options.width = int(w)
         res = sweep(cfg, data=data, progress=True, random_label_fraction=list(noise_levels))
         conv = conv or res.conventions
-        wrong = np.mean(np.asarray(res.state.y_train) != data.y_train[None], axis=1)
+        wrong = corrupted_fraction(res.train_labels(data), data.y_train)
         for i, g in enumerate(res.grid):
             tr_err = 1.0 - float(res.metrics["train_accuracy"][i, -1])
             te_err = 1.0 - float(res.metrics["test_accuracy"][i, -1])
@@ -85,12 +68,14 @@ def width_sweep(config, data, widths, noise_levels) -> tuple[list[dict], dict, d
 
 def run(config, run_dir: results.RunDir) -> dict:
     """Random-features curve, MLP width sweep, figure, summaries."""
-    from dl_course.plotting import generalization as plots
+    from dl_course.plotting import capacity as plots
 
-    data = load_data(config)
+    t = config.train
+    data = load_data(t)
     n = data.n_train
     counts = feature_counts(n, config.rf.feature_ratios)
-    curve = random_features_curve(data, counts, list(config.rf.seeds), block=int(config.rf.block))
+    curve = feature_count_curve(data.x_train, data.y_train, data.x_test, data.y_test, data.num_classes, counts,
+                                list(config.rf.seeds), block=int(config.rf.block))
     rows = []
     for s_i, s in enumerate(config.rf.seeds):
         for c_i, p in enumerate(counts):
@@ -102,7 +87,7 @@ def run(config, run_dir: results.RunDir) -> dict:
                          "diverged": False})
     widths = [int(w) for w in config.widths]
     noise = [float(q) for q in config.label_noise]
-    mlp_rows, errs, conv = width_sweep(config, data, widths, noise)
+    mlp_rows, errs, conv = width_sweep(t, data, widths, noise)
     rows += mlp_rows
 
     mean = {k: np.nanmean(v, axis=0) for k, v in curve.items()}
@@ -111,7 +96,7 @@ def run(config, run_dir: results.RunDir) -> dict:
     mlp = {f"label noise {q:g}": {k: errs[k][a] for k in errs} for a, q in enumerate(noise)}
     run_dir.figure("double_descent.png", plots.double_descent_panels(
         counts, n, curve, widths, mlp,
-        title=f"double descent on {config.dataset} (n={n}): random features and MLP width"))
+        title=f"double descent on {t.dataset} (n={n}): random features and MLP width"))
     mlp_peaks = {}
     for a, q in enumerate(noise):
         te = np.nanmean(errs["test_error"][a], axis=0)
@@ -128,18 +113,18 @@ def run(config, run_dir: results.RunDir) -> dict:
         "test_error_most_features": float(mean["test_error"][-1]),
         "min_test_error_below_threshold": float(np.min(mean["test_error"][np.asarray(counts) < n])),
         "coef_norm_peak_num_features": counts[int(np.argmax(mean["coef_norm"]))],
-        "mlp": mlp_peaks,
+        "mlp": mlp_peaks, "label_noise": noise, "mlp_by_noise": [mlp_peaks[f"{q:g}"] for q in noise],
         "points": [{k: r[k] for k in ("kind", "num_features", "width", "random_label_fraction", "seed",
                                       "train_error", "test_error") if k in r} for r in rows],
     }
     conventions = {**conv, "random_features": (
         "phi_j(x) = relu(w_j.x + b_j)/sqrt(p), w_j ~ N(0, I/d), b_j ~ N(0, 1), nested in p; min-norm least squares "
-        "on one-hot targets via the kernel form with eigenvalue cutoff (dl_course.studies.random_features), float64"),
+        "on one-hot targets via the kernel form with eigenvalue cutoff (dl_course.models.random_features), float64"),
         "squared_loss": "mean over examples of the squared error summed over the 10 outputs",
         "peak_num_features": "feature count with the largest seed-mean test squared loss (peak_num_features_zero_one: "
                              "largest seed-mean test 0-1 error)",
-        "mlp_training": f"{config.optimizer}, batch {'full' if config.batch_size == 0 else config.batch_size}, "
-                        f"{config.steps} steps, lr {list(config.learning_rates)}, one hidden layer",
+        "mlp_training": f"{t.optimizer}, batch {'full' if t.batch_size == 0 else t.batch_size}, "
+                        f"{t.steps} steps, lr {list(t.learning_rates)}, one hidden layer",
         "label_noise": "random_label_fraction q: round(q n) labels redrawn uniformly over 10 classes (in-graph); "
                        "label_noise = measured fraction of wrong training labels (about 0.9 q)",
         "interpolation_tolerance": config.interpolation_tolerance}

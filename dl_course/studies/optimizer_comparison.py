@@ -12,27 +12,31 @@ SAM (Foret et al. 2021) explicitly seeks flat minima.
 Protocol: one sweep per optimizer (the update rule and the batch size are structural), each over
 seeds × that optimizer's learning rates, the same model, data and number of steps; GD is
 full-batch, the others use the configured minibatch size. All final solutions of an optimizer are
-measured in one vmapped program (:mod:`dl_course.studies.solution_measures`).
+measured in one vmapped program (:func:`dl_course.measures.measure_solutions`).
+
+Config: ``config.train`` is the engine's (its optimizer, options, batch size and learning rates
+are replaced by each entry of ``optimizers``); the study's keys are ``optimizers`` and ``measure``.
 """
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 from scipy import stats
 
-from dl_course import results
-from dl_course.studies import solution_measures
+from dl_course import measures, results
 from dl_course.train import sweep
 from dl_course.train.build import load_data
 
 
 def optimizer_config(config, name: str):
-    """The training config of optimizer entry ``name`` of ``config.optimizers``: its update
-    rule, fixed options, batch size (0 = full batch) and learning rates."""
+    """The engine config of optimizer entry ``name`` of ``config.optimizers``: ``config.train``
+    with that entry's update rule, fixed options, batch size (0 = full batch) and learning rates."""
     spec = config.optimizers[name]
-    cfg = config.copy_and_resolve_references()
+    cfg = copy.deepcopy(config.train)
     cfg.optimizer = spec.rule
-    cfg.optimizer_options = spec.options.copy_and_resolve_references()
+    cfg.optimizer_options = copy.deepcopy(spec.options)
     cfg.batch_size = int(spec.batch_size)
     cfg.learning_rates = list(spec.learning_rates)
     return cfg
@@ -45,18 +49,19 @@ def _spearman(a, b):
 
 def run(config, run_dir: results.RunDir) -> dict:
     """Train each optimizer's grid, measure every solution, plot the design card, write results."""
-    from dl_course.plotting import generalization as plots
+    from dl_course.plotting import flatness as plots
 
-    data = load_data(config)
+    t = config.train
+    data = load_data(t)
     mc = config.measure
     rows, conv, timing, curves = [], None, {}, {}
     for name in config.optimizers:
         cfg = optimizer_config(config, name)
         res = sweep(cfg, data=data, progress=True)
-        meas = solution_measures.measure_solutions(cfg, data, res, seed=mc.seed, num_examples=mc.examples,
-                                                   lanczos_iters=mc.lanczos_iters, trace_samples=mc.trace_samples,
-                                                   margin_quantile=mc.margin_quantile)
-        conv = conv or {**res.conventions, **solution_measures.conventions(
+        meas = measures.measure_solutions(cfg, data, res, seed=mc.seed, num_examples=mc.examples,
+                                          lanczos_iters=mc.lanczos_iters, trace_samples=mc.trace_samples,
+                                          margin_quantile=mc.margin_quantile)
+        conv = conv or {**res.conventions, **measures.measurement_conventions(
             cfg, data, mc.examples, mc.lanczos_iters, mc.trace_samples, mc.margin_quantile)}
         timing[name] = res.timing["total_s"]
         curves[f"{name}_train_loss"] = res.metrics["train_loss"]
@@ -82,7 +87,7 @@ def run(config, run_dir: results.RunDir) -> dict:
         col["optimizer"], col["learning_rate"], col["test_accuracy"],
         {"λmax (top Hessian eigenvalue)": (col["lambda_max"], True), "Hessian trace": (col["hessian_trace"], True),
          f"normalized margin ({mc.margin_quantile:.0%} quantile)": (col["normalized_margin"], False)},
-        col["diverged"], title=f"{config.model} on {config.dataset} (n={data.n_train}), {config.steps} steps: "
+        col["diverged"], title=f"{t.model} on {t.dataset} (n={data.n_train}), {t.steps} steps: "
                                "measures vs test accuracy, by optimizer")
     run_dir.figure("optimizer_comparison.png", fig)
 
@@ -102,7 +107,7 @@ def run(config, run_dir: results.RunDir) -> dict:
                          "min_train_accuracy": float(np.min(col["train_accuracy"][sel])),
                          "num_runs": int(sel.sum())}
     headline = {
-        "n_train": data.n_train, "steps": int(config.steps), "optimizers": per_opt,
+        "n_train": data.n_train, "steps": int(t.steps), "optimizers": per_opt,
         "spearman_test_accuracy_vs_lambda_max": _spearman(col["test_accuracy"][ok], col["lambda_max"][ok]),
         "spearman_test_accuracy_vs_trace": _spearman(col["test_accuracy"][ok], col["hessian_trace"][ok]),
         "spearman_test_accuracy_vs_normalized_margin": _spearman(col["test_accuracy"][ok],

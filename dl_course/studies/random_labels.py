@@ -14,47 +14,40 @@ growing with ``p`` for a given seed), so every ``p`` trains in one vmapped progr
 per model with clean labels: inputs under one fixed permutation of the 40 positions (train and
 test), and Gaussian-noise training inputs with the training set's mean and standard deviation (test
 inputs untouched). ``steps_to_fit`` is the first evaluation step with 100% accuracy on the training
-labels the run was trained on. """
+labels the run was trained on (:func:`dl_course.measures.steps_to_fit`).
+
+Config: ``config.train`` is the engine's (its ``model`` / ``model_options`` are replaced by each
+entry of ``models``); the study's keys are ``models``, ``random_label_fractions``,
+``variant_seeds`` and ``random_inputs_seed``."""
 
 from __future__ import annotations
+
+import copy
 
 import numpy as np
 
 from dl_course import data as data_lib
 from dl_course import results
+from dl_course.measures import corrupted_fraction, steps_to_fit
 from dl_course.train import sweep
 from dl_course.train.build import load_data
 
 
-def steps_to_fit(steps, train_accuracy, threshold: float = 1.0):
-    """First step at which ``train_accuracy >= threshold`` (``[run, eval]`` -> ``[run]``, nan if
-    never). Accuracies are means over a finite set, so ``threshold = 1.0`` means every example
-    is classified correctly."""
-    acc = np.asarray(train_accuracy)
-    hit = acc >= threshold - 1e-7  # float32 mean of n ones is exactly 1.0; tolerate rounding
-    first = np.argmax(hit, axis=1)
-    return np.where(hit.any(axis=1), np.asarray(steps)[first].astype(float), np.nan)
-
-
-def corrupted_fraction(y_runs, y_clean) -> np.ndarray:
-    """Fraction of each run's training labels that differ from the clean ones (``≈ 0.9 p`` for
-    ten classes: a redrawn label keeps its value with probability 1/10)."""
-    return np.mean(np.asarray(y_runs) != np.asarray(y_clean)[None], axis=1)
-
-
 def _model_config(config, name):
-    cfg = config.copy_and_resolve_references()
+    """The engine config of model ``name`` of ``config.models`` (its options replace ``model_options``)."""
+    cfg = copy.deepcopy(config.train)
     cfg.model = name
-    cfg.model_options = config.models[name].copy_and_resolve_references()
+    cfg.model_options = copy.deepcopy(config.models[name])
     return cfg
 
 
 def run(config, run_dir: results.RunDir) -> dict:
     """Train, per model, the random-label sweep and the two input corruptions; plot; write."""
-    from dl_course.plotting import generalization as plots
+    from dl_course.plotting import capacity as plots
 
-    data = load_data(config)
-    variants = {"shuffled_inputs": data_lib.load(config.dataset, **{**config.dataset_options.to_dict(), "shuffle": True}),
+    t = config.train
+    data = load_data(t)
+    variants = {"shuffled_inputs": data_lib.load(t.dataset, **{**t.dataset_options.to_dict(), "shuffle": True}),
                 "random_inputs": data_lib.random_inputs(data, seed=config.random_inputs_seed)}
     fractions = [float(p) for p in config.random_label_fractions]
     rows, curves, fits, arrays, conventions, timing = [], [], [], {}, None, {}
@@ -66,7 +59,7 @@ def run(config, run_dir: results.RunDir) -> dict:
         steps = res.steps
         timing[name] = res.timing["total_s"]
         fit = steps_to_fit(res.steps, res.metrics["train_accuracy"])
-        noise = corrupted_fraction(res.state.y_train, data.y_train)
+        noise = corrupted_fraction(res.train_labels(data), data.y_train)
         for i, g in enumerate(res.grid):
             rows.append({"model": name, "inputs": "original", "random_label_fraction": g["random_label_fraction"],
                          "corrupted_label_fraction": float(noise[i]), "seed": g["seed"],
@@ -114,8 +107,8 @@ def run(config, run_dir: results.RunDir) -> dict:
         fits.append(series)
 
     run_dir.figure("random_labels.png", plots.random_labels_panels(
-        steps, curves, fits, title=f"fitting random labels on {config.dataset} (n={data.n_train}, "
-                                   f"{config.optimizer}, lr {config.learning_rates[0]:g}, batch {config.batch_size})"))
+        steps, curves, fits, title=f"fitting random labels on {t.dataset} (n={data.n_train}, "
+                                   f"{t.optimizer}, lr {t.learning_rates[0]:g}, batch {t.batch_size})"))
     headline = {"n_train": data.n_train, "random_label_fractions": fractions, "num_runs": len(rows),
                 "num_diverged": int(sum(r["diverged"] for r in rows)), "sweep_seconds": timing}
     for s in fits:
@@ -125,6 +118,8 @@ def run(config, run_dir: results.RunDir) -> dict:
             "all_fit": all(r["steps_to_fit"] is not None for r in orig),
             "steps_to_fit_by_p": {f"{p:g}": (None if np.isnan(v) else float(v)) for p, v in zip(fractions, s["steps_to_fit"])},
             "test_accuracy_by_p": {f"{p:g}": float(v) for p, v in zip(fractions, s["test_accuracy"])},
+            "steps_to_fit": [None if np.isnan(v) else float(v) for v in s["steps_to_fit"]],  # in fraction order
+            "test_accuracy": [float(v) for v in s["test_accuracy"]],
             **{f"{lab.replace(' ', '_')}_steps_to_fit": (None if np.isnan(st) else st) for lab, st, _ in s["extra"]},
             **{f"{lab.replace(' ', '_')}_test_accuracy": acc for lab, _, acc in s["extra"]},
         }
@@ -134,7 +129,7 @@ def run(config, run_dir: results.RunDir) -> dict:
         "shuffled_inputs": "one fixed permutation of the 40 positions (seed 0), train and test",
         "random_inputs": f"training inputs i.i.d. Gaussian with the training set's mean and std (seed {config.random_inputs_seed}); "
                          "test inputs untouched",
-        "steps_to_fit": f"first evaluation step (every {config.eval_every}) with 100% accuracy on the run's training labels; "
+        "steps_to_fit": f"first evaluation step (every {t.eval_every}) with 100% accuracy on the run's training labels; "
                         "null if never"}
     results.write_results(run_dir, config, "random_labels", conventions, rows, headline,
                           {"steps": steps, **arrays})

@@ -1,5 +1,8 @@
 """Curvature and margin of every final solution of a sweep, in one vmapped program.
 
+``measure_solutions(config, data, result)`` takes the engine config the sweep was trained with
+(``config.train`` of a study), its data and its ``SweepResult``.
+
 Given a ``SweepResult``, each run's final parameters are measured on the same measurement set
 (the first ``num_examples`` training examples, with the run's own labels when they were
 randomized in-graph), in eval mode, in the sweep's dtype:
@@ -29,18 +32,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dl_course import measures
+from dl_course.measures.margins import margin_normalizer, multiclass_margins
+from dl_course.measures.sharpness import lambda_max
+from dl_course.measures.trace import hessian_trace
 from dl_course.train.build import make_model
 from dl_course.train.task import supervised_task
-
-
-def run_labels(result, data, num_examples: int) -> np.ndarray:
-    """``[run, num_examples]`` training labels each run was trained on (its randomized labels if
-    the sweep randomized them in-graph, else the dataset's)."""
-    y_runs = getattr(result.state, "y_train", None)
-    if y_runs is not None:
-        return np.asarray(y_runs)[:, :num_examples]
-    return np.broadcast_to(np.asarray(data.y_train[:num_examples]), (len(result.grid), num_examples))
 
 
 _PROGRAMS: dict = {}
@@ -70,11 +66,11 @@ def _program(config, data, lanczos_iters: int, trace_samples: int, margin_quanti
             return task.loss(p, model_state, batch, eval_key, False)[0]
 
         k_lanczos, k_trace = jax.random.split(key)
-        lam, res = measures.lambda_max(loss_fn, params, key=k_lanczos, num_iters=lanczos_iters)
-        tr, se = measures.hessian_trace(loss_fn, params, key=k_trace, num_samples=trace_samples)
+        lam, res = lambda_max(loss_fn, params, key=k_lanczos, num_iters=lanczos_iters)
+        tr, se = hessian_trace(loss_fn, params, key=k_trace, num_samples=trace_samples)
         logits = task.apply(params, model_state, x)
-        q = jnp.quantile(measures.multiclass_margins(logits, y), margin_quantile)
-        normalizer = measures.margin_normalizer(params, "spectral") * x_scale
+        q = jnp.quantile(multiclass_margins(logits, y), margin_quantile)
+        normalizer = margin_normalizer(params, "spectral") * x_scale
         return {"lambda_max": lam, "lambda_max_residual": res, "hessian_trace": tr, "hessian_trace_stderr": se,
                 "normalized_margin": q / normalizer, "output_margin": q}
 
@@ -95,11 +91,11 @@ def measure_solutions(config, data, result, *, seed: int = 0, num_examples: int 
     x_scale = np.float32(np.linalg.norm(x.reshape(m, -1)) / m)
     keys = np.asarray(jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(seed), i))(jnp.arange(len(result.grid))))
     program = _program(config, data, lanczos_iters, trace_samples, margin_quantile)
-    out = program(result.params, result.state.model_state, run_labels(result, data, m), keys, x, x_scale)
+    out = program(result.params, result.state.model_state, result.train_labels(data, m), keys, x, x_scale)
     return jax.tree.map(np.asarray, jax.device_get(out))
 
 
-def conventions(config, data, num_examples: int, lanczos_iters: int, trace_samples: int,
+def measurement_conventions(config, data, num_examples: int, lanczos_iters: int, trace_samples: int,
                 margin_quantile: float) -> dict:
     """How the measures were taken (recorded in summary.json)."""
     m = min(int(num_examples), data.n_train)

@@ -14,12 +14,14 @@ are nested. Targets: one-hot class vectors ``Y`` (``n × K``). The estimator
     β̂ = Φ⁺ Y = argmin { ‖β‖_F : β minimizes ‖Φβ − Y‖_F² },
 
 is the least-squares solution for ``p < n`` and the minimum-norm interpolant for ``p ≥ n``.
-``min_norm_least_squares`` computes it from an SVD of ``Φ`` (the primal form, as
-``numpy.linalg.lstsq``). ``feature_count_sweep`` uses the dual (kernel) form, exact for every
+``dl_course.linalg.lstsq(relu_features(f, x, p), Y)`` computes it from an SVD of ``Φ`` (the
+primal form, as ``numpy.linalg.lstsq``). ``feature_count_sweep`` uses the dual (kernel) form, exact for every
 ``p`` because ``Φ⁺ = Φᵀ (ΦΦᵀ)⁺``: with ``K = ΦΦᵀ`` (``n × n``) the predictions are
 ``f(X') = Φ' Φᵀ K⁺ Y`` and ``‖β̂‖_F² = tr(Yᵀ K⁺ Y)``. ``K`` is accumulated over blocks of
 features as ``p`` grows, so the whole sweep costs one pass over the features plus one ``n × n``
-eigendecomposition per feature count, and runs vmapped over seeds.
+eigendecomposition per feature count, and runs vmapped over seeds; ``feature_count_curve``
+runs it in float64 for several feature draws and returns the train/test squared loss, 0–1 error
+and ‖β̂‖ per draw and count.
 
 Numerics: run it in float64 (``jax.experimental.enable_x64``). ``K``'s eigenvalues carry an
 absolute error of about ``n·ε·λ_max``, so eigenvalues below ``rcond² · λ_max`` are treated as zero
@@ -63,19 +65,6 @@ def relu_features(features: ReluFeatures, x, num_features: int | None = None):
         w, b = w[:, :num_features], b[:num_features]
     x = x.reshape(x.shape[0], -1).astype(w.dtype)
     return jax.nn.relu(x @ w + b) / jnp.sqrt(jnp.asarray(w.shape[1], w.dtype))
-
-
-def min_norm_least_squares(phi, y, rcond: float | None = None):
-    """``β̂ = Φ⁺ Y`` by SVD: ``V diag(1/s_i) Uᵀ Y`` over the singular values ``s_i > rcond·s_max``
-    (default ``rcond = ε · max(n, p)``, ``numpy.linalg.lstsq``'s). ``phi``: ``(n, p)``, ``y``:
-    ``(n,)`` or ``(n, K)``; returns ``(p,)`` or ``(p, K)``."""
-    u, s, vt = linalg.svd(phi, full_matrices=False)
-    if rcond is None:
-        rcond = jnp.finfo(phi.dtype).eps * max(phi.shape)
-    keep = s > rcond * s[0]
-    inv = jnp.where(keep, 1.0 / jnp.where(keep, s, 1.0), 0.0)
-    beta = vt.T @ (inv[:, None] * (u.T @ y.reshape(y.shape[0], -1)))
-    return beta.reshape((phi.shape[1],) + y.shape[1:])
 
 
 class SweepFit(NamedTuple):
@@ -156,3 +145,27 @@ def squared_loss(pred, y_onehot):
 def zero_one_error(pred, labels):
     """Fraction of examples whose largest output is not the label."""
     return jnp.mean(jnp.argmax(pred, axis=-1) != labels, axis=-1)
+
+
+def feature_count_curve(x_train, y_train, x_test, y_test, num_classes: int, counts, seeds, *,
+                        block: int = 128) -> dict[str, np.ndarray]:
+    """Min-norm fits on one-hot targets for every count in ``counts`` and every feature draw
+    ``PRNGKey(seed)``, in one ``jax.jit(jax.vmap(...))`` float64 program (see the numerics note
+    above): dict of ``[seed, count]`` arrays ``train_mse``, ``test_mse`` (:func:`squared_loss`),
+    ``train_error``, ``test_error`` (:func:`zero_one_error`), ``coef_norm`` (‖β̂‖_F) and ``rank``.
+    ``y_train`` / ``y_test`` are integer labels."""
+    counts = _check_counts(counts)
+    with jax.enable_x64(True):
+        x_tr = np.asarray(x_train, np.float64).reshape(len(x_train), -1)
+        x_te = np.asarray(x_test, np.float64).reshape(len(x_test), -1)
+        y_tr, y_te = np.eye(num_classes)[y_train], np.eye(num_classes)[y_test]
+
+        def one(key):
+            feats = draw_features(key, x_tr.shape[1], int(counts[-1]), jnp.float64)
+            fit = feature_count_sweep(feats, x_tr, y_tr, x_te, counts, block=block)
+            return {"train_mse": squared_loss(fit.train_pred, y_tr), "test_mse": squared_loss(fit.test_pred, y_te),
+                    "train_error": zero_one_error(fit.train_pred, y_train),
+                    "test_error": zero_one_error(fit.test_pred, y_test), "coef_norm": fit.coef_norm, "rank": fit.rank}
+
+        keys = jnp.stack([jax.random.PRNGKey(int(s)) for s in seeds])
+        return {k: np.asarray(v) for k, v in jax.jit(jax.vmap(one))(keys).items()}
