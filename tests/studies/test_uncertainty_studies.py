@@ -13,12 +13,13 @@ import numpy as np
 import pytest
 
 from dl_course import cli
-from dl_course.studies import uncertainty as unc
+from dl_course.uncertainty import members as unc
+from dl_course.uncertainty import shift_evaluation, shifted_sets
 from dl_course.train.config import ConfigError
 from dl_course.uncertainty import calibration
 
-TINY_TRAINING = ["--config.steps=20", "--config.eval_every=20", "--config.batch_size=64",
-                 "--config.model_options.width=8", "--config.seeds=[0, 1]", "--config.swag.collect_every=4",
+TINY_TRAINING = ["--config.train.steps=20", "--config.train.eval_every=20", "--config.train.batch_size=64",
+                 "--config.train.model_options.width=8", "--config.train.seeds=[0, 1]", "--config.swag.collect_every=4",
                  "--config.swag.num_samples=3", "--config.mc_dropout.num_samples=3"]
 
 
@@ -28,7 +29,7 @@ def _summary(path):
 
 def test_uncertainty_study_reports_every_method_and_its_saved_probs_reproduce_the_metrics(tmp_path):
     out = cli.run_study("uncertainty", TINY_TRAINING + [
-        "--config.dataset_options={'num_train': 400}", "--config.shift.max_examples=40",
+        "--config.train.dataset_options={'num_train': 400}", "--config.shift.max_examples=40",
         "--config.shift.corruptions=['noise']"], workdir=str(tmp_path / "x"))
     summary = _summary(out)
     rows = summary["runs"]
@@ -65,7 +66,7 @@ def test_uncertainty_study_reports_every_method_and_its_saved_probs_reproduce_th
 
 def test_ood_detection_study_rows_and_the_mutual_information_of_a_single_network(tmp_path):
     out = cli.run_study("ood_detection", TINY_TRAINING + [
-        "--config.dataset=digits", "--config.methods=['sgd', 'multiswag']",
+        "--config.train.dataset=digits", "--config.methods=['sgd', 'multiswag']",
         "--config.scores=['msp', 'mutual_information']", "--config.ood.noise=['uniform']"], workdir=str(tmp_path / "x"))
     rows = _summary(out)["runs"]
     assert {"method", "score", "ood_set", "auroc", "aupr", "fpr95"} <= set(rows[0])
@@ -83,8 +84,8 @@ def test_ood_detection_study_rows_and_the_mutual_information_of_a_single_network
 
 def test_sharpness_vs_calibration_study_rows_and_correlations(tmp_path):
     out = cli.run_study("sharpness_vs_calibration", [
-        "--config.steps=20", "--config.eval_every=20", "--config.model_options.width=8", "--config.seeds=[0, 1]",
-        "--config.learning_rates=[0.05, 0.2]", "--config.measure_examples=100", "--config.lanczos_iters=4",
+        "--config.train.steps=20", "--config.train.eval_every=20", "--config.train.model_options.width=8",
+        "--config.train.seeds=[0, 1]", "--config.train.learning_rates=[0.05, 0.2]", "--config.measure_examples=100", "--config.lanczos_iters=4",
         "--config.trace_probes=3", "--config.ood.noise=[]"], workdir=str(tmp_path / "x"))
     summary = _summary(out)
     rows = summary["runs"]
@@ -106,7 +107,7 @@ def test_pooled_reliability_equals_the_diagram_of_the_pooled_points():
     probs = jnp.asarray(np.exp(logits) / np.exp(logits).sum(-1, keepdims=True), jnp.float32)
     y = jnp.asarray(rng.integers(0, 4, size=50))
     per = jax.jit(jax.vmap(jax.vmap(calibration.reliability_diagram, in_axes=(0, None)), in_axes=(0, None)))(probs, y)
-    diagram, ece = unc.pooled_reliability(jax.tree_util.tree_map(np.asarray, per), [0, 1])
+    diagram, ece = shift_evaluation.pooled_reliability(jax.tree_util.tree_map(np.asarray, per), [0, 1])
     pts, yy = probs.reshape(-1, 4), jnp.tile(y, 6)
     ref = calibration.reliability_diagram(pts, yy)
     np.testing.assert_array_equal(diagram.count, ref.count)
@@ -119,7 +120,7 @@ def test_pooled_reliability_equals_the_diagram_of_the_pooled_points():
 def test_digits_corruptions_keep_level_zero_and_grow():
     rng = np.random.default_rng(0)
     x = rng.uniform(size=(5, 8, 8, 1)).astype(np.float32)
-    sets = unc.digits_shifted_test_sets(x, np.arange(5))
+    sets = shifted_sets.digits_shifted_test_sets(x, np.arange(5))
     for c, v in sets.x.items():
         assert v.shape == (6, 5, 8, 8, 1)
         np.testing.assert_allclose(v[0], x, atol=1e-6)
@@ -129,16 +130,13 @@ def test_digits_corruptions_keep_level_zero_and_grow():
 
 
 def test_swag_schedule_and_bad_input_raise_config_errors(tmp_path):
-    c = ml_collections.ConfigDict({"steps": 100, "batch_size": 10,
-                                   "swag": {"collect_every": 0, "start_fraction": 0.5, "num_deviations": 5}})
-    assert unc.swag_schedule(c, 200) == {"start_step": 50, "collect_every": 20, "num_snapshots": 3,
+    assert unc.swag_schedule(100, 10, 200, start_fraction=0.5, collect_every=0, num_deviations=5) == {"start_step": 50, "collect_every": 20, "num_snapshots": 3,
                                          "num_deviations": 5, "steps_per_epoch": 20}
-    c.swag.start_fraction = 0.9
     with pytest.raises(ConfigError, match="need >= 2"):
-        unc.swag_schedule(c, 200)
+        unc.swag_schedule(100, 10, 200, start_fraction=0.9, collect_every=0, num_deviations=5)
     with pytest.raises(ConfigError, match="one learning rate"):
-        cli.run_study("uncertainty", TINY_TRAINING + ["--config.learning_rates=[0.1, 0.2]",
-                                                      "--config.dataset=digits"], workdir=str(tmp_path / "a"))
+        cli.run_study("uncertainty", TINY_TRAINING + ["--config.train.learning_rates=[0.1, 0.2]",
+                                                      "--config.train.dataset=digits"], workdir=str(tmp_path / "a"))
     with pytest.raises(ConfigError, match="unknown mnist1d corruptions"):
         cli.run_study("uncertainty", ["--config.shift.corruptions=['blur']"], workdir=str(tmp_path / "b"))
     with pytest.raises(ConfigError, match="unknown methods"):
