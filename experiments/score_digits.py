@@ -23,7 +23,8 @@ GALLERY = {
     "figures": ["samples.png", "test_images.png"],
     "shows": "64 samples, test bits/dim (uniform dequantization), classifier score (a logistic-regression digits "
              "classifier, not Inception)",
-    "ours": "undertrained at CPU size: {bits_per_dim:.2f} bits/dim, worse than a uniform model over 17 levels (4.09); "
+    "ours": "undertrained at CPU size: {bits_per_dim:.2f} bits/dim, worse than a uniform model over {num_levels} levels "
+            "({uniform_model_bits_per_dim:.2f}); "
             "classifier score {classifier_score:.1f} vs {real_test_classifier_score:.1f} for real digits (classifier "
             "test accuracy {classifier_test_accuracy:.2f})",
     "paper": "CIFAR-10, 2.99 bits/dim: not comparable",

@@ -119,6 +119,7 @@ def run(config, run_dir: results.RunDir) -> dict:
                 "mean_confidence": float(np.mean([r["mean_confidence"] for r in ok])),
                 "class_entropy": float(np.mean([r["class_entropy"] for r in ok])),
                 **_scalars(real, "real_test_"), "classifier_test_accuracy": clf_acc,
+                "num_levels": levels, "uniform_model_bits_per_dim": float(np.log2(levels)),
                 "num_runs": len(runs), "num_diverged": int(sum(r["diverged"] for r in runs)),
                 "train_seconds": res.timing["total_s"]}
     conventions = {**res.conventions,

@@ -24,6 +24,7 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
+from scipy import stats
 
 from dl_course import results
 from dl_course.measures import hessian_eigenpairs, hessian_trace
@@ -56,10 +57,32 @@ def curvature(task, params, model_state, x, y, keys, num_iters, num_probes):
     return jax.vmap(one)(params, model_state, keys)
 
 
+def included(rows: list[dict]) -> list[dict]:
+    """The runs the correlations use: not diverged and, with a target stop, converged (a run that
+    never reached the target is reported in the rows, never mixed with the converged ones)."""
+    return [r for r in rows if not r["diverged"] and r.get("converged", True)]
+
+
 def correlations(rows: list[dict], outcomes) -> dict:
-    """``measure -> outcome -> {kendall_tau, spearman_rho, num_runs}`` over the non-diverged runs."""
-    ok = [r for r in rows if not r["diverged"]]
+    """``measure -> outcome -> {kendall_tau, spearman_rho, num_runs}`` over the :func:`included` runs."""
+    ok = included(rows)
     return {m: {o: rank_correlations([r[m] for r in ok], [r[o] for r in ok]) for o in outcomes} for m in MEASURES}
+
+
+def within_lr_tau(rows: list[dict], outcomes) -> dict:
+    """``measure -> outcome -> mean over learning rates of Kendall's τ among that learning rate's
+    included runs`` (the seeds): the part of a correlation that is not a difference between
+    learning rates (the granulated coefficient of Jiang et al. 2020, for one axis). NaN when no
+    learning rate has two runs (ties: scipy's τ-b; a constant group gives NaN and is left out)."""
+    ok = included(rows)
+    groups = [[r for r in ok if r["learning_rate"] == lr] for lr in sorted({r["learning_rate"] for r in ok})]
+    groups = [g for g in groups if len(g) > 1]
+
+    def mean_tau(m, o):
+        taus = [stats.kendalltau([r[m] for r in g], [r[o] for r in g]).statistic for g in groups]
+        taus = [v for v in taus if np.isfinite(v)]
+        return float(np.mean(taus)) if taus else float("nan")
+    return {m: {o: mean_tau(m, o) for o in outcomes} for m in MEASURES}
 
 
 LABELS = {"lambda_max": "λmax (train-loss Hessian)", "hessian_trace": "trace of the train-loss Hessian",
@@ -91,6 +114,7 @@ def run(config, run_dir: results.RunDir) -> dict:
     for name, v in sets.items():
         bounds[name] = (start, start + len(v))
         start += len(v)
+    target_stop = res.conventions.get("target_stop", "off") != "off"
     for i, g in enumerate(res.grid):
         row = {**g, "diverged": bool(res.diverged[i]), **{k: float(v[i]) for k, v in curv.items()},
                **{k: float(test[k][i]) for k in ("accuracy", "nll", "ece", "brier")},
@@ -98,34 +122,57 @@ def run(config, run_dir: results.RunDir) -> dict:
                "final_train_accuracy": float(res.metrics["train_accuracy"][i, -1])}
         for name, (a, b) in bounds.items():
             row[f"auroc_{name}"] = ood_lib.auroc(scores[i, :n_in], scores[i, a:b])
+        if target_stop:
+            row["converged"], row["steps_to_target"] = bool(res.converged[i]), int(res.steps_to_target[i])
         rows.append(row)
     outcomes = OUTCOMES + tuple(f"auroc_{name}" for name in sets) + ("accuracy", "final_train_loss")
     corr = correlations(rows, outcomes)
+    within = within_lr_tau(rows, outcomes)
     print(f"{'lr':>7} {'seed':>4} {'lambda_max':>10} {'trace':>9} {'train_loss':>10} {'ece':>6} {'nll':>6} {'acc':>6} "
           + " ".join(f"{'auroc_' + n[:8]:>14}" for n in sets))
     for r in rows:
         print(f"{r['learning_rate']:>7.3g} {r['seed']:>4d} {r['lambda_max']:>10.4g} {r['hessian_trace']:>9.4g} "
               f"{r['final_train_loss']:>10.4g} "
               f"{r['ece']:>6.3f} {r['nll']:>6.3f} {r['accuracy']:>6.3f} "
-              + " ".join(f"{r['auroc_' + n]:>14.3f}" for n in sets))
+              + " ".join(f"{r['auroc_' + n]:>14.3f}" for n in sets)
+              + (f"  steps_to_target {r['steps_to_target']}" if target_stop else ""))
     for m, by_o in corr.items():
         print(f"Kendall tau ({m} vs): " + ", ".join(f"{o} {c['kendall_tau']:+.2f}" for o, c in by_o.items()))
+        print(f"  within learning rates: " + ", ".join(f"{o} {v:+.2f}" for o, v in within[m].items()))
     title = (f"{t.model} on {in_data.name}, {t.optimizer}, batch {t.batch_size}: one point per run; "
              f"sharpness at the final parameters on {n_meas} training examples; OOD = positive class, MSP score")
     run_dir.figure("sharpness_vs_calibration.png", sharpness_scatter_figure(
-        [r for r in rows if not r["diverged"]], MEASURES, OUTCOMES + (f"auroc_{next(iter(sets))}", "final_train_loss"),
+        included(rows), MEASURES, OUTCOMES + (f"auroc_{next(iter(sets))}", "final_train_loss"),
         LABELS, title))
-    headline = {"rank_correlations": corr, "num_runs": len(rows), "num_diverged": int(res.diverged.sum()),
+    headline = {"rank_correlations": corr, "within_lr_kendall_tau": within, "num_runs": len(rows),
+                "num_diverged": int(res.diverged.sum()), "num_included": len(included(rows)),
                 "max_lambda_max_rel_residual": float(np.nanmax(curv["lambda_max_rel_residual"])),
                 "seconds": res.timing["total_s"]}
+    lrs = sorted({g["learning_rate"] for g in res.grid})
+    if target_stop:
+        conv = [r for r in rows if r["converged"]]
+        headline.update({
+            "target_train_loss": float(t.target_train_loss), "num_converged": len(conv),
+            "learning_rates": lrs,
+            "mean_steps_to_target_by_lr": [float(np.mean([r["steps_to_target"] for r in conv if r["learning_rate"] == lr]))
+                                           if any(r["learning_rate"] == lr for r in conv) else None for lr in lrs]})
+        if len(conv) < 3:
+            print(f"only {len(conv)} of {len(rows)} runs reached train loss {t.target_train_loss:g} within "
+                  f"{t.steps} steps: too few for rank correlations (raise train.steps or the target)")
+    ok = included(rows)
+    headline["final_train_loss_range"] = [float(min(r["final_train_loss"] for r in ok)),
+                                          float(max(r["final_train_loss"] for r in ok))] if ok else None
     conventions = {**res.conventions, "hessian": f"of the mean cross-entropy over the first {n_meas} training "
                    "examples, eval mode, at the final parameters", "lambda_max": f"Lanczos, {config.lanczos_iters} "
                    "iterations, full reorthogonalization", "hessian_trace": f"Hutchinson, {config.trace_probes} "
                    "Rademacher probes (stderr reported)", **{k: mem.CONVENTIONS[k] for k in ("nll", "ece", "brier")},
                    "ood": f"AUROC of the max-softmax score, {ood_lib.CONVENTION}",
-                   "rank_correlations": "Kendall tau and Spearman rho over the non-diverged runs"}
+                   "rank_correlations": "Kendall tau and Spearman rho over the non-diverged runs (and, with a "
+                                        "target stop, converged runs only)",
+                   "within_lr_kendall_tau": "mean over learning rates of Kendall tau among that rate's runs"}
     results.write_results(run_dir, config, "sharpness_vs_calibration", conventions, rows, headline,
                           {"steps": res.steps, "seed": np.asarray([g["seed"] for g in res.grid]),
                            "learning_rate": np.asarray([g["learning_rate"] for g in res.grid]),
-                           "diverged": res.diverged, **curv, **test, **res.metrics})
+                           "diverged": res.diverged, "converged": res.converged,
+                           "steps_to_target": res.steps_to_target, **curv, **test, **res.metrics})
     return headline
