@@ -8,7 +8,7 @@ dataset shift (Ovadia et al. 2019), and sharpness against calibration across run
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure

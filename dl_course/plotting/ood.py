@@ -4,7 +4,7 @@ Every figure states that OOD is the positive class. Functions return a ``Figure`
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure

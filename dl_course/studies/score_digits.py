@@ -33,9 +33,23 @@ import numpy as np
 
 from dl_course import data as data_lib
 from dl_course import results
-from dl_course.generative import (bits_per_dim, classifier_score, dequantize, get_score_net, get_sde, log_likelihood,
-                                  make_score_fn, make_task, mmd2, sample)
-from dl_course.generative.image_data import dequantized_training_set, fit_classifier, rescaled
+from dl_course.generative import (
+    bits_per_dim,
+    classifier_score,
+    dequantize,
+    get_score_net,
+    get_sde,
+    log_likelihood,
+    make_score_fn,
+    make_task,
+    mmd2,
+    sample,
+)
+from dl_course.generative.image_data import (
+    dequantized_training_set,
+    fit_classifier,
+    rescaled,
+)
 from dl_course.plotting.generative import sample_grid
 from dl_course.train import sweep
 

@@ -29,9 +29,22 @@ import numpy as np
 
 from dl_course import data as data_lib
 from dl_course import results
-from dl_course.generative import (ScoreMLP, get_sde, log_likelihood, make_score_fn, make_task, mmd2, sample,
-                                  sliced_wasserstein)
-from dl_course.generative.toy_densities import density_only, grid_points, reference_logpdf, true_mixture
+from dl_course.generative import (
+    ScoreMLP,
+    get_sde,
+    log_likelihood,
+    make_score_fn,
+    make_task,
+    mmd2,
+    sample,
+    sliced_wasserstein,
+)
+from dl_course.generative.toy_densities import (
+    density_only,
+    grid_points,
+    reference_logpdf,
+    true_mixture,
+)
 from dl_course.plotting.generative import score_model_overview
 from dl_course.train import sweep
 
@@ -127,7 +140,7 @@ def run(config, run_dir: results.RunDir) -> dict:
                 print(f"  seed {seed} {m:>15}: mmd {row['mmd']:.4f}  SW {row['sliced_wasserstein']:.4f}  "
                       f"nll {nll:.3f}")
                 if i == 0 and m == config.plot_sampler:
-                    fg, fpts = grid_points(LIMITS.get(name, (-4.0, 4.0)), 17)
+                    _, fpts = grid_points(LIMITS.get(name, (-4.0, 4.0)), 17)
                     fscore = score_at(p, jnp.asarray(fpts), jnp.full((len(fpts),), config.field_time, jnp.float32))
                     panels.append({"name": name, "sampler": m, "data": data.x_test, "samples": np.asarray(xs),
                                    "field_points": fpts, "field_scores": np.asarray(fscore),

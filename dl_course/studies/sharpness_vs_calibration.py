@@ -36,7 +36,6 @@ from dl_course.train.task import supervised_task
 from dl_course.uncertainty import members as mem
 from dl_course.uncertainty import ood as ood_lib
 from dl_course.uncertainty.ood_benchmark import ood_benchmark
-from dl_course.uncertainty.predictive import Predictive
 
 MEASURES = ("lambda_max", "hessian_trace")
 OUTCOMES = ("ece", "nll")
@@ -81,7 +80,8 @@ def within_lr_tau(rows: list[dict], outcomes) -> dict:
     def mean_tau(m, o):
         taus = [stats.kendalltau([r[m] for r in g], [r[o] for r in g]).statistic for g in groups]
         taus = [v for v in taus if np.isfinite(v)]
-        return float(np.mean(taus)) if taus else float("nan")
+        # Rounded to 12 digits (+ 0.0 turns -0.0 into 0.0): a mean of +-1/3 etc. that is zero prints as 0.
+        return float(np.round(np.mean(taus), 12)) + 0.0 if taus else float("nan")
     return {m: {o: mean_tau(m, o) for o in outcomes} for m in MEASURES}
 
 
@@ -108,7 +108,7 @@ def run(config, run_dir: results.RunDir) -> dict:
     logits = mem.member_logits(model, res.params, res.state.model_state, jnp.asarray(x))
     n_in = in_data.n_test
     test = {k: np.asarray(v) for k, v in mem.member_metrics(logits[:, :n_in], jnp.asarray(in_data.y_test)).items()}
-    scores = np.asarray(jax.jit(jax.vmap(lambda z: ood_lib.max_softmax_score(Predictive(z[None]))))(logits))
+    scores = np.asarray(mem.member_ood_scores(logits[:, None], ("msp",))["msp"])   # −max softmax per run
     rows, start = [], n_in
     bounds = {}
     for name, v in sets.items():
@@ -138,7 +138,7 @@ def run(config, run_dir: results.RunDir) -> dict:
               + (f"  steps_to_target {r['steps_to_target']}" if target_stop else ""))
     for m, by_o in corr.items():
         print(f"Kendall tau ({m} vs): " + ", ".join(f"{o} {c['kendall_tau']:+.2f}" for o, c in by_o.items()))
-        print(f"  within learning rates: " + ", ".join(f"{o} {v:+.2f}" for o, v in within[m].items()))
+        print("  within learning rates: " + ", ".join(f"{o} {v:+.2f}" for o, v in within[m].items()))
     title = (f"{t.model} on {in_data.name}, {t.optimizer}, batch {t.batch_size}: one point per run; "
              f"sharpness at the final parameters on {n_meas} training examples; OOD = positive class, MSP score")
     run_dir.figure("sharpness_vs_calibration.png", sharpness_scatter_figure(

@@ -5,7 +5,7 @@ inputs ("far" OOD)."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from dl_course.train.config import ConfigError
 from dl_course.uncertainty import ood_sets

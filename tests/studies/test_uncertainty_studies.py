@@ -8,15 +8,13 @@ from __future__ import annotations
 import json
 
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 
 from dl_course import cli
-from dl_course.uncertainty import members as unc
-from dl_course.uncertainty import shift_evaluation, shifted_sets
 from dl_course.train.config import ConfigError
-from dl_course.uncertainty import calibration
+from dl_course.uncertainty import calibration, shift_evaluation, shifted_sets
+from dl_course.uncertainty import members as unc
 
 TINY_TRAINING = ["--config.train.steps=20", "--config.train.eval_every=20", "--config.train.batch_size=64",
                  "--config.train.model_options.width=8", "--config.train.seeds=[0, 1]", "--config.swag.collect_every=4",
@@ -92,7 +90,7 @@ def test_ood_detection_study_rows_and_the_mutual_information_of_a_single_network
     from dl_course.uncertainty import ood as ood_lib
 
     with np.load(out / "metrics.npz") as f:
-        n_in, n_held, n_uniform = f["set_sizes"]
+        n_in, n_held, _ = f["set_sizes"]
         for r in rows:
             i = 0 if r["seed"] in (0, None) else 1
             v = f[f"scores_{r['method']}_{r['score']}"][i]
