@@ -1,22 +1,49 @@
 """Hendrycks & Gimpel 2017 / Lakshminarayanan et al. 2017: OOD detection by every uncertainty score
 of every method (SGD, temperature scaling, SWA, SWAG, MultiSWAG, deep ensemble, MC dropout)."""
 
-import ml_collections
-
-from dl_course.cli import apply_overrides
-from dl_course.studies import ood_detection, uncertainty
+from dl_course import configs
+from dl_course.cli import load_study
+from dl_course.studies import ood_detection
+from dl_course.uncertainty.members import METHODS
 from dl_course.uncertainty.ood import SCORES
 
+_members = load_study("uncertainty")     # the members' training set-up and variants are the uncertainty study's
+VARIANTS = _members.VARIANTS
 
-def get_config():
+GALLERY = [
+    {"section": "Module 3 — uncertainty", "order": 2,
+     "title": "OOD detection (Hendrycks & Gimpel 2017)",
+     "figures": ["auroc.png", "score_histograms_held_out_classes.png", "score_histograms_uniform_noise.png"],
+     "shows": "AUROC / AUPR / FPR@95 (OOD is the positive class) of every method × score (max-softmax, max logit, "
+              "entropy, mutual information, energy) against held-out classes 7–9, Gaussian and uniform noise",
+     "ours": "MNIST-1D: max-softmax AUROC on held-out classes SGD {auroc[held_out_classes][sgd][msp]:.2f}, ensemble "
+             "{auroc[held_out_classes][ensemble][msp]:.2f}, MultiSWAG {auroc[held_out_classes][multiswag][msp]:.2f}; "
+             "uniform noise is scored *more* in-distribution by max-softmax (SGD {auroc[uniform_noise][sgd][msp]:.2f}, "
+             "MC dropout {auroc[uniform_noise][mc_dropout][msp]:.2f}); mutual information of sampling methods stays "
+             "above chance (MC dropout {auroc[uniform_noise][mc_dropout][mutual_information]:.2f}, MultiSWAG "
+             "{auroc[uniform_noise][multiswag][mutual_information]:.2f})",
+     "paper": "max-softmax well above chance: not reproduced on MNIST-1D (reproduced on digits, next row)"},
+    {"section": "Module 3 — uncertainty", "order": 3, "dir": "ood_detection/digits",
+     "options": "--config.train.dataset=digits",
+     "title": "OOD detection, 8×8 digits",
+     "figures": ["auroc.png"],
+     "shows": "the same methods and scores on the 8×8 digits (held-out classes 7–9, Gaussian and uniform noise)",
+     "ours": "max-softmax AUROC SGD held-out classes {auroc[held_out_classes][sgd][msp]:.3f}, Gaussian noise "
+             "{auroc[gaussian_noise][sgd][msp]:.3f}, uniform noise {auroc[uniform_noise][sgd][msp]:.3f}",
+     "paper": "max-softmax well above chance: reproduced"},
+]
+
+
+def get_config(variant=None):
     """The members of the ``uncertainty`` study (40-256-256 MLP, 5 seeds, SWAG hook, dropout-0.2
-    twin) trained on MNIST-1D classes 0-6; OOD = the test examples of classes 7-9 (near OOD) and
-    Gaussian / uniform noise inputs matched to the training inputs (far OOD).
+    twin; its ``members_training`` / ``member_keys`` and VARIANTS) trained on MNIST-1D classes 0-6;
+    OOD = the test examples of classes 7-9 (near OOD) and Gaussian / uniform noise inputs matched
+    to the training inputs (far OOD).
 
     Every method x score (msp, max_logit, entropy, mutual_information, energy) x OOD set: AUROC,
-    AUPR and FPR@95%TPR, OOD as the positive class. ``--config.dataset=digits`` for the 8x8
+    AUPR and FPR@95%TPR, OOD as the positive class. ``--config.train.dataset=digits`` for the 8x8
     digits; ``--config.methods=[...]`` / ``--config.scores=[...]`` for a subset;
-    ``--config.paper_scale=True`` applies ``uncertainty.PAPER_SCALE``.
+    ``ood_detection:paper_scale`` for the uncertainty study's paper-scale members.
 
     Command: ``dl-course run ood_detection``.
     Runtime: about 2 minutes of CPU time (user + sys) on 2 cores.
@@ -26,18 +53,15 @@ def get_config():
     data to every confidence score (AUROC 0.08-0.46: ReLU networks grow more confident far from the
     data, Hein et al. 2019), and only the mutual information of the sampling methods stays above
     chance there (MC dropout 0.78, MultiSWAG 0.72, ensemble 0.64; identically 0, AUROC 0.5, for
-    single networks). On digits (``--config.dataset=digits``) every score reaches 0.95-0.98.
+    single networks). On digits (``--config.train.dataset=digits``) every score reaches 0.95-0.98.
     Writes: auroc.png, score_histograms_<ood set>.png, config.json, summary.json (rows: method,
     seed, score, ood_set, auroc, aupr, fpr95), metrics.npz (scores_<method>_<score> [members, N]).
     """
-    c = uncertainty.training_config()
-    c.ood = ml_collections.ConfigDict({"held_out_classes": [7, 8, 9], "noise": ["gaussian", "uniform"], "seed": 0})
-    c.methods = list(uncertainty.METHODS)
-    c.scores = list(SCORES)
-    return c
+    c = configs.study_config(_members.members_training(), **_members.member_keys(),
+                             ood={"held_out_classes": [7, 8, 9], "noise": ["gaussian", "uniform"], "seed": 0},
+                             methods=list(METHODS), scores=list(SCORES))
+    return configs.select_variant(c, variant, VARIANTS)
 
 
 def main(config, run):
-    if config.paper_scale:
-        apply_overrides(config, uncertainty.PAPER_SCALE)
     return ood_detection.run(config, run)

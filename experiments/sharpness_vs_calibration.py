@@ -1,13 +1,49 @@
 """Sharpness (λmax, Hessian trace) of each run of a seeds x learning-rates sweep next to its
 calibration (ECE, NLL) and OOD detection (AUROC): rank correlations and one scatter figure."""
 
-import ml_collections
-
+from dl_course import configs
 from dl_course.studies import sharpness_vs_calibration
 from dl_course.train import default_config
 
+VARIANTS = {
+    # For a GPU: 8 seeds (32 runs) and 50 Lanczos iterations / trace probes (not yet run).
+    "paper_scale": {"train.seeds": [0, 1, 2, 3, 4, 5, 6, 7], "lanczos_iters": 50, "trace_probes": 50},
+    # The control of Jiang et al. 2020: every run stops at the first evaluation (every 100 steps)
+    # with train loss <= 0.05, so sharpness is compared at one training loss. lr 0.01 cannot reach
+    # it on CPU (train loss 0.75 after 3000 steps), so the grid is lr 0.03 / 0.1 / 0.3.
+    "matched_loss": {"train.target_train_loss": 0.05, "train.learning_rates": [0.03, 0.1, 0.3],
+                     "train.steps": 8000, "train.eval_every": 100},
+}
 
-def get_config():
+_TAU = "{rank_correlations[lambda_max][%s][kendall_tau]:+.2f}"
+_WITHIN = "{within_lr_kendall_tau[lambda_max][%s]:+.2f}"
+GALLERY = [{
+    "section": "Module 3 — uncertainty", "order": 4,
+    "title": "Sharpness vs calibration (new)",
+    "figures": ["sharpness_vs_calibration.png"],
+    "shows": "λmax and Hessian trace of 16 runs (4 seeds × lr 0.01–0.3) against ECE, NLL, max-softmax AUROC, "
+             "with Kendall τ / Spearman ρ",
+    "ours": ("flatter minima are *worse* calibrated here: τ(λmax, ECE) = " + _TAU % "ece" + ", τ(λmax, NLL) = "
+             + _TAU % "nll" + "; sharpness tracks the final train loss (τ = " + _TAU % "final_train_loss"
+             + "): flat runs interpolate and are over-confident. Within one learning rate (seeds only) τ(λmax, ECE) = "
+             + _WITHIN % "ece" + ", τ(λmax, NLL) = " + _WITHIN % "nll" + ": the correlation is a learning-rate effect"),
+    "paper": "no paper answers this; Jiang et al. 2020 rank sharpness measures against generalization, not calibration",
+}, {
+    "section": "Module 3 — uncertainty", "order": 5, "variant": "matched_loss",
+    "dir": "sharpness_vs_calibration/matched_loss",
+    "title": "Sharpness vs calibration at one train loss (Jiang et al. 2020's control)",
+    "figures": ["sharpness_vs_calibration.png"],
+    "shows": "the same measures, 4 seeds × lr 0.03 / 0.1 / 0.3, every run stopped at train loss ≤ 0.05 "
+             "(`train.target_train_loss`, checked every 100 steps)",
+    "ours": ("{num_converged} of {num_runs} runs reach the target, after {mean_steps_to_target_by_lr:.0f} steps "
+             "(lr {learning_rates:g}; final train losses {final_train_loss_range:.3f}); τ(λmax, ECE) = " + _TAU % "ece"
+             + ", τ(λmax, NLL) = " + _TAU % "nll" + ", τ(λmax, final train loss) = " + _TAU % "final_train_loss"
+             + "; within one learning rate τ(λmax, ECE) = " + _WITHIN % "ece" + ", τ(λmax, NLL) = " + _WITHIN % "nll"),
+    "paper": "Jiang et al. 2020: compare measures only between models stopped at the same train cross-entropy",
+}]
+
+
+def get_config(variant=None):
     """4 seeds x 4 learning rates of minibatch SGD (batch 128, 3000 steps) on a 40-256-256 MLP
     trained on MNIST-1D classes 0-6; at the final parameters, lambda_max (20 Lanczos iterations)
     and the Hessian trace (20 Hutchinson probes) of the training loss on 1000 training examples,
@@ -25,23 +61,20 @@ def get_config():
     Writes: sharpness_vs_calibration.png, config.json, summary.json (rows: seed, learning_rate,
     lambda_max, hessian_trace, ece, nll, accuracy, auroc_<ood set>), metrics.npz.
     """
-    c = default_config()
-    c.dataset = "mnist1d"
-    c.model = "mlp"
-    c.model_options.width = 256
-    c.model_options.depth = 2
-    c.optimizer = "sgd"
-    c.steps = 3000
-    c.batch_size = 128
-    c.eval_every = 300
-    c.seeds = [0, 1, 2, 3]
-    c.learning_rates = [0.01, 0.03, 0.1, 0.3]
-    c.ood = ml_collections.ConfigDict({"held_out_classes": [7, 8, 9], "noise": ["gaussian"], "seed": 0})
-    c.measure_examples = 1000
-    c.lanczos_iters = 20
-    c.trace_probes = 20
-    c.measure_seed = 0
-    return c
+    t = default_config()
+    t.dataset = "mnist1d"
+    t.model = "mlp"
+    t.model_options.width = 256
+    t.model_options.depth = 2
+    t.optimizer = "sgd"
+    t.steps = 3000
+    t.batch_size = 128
+    t.eval_every = 300
+    t.seeds = [0, 1, 2, 3]
+    t.learning_rates = [0.01, 0.03, 0.1, 0.3]
+    c = configs.study_config(t, ood={"held_out_classes": [7, 8, 9], "noise": ["gaussian"], "seed": 0},
+                             measure_examples=1000, lanczos_iters=20, trace_probes=20, measure_seed=0)
+    return configs.select_variant(c, variant, VARIANTS)
 
 
 def main(config, run):

@@ -1,6 +1,6 @@
 """Figures for score-based generative models: image sample grids, 2D samples against data, score
-fields. Built with matplotlib's object API (no pyplot state); each function returns the ``Figure``
-and, given ``path``, writes a PNG there.
+fields, the 2D overview of a score model, Langevin mode weights. Built with matplotlib's object API
+(no pyplot state); each function returns the ``Figure`` (the results layer writes it).
 """
 
 from __future__ import annotations
@@ -9,12 +9,6 @@ import math
 
 import numpy as np
 from matplotlib.figure import Figure
-
-
-def _save(fig, path, dpi=150):
-    if path is not None:
-        fig.savefig(path, dpi=dpi, bbox_inches="tight")
-    return fig
 
 
 def tile_images(images, nrow: int | None = None, pad: int = 1, pad_value: float = 1.0):
@@ -36,7 +30,7 @@ def tile_images(images, nrow: int | None = None, pad: int = 1, pad_value: float 
     return grid
 
 
-def sample_grid(images, *, nrow: int | None = None, path=None, title: str | None = None, vmin=0.0, vmax=1.0,
+def sample_grid(images, *, nrow: int | None = None, title: str | None = None, vmin=0.0, vmax=1.0,
                 cmap: str = "gray", cell_inches: float = 0.5):
     """A grid of image samples (e.g. 8x8 digits in [0, 1]); values are clipped to ``[vmin, vmax]``."""
     grid = np.clip(tile_images(images, nrow, pad_value=vmax), vmin, vmax)
@@ -51,10 +45,10 @@ def sample_grid(images, *, nrow: int | None = None, path=None, title: str | None
     ax.set_axis_off()
     if title:
         ax.set_title(title)
-    return _save(fig, path)
+    return fig
 
 
-def plot_samples_2d(samples, data=None, *, path=None, title: str | None = None, lim=None, max_points: int = 5000):
+def plot_samples_2d(samples, data=None, *, title: str | None = None, lim=None, max_points: int = 5000):
     """Scatter of 2D ``samples`` (blue) over reference ``data`` (grey), on equal axes."""
     fig = Figure(figsize=(4.5, 4.5))
     ax = fig.add_subplot()
@@ -70,10 +64,10 @@ def plot_samples_2d(samples, data=None, *, path=None, title: str | None = None, 
     ax.legend(loc="upper right", markerscale=4, frameon=False)
     if title:
         ax.set_title(title)
-    return _save(fig, path)
+    return fig
 
 
-def plot_score_field(score_fn, t: float, *, lim=(-3.0, 3.0), num: int = 21, data=None, path=None,
+def plot_score_field(score_fn, t: float, *, lim=(-3.0, 3.0), num: int = 21, data=None,
                      title: str | None = None):
     """Arrows of a 2D score field ``score_fn(x, t)`` on a ``num x num`` grid at time ``t``.
 
@@ -94,4 +88,74 @@ def plot_score_field(score_fn, t: float, *, lim=(-3.0, 3.0), num: int = 21, data
     ax.set_ylim(lim)
     ax.set_aspect("equal")
     ax.set_title(title or f"score at t = {t:g}")
-    return _save(fig, path)
+    return fig
+
+
+def score_model_overview(panels: list[dict], grid_axis_by_name: dict, t_field: float, limits: dict) -> Figure:
+    """One row per dataset: samples over data, learned score field at ``t_field``, model density,
+    reference (true or KDE) density; the densities share the reference's colour scale per row.
+
+    ``panels[i]``: ``name``, ``sampler``, ``data``/``samples`` ``[n, 2]``, ``field_points`` /
+    ``field_scores`` ``[m, 2]``, ``logp_grid`` / ``ref_logp_grid`` over the ``num^2`` grid whose
+    axis is ``grid_axis_by_name[name]``, ``nll``, ``ref_label``; ``limits[name]``: plot range.
+    """
+    fig = Figure(figsize=(13.0, 3.3 * len(panels)))
+    axes = fig.subplots(len(panels), 4, squeeze=False)
+    for row, p in zip(axes, panels):
+        lim = limits.get(p["name"], (-4.0, 4.0))
+        d = p["data"][:3000]
+        s = p["samples"][:3000]
+        row[0].scatter(d[:, 0], d[:, 1], s=2, c="0.65", alpha=0.5, label="data", rasterized=True)
+        row[0].scatter(s[:, 0], s[:, 1], s=2, c="tab:blue", alpha=0.5, label=p["sampler"], rasterized=True)
+        row[0].legend(loc="upper right", markerscale=5, frameon=False, fontsize=7)
+        row[0].set_title(f"{p['name']}: samples ({p['sampler']})", fontsize=9)
+        fp, fs = p["field_points"], p["field_scores"]
+        row[1].scatter(d[:, 0], d[:, 1], s=1, c="0.75", alpha=0.4, rasterized=True)
+        row[1].quiver(fp[:, 0], fp[:, 1], fs[:, 0], fs[:, 1], color="tab:red", angles="xy")
+        row[1].set_title(f"learned score, t = {t_field:g}", fontsize=9)
+        g = grid_axis_by_name[p["name"]]
+        n = len(g)
+        learned, ref = np.exp(p["logp_grid"]).reshape(n, n), np.exp(p["ref_logp_grid"]).reshape(n, n)
+        vmax = float(np.nanmax(ref))
+        for ax, img, title in ((row[2], learned, f"PF-ODE density (test NLL {p['nll']:.2f})"),
+                               (row[3], ref, p["ref_label"])):
+            ax.imshow(img, origin="lower", extent=(g[0], g[-1], g[0], g[-1]), cmap="viridis", vmin=0.0, vmax=vmax)
+            ax.set_title(title, fontsize=9)
+        for ax in row:
+            ax.set_xlim(lim)
+            ax.set_ylim(lim)
+            ax.set_aspect("equal")
+            ax.tick_params(labelsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def langevin_weights_figure(samples: dict, weights: dict, plain_fracs, record_every: int, annealed_weight: float,
+                            true_weight: float) -> Figure:
+    """Song & Ermon 2019, Fig. 3: ``samples[title] [n, 2]`` (exact / plain / annealed) with their
+    minor-mode weights ``weights[title]``, plus the plain chains' minor-mode fraction
+    ``plain_fracs [chains, records]`` against the number of steps, with the annealed result and
+    the truth."""
+    fig = Figure(figsize=(4.0 * (len(samples) + 1) - 1.0, 3.8))
+    axes = fig.subplots(1, len(samples) + 1)
+    for ax, (title, pts) in zip(axes, samples.items()):
+        ax.scatter(pts[:, 0], pts[:, 1], s=2, alpha=0.5, rasterized=True)
+        ax.set_title(f"{title}: minor-mode weight {weights[title]:.3f}", fontsize=9)
+        ax.set_xlim(-10, 10)
+        ax.set_ylim(-10, 10)
+        ax.set_aspect("equal")
+    plain_fracs = np.asarray(plain_fracs)
+    steps = np.arange(plain_fracs.shape[1]) * record_every
+    ax = axes[-1]
+    for f in plain_fracs:
+        ax.plot(np.maximum(steps, 1), f, color="tab:blue", alpha=0.5, lw=1)
+    ax.axhline(true_weight, color="k", ls="--", lw=1, label=f"true weight {true_weight:g}")
+    ax.axhline(annealed_weight, color="tab:orange", lw=1.5, label=f"annealed (mean) {annealed_weight:.3f}")
+    ax.set_xscale("log")
+    ax.set_ylim(0, 0.7)
+    ax.set_xlabel("plain Langevin steps")
+    ax.set_ylabel("fraction in minor mode")
+    ax.legend(frameon=False, fontsize=8)
+    ax.set_title("plain chains (one line per seed) keep the initial split", fontsize=9)
+    fig.tight_layout()
+    return fig

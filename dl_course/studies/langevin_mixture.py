@@ -26,11 +26,12 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-from matplotlib.figure import Figure
 
 from dl_course import results
 from dl_course.generative import VESDE, GaussianMixture
+from dl_course.generative.langevin import langevin_dynamics, mode_fractions
 from dl_course.generative.samplers import annealed_langevin
+from dl_course.plotting.generative import langevin_weights_figure
 
 
 def make_mixture(config) -> GaussianMixture:
@@ -42,29 +43,13 @@ def make_mixture(config) -> GaussianMixture:
 
 def minor_fraction(mixture: GaussianMixture, x):
     """Fraction of the points ``x [n, 2]`` nearer to the first (minor) mean than to the second."""
-    d = jnp.sum((x[:, None, :] - mixture.means[None]) ** 2, -1)
-    return jnp.mean(d[:, 0] < d[:, 1])
+    return mode_fractions(mixture.means, x)[0]
 
 
 def plain_langevin(mixture: GaussianMixture, x, key, step_size, num_steps: int, record_every: int):
-    """Langevin dynamics ``x <- x + (eps/2) grad log p(x) + sqrt(eps) z`` with the exact data score.
-
-    Returns the final ``x`` and the minor-mode fraction every ``record_every`` steps (``num_steps``
-    must be a multiple of it), starting with the initial points (``num_steps / record_every + 1``
-    values).
-    """
+    """``langevin_dynamics`` with the exact data score, recording the minor-mode fraction."""
     score = jax.grad(lambda y: jnp.sum(mixture.logpdf(y)))   # examples are independent: per-example score
-
-    def block(x, b):
-        def step(j, x):
-            z = jax.random.normal(jax.random.fold_in(key, b * record_every + j), x.shape, x.dtype)
-            return x + 0.5 * step_size * score(x) + jnp.sqrt(step_size) * z
-
-        x = jax.lax.fori_loop(0, record_every, step, x)
-        return x, minor_fraction(mixture, x)
-
-    x_final, fracs = jax.lax.scan(block, x, jnp.arange(num_steps // record_every))
-    return x_final, jnp.concatenate([minor_fraction(mixture, x)[None], fracs])
+    return langevin_dynamics(score, x, key, step_size, num_steps, record_every, lambda y: minor_fraction(mixture, y))
 
 
 def annealed(mixture: GaussianMixture, x, key, config):
@@ -77,34 +62,6 @@ def annealed(mixture: GaussianMixture, x, key, config):
     sde = VESDE(sigma_min=float(config.sigma_min), sigma_max=float(config.sigma_max))
     return annealed_langevin(sde, mixture.score_fn(sde), x, key, num_steps=int(config.num_levels), eps=0.0,
                              n_steps_each=int(config.n_steps_each), step_lr=float(config.step_size))
-
-
-def figure(mixture, exact, plain, annealed_x, plain_fracs, record_every, annealed_weight, true_weight) -> Figure:
-    """Paper Fig. 3 (exact samples / plain Langevin / annealed Langevin) plus the plain chains'
-    minor-mode fraction against the number of steps, with the annealed result and the truth."""
-    fig = Figure(figsize=(15.0, 3.8))
-    axes = fig.subplots(1, 4)
-    for ax, pts, title in ((axes[0], exact, "exact samples"), (axes[1], plain, "Langevin dynamics"),
-                           (axes[2], annealed_x, "annealed Langevin dynamics")):
-        ax.scatter(pts[:, 0], pts[:, 1], s=2, alpha=0.5, rasterized=True)
-        ax.set_title(f"{title}: minor-mode weight {float(minor_fraction(mixture, jnp.asarray(pts))):.3f}", fontsize=9)
-        ax.set_xlim(-10, 10)
-        ax.set_ylim(-10, 10)
-        ax.set_aspect("equal")
-    steps = np.arange(plain_fracs.shape[1]) * record_every
-    ax = axes[3]
-    for f in plain_fracs:
-        ax.plot(np.maximum(steps, 1), f, color="tab:blue", alpha=0.5, lw=1)
-    ax.axhline(true_weight, color="k", ls="--", lw=1, label=f"true weight {true_weight:g}")
-    ax.axhline(annealed_weight, color="tab:orange", lw=1.5, label=f"annealed (mean) {annealed_weight:.3f}")
-    ax.set_xscale("log")
-    ax.set_ylim(0, 0.7)
-    ax.set_xlabel("plain Langevin steps")
-    ax.set_ylabel("fraction in minor mode")
-    ax.legend(frameon=False, fontsize=8)
-    ax.set_title("plain chains (one line per seed) keep the initial split", fontsize=9)
-    fig.tight_layout()
-    return fig
 
 
 def run(config, run_dir: results.RunDir) -> dict:
@@ -148,8 +105,10 @@ def run(config, run_dir: results.RunDir) -> dict:
                 "initial_minor_fraction": float(np.mean([r["initial_minor_fraction"] for r in runs])),
                 "num_seeds": len(runs), "num_samples": n}
     xe, xp, xa = samples[int(config.seeds[0])]
-    run_dir.figure("langevin_mixture.png", figure(mixture, xe, xp, xa, fracs, rec, headline["estimated_weight_annealed"],
-                                                  float(config.weight)))
+    shown = {"exact samples": xe, "Langevin dynamics": xp, "annealed Langevin dynamics": xa}
+    run_dir.figure("langevin_mixture.png", langevin_weights_figure(
+        shown, {k: float(minor_fraction(mixture, jnp.asarray(v))) for k, v in shown.items()}, fracs, rec,
+        headline["estimated_weight_annealed"], float(config.weight)))
     conventions = {
         "score": "exact (closed-form) scores of the data mixture / of its Gaussian-perturbed versions",
         "estimated_weight": "fraction of final samples nearer to mean_minor than to mean_major",

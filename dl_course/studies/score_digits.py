@@ -33,39 +33,25 @@ import numpy as np
 
 from dl_course import data as data_lib
 from dl_course import results
-from dl_course.data.dataset import make_dataset
-from dl_course.generative import (bits_per_dim, classifier_score, dequantize, get_score_net, get_sde, log_likelihood,
-                                  make_score_fn, make_task, mmd2, sample)
+from dl_course.generative import (
+    bits_per_dim,
+    classifier_score,
+    dequantize,
+    get_score_net,
+    get_sde,
+    log_likelihood,
+    make_score_fn,
+    make_task,
+    mmd2,
+    sample,
+)
+from dl_course.generative.image_data import (
+    dequantized_training_set,
+    fit_classifier,
+    rescaled,
+)
+from dl_course.plotting.generative import sample_grid
 from dl_course.train import sweep
-
-
-def rescaled(data: data_lib.Dataset, low: float, high: float) -> data_lib.Dataset:
-    """Images ``[0, 1] -> [low, high]`` (labels kept; the score task ignores them)."""
-    f = lambda x: low + (high - low) * x
-    return make_dataset(f(data.x_train), data.y_train, f(data.x_test), data.y_test, data.num_classes, data.name,
-                        {**data.info, "rescaled_to": [low, high]})
-
-
-def dequantized_training_set(data: data_lib.Dataset, copies: int, levels: int, low: float, high: float,
-                             seed: int = 0) -> data_lib.Dataset:
-    """``copies`` uniformly dequantised copies of the training images (``dequantize``, fixed noise),
-    so that the model is fitted to the same continuous density whose likelihood ``bits_per_dim``
-    converts (Theis et al. 2016; the reference dequantises only at evaluation). Test images unchanged."""
-    keys = jax.random.split(jax.random.key(seed), copies)
-    x = np.concatenate([np.asarray(dequantize(k, jnp.asarray(data.x_train), levels, low, high)) for k in keys])
-    return make_dataset(x, np.tile(data.y_train, copies), data.x_test, data.y_test, data.num_classes, data.name,
-                        {**data.info, "dequantized_copies": copies})
-
-
-def fit_classifier(data: data_lib.Dataset, max_iter: int = 1000):
-    """Multinomial logistic regression on flattened ``[0, 1]`` training images; returns
-    ``(logits_fn, test_accuracy)`` with ``logits_fn(x [n, ...]) -> [n, C]`` (numpy weights)."""
-    from sklearn.linear_model import LogisticRegression
-
-    flat = lambda x: np.asarray(x, np.float32).reshape(len(x), -1)
-    clf = LogisticRegression(max_iter=max_iter, C=1.0).fit(flat(data.x_train), data.y_train)
-    w, b = clf.coef_.astype(np.float32), clf.intercept_.astype(np.float32)
-    return (lambda x: jnp.asarray(flat(x)) @ w.T + b), float(clf.score(flat(data.x_test), data.y_test))
 
 
 def _scalars(d: dict, prefix: str) -> dict:
@@ -74,10 +60,9 @@ def _scalars(d: dict, prefix: str) -> dict:
 
 def run(config, run_dir: results.RunDir) -> dict:
     """Train, sample, evaluate bits/dim and the classifier score; write the grid and summaries."""
-    from dl_course.plotting.generative import sample_grid
-
+    t = config.train
     low, high, levels = float(config.low), float(config.high), int(config.num_levels)
-    raw = data_lib.load(config.dataset, **config.dataset_options.to_dict())
+    raw = data_lib.load(t.dataset, **t.dataset_options.to_dict())
     if raw.x_train.ndim != 4:
         raise ValueError(f"score_digits expects image data [n, H, W, C]; {raw.name} has shape {raw.x_train.shape}")
     data = rescaled(raw, low, high)
@@ -86,7 +71,7 @@ def run(config, run_dir: results.RunDir) -> dict:
     sde = get_sde(config.sde, **config.sde_options.to_dict())
     model = get_score_net(config.net, **config.net_options.to_dict())
     task = make_task(model, sde)
-    res = sweep(config, task=task, data=data, checkpoint_dir=run_dir.checkpoint_dir, resume=run_dir.resume,
+    res = sweep(t, task=task, data=data, checkpoint_dir=run_dir.checkpoint_dir, resume=run_dir.resume,
                 progress=True)
     print(f"trained {len(res.grid)} run(s): final train loss {np.round(res.metrics['train_loss'][:, -1], 4).tolist()}, "
           f"{res.timing['total_s']:.0f}s")
@@ -148,6 +133,7 @@ def run(config, run_dir: results.RunDir) -> dict:
                 "mean_confidence": float(np.mean([r["mean_confidence"] for r in ok])),
                 "class_entropy": float(np.mean([r["class_entropy"] for r in ok])),
                 **_scalars(real, "real_test_"), "classifier_test_accuracy": clf_acc,
+                "num_levels": levels, "uniform_model_bits_per_dim": float(np.log2(levels)),
                 "num_runs": len(runs), "num_diverged": int(sum(r["diverged"] for r in runs)),
                 "train_seconds": res.timing["total_s"]}
     conventions = {**res.conventions,

@@ -23,88 +23,33 @@ mixture's exact score (checks the likelihood computation itself, independent of 
 
 from __future__ import annotations
 
-
 import jax
 import jax.numpy as jnp
 import numpy as np
-from matplotlib.figure import Figure
 
 from dl_course import data as data_lib
 from dl_course import results
-from dl_course.data.dataset import make_dataset
-from dl_course.generative import (GaussianMixture, ScoreMLP, get_sde, log_likelihood, make_score_fn, make_task,
-                                  mmd2, sample, sliced_wasserstein)
+from dl_course.generative import (
+    ScoreMLP,
+    get_sde,
+    log_likelihood,
+    make_score_fn,
+    make_task,
+    mmd2,
+    sample,
+    sliced_wasserstein,
+)
+from dl_course.generative.toy_densities import (
+    density_only,
+    grid_points,
+    reference_logpdf,
+    true_mixture,
+)
+from dl_course.plotting.generative import score_model_overview
 from dl_course.train import sweep
 
 #: Plot ranges per dataset (the data's default scales: mixture radius 4, roll scale 0.25).
 LIMITS = {"gaussian_mixture": (-5.5, 5.5), "swiss_roll": (-3.5, 4.0), "moons": (-1.7, 2.7)}
-
-
-def density_only(data: data_lib.Dataset) -> data_lib.Dataset:
-    """The same inputs with all-zero float targets ``[n, 1]`` (the score task ignores ``y``), so that
-    every toy set has the same array signature and shares one compiled training program."""
-    return make_dataset(data.x_train, np.zeros((data.n_train, 1)), data.x_test, np.zeros((len(data.x_test), 1)),
-                        0, data.name, dict(data.info))
-
-
-def true_mixture(data: data_lib.Dataset) -> GaussianMixture:
-    """The generating mixture of ``gaussian_mixture`` data (isotropic components), from ``data.info``."""
-    info = data.info
-    centers = np.asarray(info["centers"], np.float32)
-    covs = np.broadcast_to(np.eye(2, dtype=np.float32) * info["std"] ** 2, (len(centers), 2, 2))
-    return GaussianMixture.from_covs(np.asarray(info["weights"], np.float32), centers, covs)
-
-
-def reference_logpdf(name: str, data: data_lib.Dataset, options: dict, points: np.ndarray, num_kde: int = 50_000):
-    """``log p`` of the data distribution at ``points``: exact for the mixture, else a Gaussian KDE
-    (Scott's bandwidth) of ``num_kde`` fresh draws of the generator (a different seed from the data)."""
-    if name == "gaussian_mixture":
-        return np.asarray(true_mixture(data).logpdf(jnp.asarray(points)))
-    from scipy.stats import gaussian_kde
-
-    fresh = data_lib.load(name, **{**options, "n_train": num_kde, "n_test": 10, "seed": 12345}).x_train
-    return gaussian_kde(fresh.T).logpdf(points.T)
-
-
-def grid_points(lim, num: int) -> tuple[np.ndarray, np.ndarray]:
-    """``num x num`` grid on ``lim x lim``: the axis and the ``[num^2, 2]`` points (row-major in y)."""
-    g = np.linspace(lim[0], lim[1], num, dtype=np.float32)
-    xx, yy = np.meshgrid(g, g)
-    return g, np.stack([xx.ravel(), yy.ravel()], -1)
-
-
-def overview_figure(panels: list[dict], grid_axis_by_name: dict, t_field: float) -> Figure:
-    """One row per dataset: samples over data, learned score field at ``t_field``, PF-ODE density,
-    true (or KDE) density; the densities share one colour scale per row."""
-    fig = Figure(figsize=(13.0, 3.3 * len(panels)))
-    axes = fig.subplots(len(panels), 4, squeeze=False)
-    for row, p in zip(axes, panels):
-        lim = LIMITS.get(p["name"], (-4.0, 4.0))
-        d = p["data"][:3000]
-        s = p["samples"][:3000]
-        row[0].scatter(d[:, 0], d[:, 1], s=2, c="0.65", alpha=0.5, label="data", rasterized=True)
-        row[0].scatter(s[:, 0], s[:, 1], s=2, c="tab:blue", alpha=0.5, label=p["sampler"], rasterized=True)
-        row[0].legend(loc="upper right", markerscale=5, frameon=False, fontsize=7)
-        row[0].set_title(f"{p['name']}: samples ({p['sampler']})", fontsize=9)
-        fp, fs = p["field_points"], p["field_scores"]
-        row[1].scatter(d[:, 0], d[:, 1], s=1, c="0.75", alpha=0.4, rasterized=True)
-        row[1].quiver(fp[:, 0], fp[:, 1], fs[:, 0], fs[:, 1], color="tab:red", angles="xy")
-        row[1].set_title(f"learned score, t = {t_field:g}", fontsize=9)
-        g = grid_axis_by_name[p["name"]]
-        n = len(g)
-        learned, ref = np.exp(p["logp_grid"]).reshape(n, n), np.exp(p["ref_logp_grid"]).reshape(n, n)
-        vmax = float(np.nanmax(ref))
-        for ax, img, title in ((row[2], learned, f"PF-ODE density (test NLL {p['nll']:.2f})"),
-                               (row[3], ref, p["ref_label"])):
-            ax.imshow(img, origin="lower", extent=(g[0], g[-1], g[0], g[-1]), cmap="viridis", vmin=0.0, vmax=vmax)
-            ax.set_title(title, fontsize=9)
-        for ax in row:
-            ax.set_xlim(lim)
-            ax.set_ylim(lim)
-            ax.set_aspect("equal")
-            ax.tick_params(labelsize=7)
-    fig.tight_layout()
-    return fig
 
 
 def _conventions(config, train_conventions) -> dict:
@@ -125,6 +70,7 @@ def _conventions(config, train_conventions) -> dict:
 def run(config, run_dir: results.RunDir) -> dict:
     """Train one score model per (dataset, seed), sample with every sampler, evaluate, plot."""
     sde = get_sde(config.sde, **config.sde_options.to_dict())
+    t = config.train
     model = ScoreMLP(hidden_dims=tuple(config.hidden_dims), embed_dim=int(config.embed_dim))
     task = make_task(model, sde)
     apply_ll = jax.jit(lambda sf_params, x, key: log_likelihood(
@@ -145,10 +91,10 @@ def run(config, run_dir: results.RunDir) -> dict:
     runs, panels, grid_axes, metrics, headline = [], [], {}, {}, {}
     train_conventions = {}
     for di, name in enumerate(config.datasets):
-        options = dict(config.dataset_options.to_dict())
+        options = dict(t.dataset_options.to_dict())
         raw = data_lib.load(name, **options)
         data = density_only(raw)
-        res = sweep(config, task=task, data=data, progress=False)
+        res = sweep(t, task=task, data=data, progress=False)
         train_conventions = res.conventions
         print(f"[{name}] trained {len(res.grid)} run(s): final train loss "
               f"{np.round(res.metrics['train_loss'][:, -1], 4).tolist()}  ({res.timing['total_s']:.0f}s)")
@@ -194,7 +140,7 @@ def run(config, run_dir: results.RunDir) -> dict:
                 print(f"  seed {seed} {m:>15}: mmd {row['mmd']:.4f}  SW {row['sliced_wasserstein']:.4f}  "
                       f"nll {nll:.3f}")
                 if i == 0 and m == config.plot_sampler:
-                    fg, fpts = grid_points(LIMITS.get(name, (-4.0, 4.0)), 17)
+                    _, fpts = grid_points(LIMITS.get(name, (-4.0, 4.0)), 17)
                     fscore = score_at(p, jnp.asarray(fpts), jnp.full((len(fpts),), config.field_time, jnp.float32))
                     panels.append({"name": name, "sampler": m, "data": data.x_test, "samples": np.asarray(xs),
                                    "field_points": fpts, "field_scores": np.asarray(fscore),
@@ -208,7 +154,7 @@ def run(config, run_dir: results.RunDir) -> dict:
         head["nll"] = float(np.mean([head[f"nll_seed{int(gp['seed'])}"] for gp in res.grid]))
 
     if panels:
-        run_dir.figure("score_toy.png", overview_figure(panels, grid_axes, float(config.field_time)))
+        run_dir.figure("score_toy.png", score_model_overview(panels, grid_axes, float(config.field_time), LIMITS))
     flat_head = {f"{name}_{k}": v for name, h in headline.items() for k, v in h.items()}
     metrics["steps"] = res.steps
     results.write_results(run_dir, config, "score_toy", _conventions(config, train_conventions), runs,

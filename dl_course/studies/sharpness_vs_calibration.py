@@ -10,7 +10,7 @@ Every run trains in ONE ``dl_course.train.sweep``. At the final parameters, vmap
   mode) by Lanczos (``dl_course.measures.hessian_eigenpairs``: ``top_eigenvalues`` with its Ritz
   residual), and its trace by Hutchinson (``hessian_trace``, with standard error);
 * test accuracy, NLL (mean per example, nats), ECE (15 equal-width bins) of the single network;
-* AUROC (OOD positive) of the max-softmax score on each OOD set of ``ood_detection.make_sets``
+* AUROC (OOD positive) of the max-softmax score on each OOD set of ``uncertainty.ood_benchmark``
   (held-out classes the networks never see; noise inputs).
 
 Rank correlations over runs (Kendall's τ as in Jiang et al. 2020, and Spearman's ρ), between
@@ -24,18 +24,18 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
+from scipy import stats
 
 from dl_course import results
 from dl_course.measures import hessian_eigenpairs, hessian_trace
+from dl_course.plotting.calibration import sharpness_scatter_figure
 from dl_course.plotting.scatter import rank_correlations
-from dl_course.studies import ood_detection
-from dl_course.studies import uncertainty as unc
 from dl_course.train import sweep
 from dl_course.train.build import load_data, make_model
 from dl_course.train.task import supervised_task
-from dl_course.uncertainty import calibration
-from dl_course.uncertainty.predictive import Predictive
+from dl_course.uncertainty import members as mem
 from dl_course.uncertainty import ood as ood_lib
+from dl_course.uncertainty.ood_benchmark import ood_benchmark
 
 MEASURES = ("lambda_max", "hessian_trace")
 OUTCOMES = ("ece", "nll")
@@ -56,63 +56,48 @@ def curvature(task, params, model_state, x, y, keys, num_iters, num_probes):
     return jax.vmap(one)(params, model_state, keys)
 
 
-@jax.jit
-def _test_metrics(logits, labels):
-    def one(z):
-        lp = jax.nn.log_softmax(z)
-        p = jnp.exp(lp)
-        return {"accuracy": calibration.accuracy(p, labels), "nll": calibration.nll(lp, labels),
-                "ece": calibration.expected_calibration_error(p, labels), "brier": calibration.brier_score(p, labels)}
-    return jax.vmap(one)(logits)
+def included(rows: list[dict]) -> list[dict]:
+    """The runs the correlations use: not diverged and, with a target stop, converged (a run that
+    never reached the target is reported in the rows, never mixed with the converged ones)."""
+    return [r for r in rows if not r["diverged"] and r.get("converged", True)]
 
 
 def correlations(rows: list[dict], outcomes) -> dict:
-    """``measure -> outcome -> {kendall_tau, spearman_rho, num_runs}`` over the non-diverged runs."""
-    ok = [r for r in rows if not r["diverged"]]
+    """``measure -> outcome -> {kendall_tau, spearman_rho, num_runs}`` over the :func:`included` runs."""
+    ok = included(rows)
     return {m: {o: rank_correlations([r[m] for r in ok], [r[o] for r in ok]) for o in outcomes} for m in MEASURES}
 
 
+def within_lr_tau(rows: list[dict], outcomes) -> dict:
+    """``measure -> outcome -> mean over learning rates of Kendall's τ among that learning rate's
+    included runs`` (the seeds): the part of a correlation that is not a difference between
+    learning rates (the granulated coefficient of Jiang et al. 2020, for one axis). NaN when no
+    learning rate has two runs (ties: scipy's τ-b; a constant group gives NaN and is left out)."""
+    ok = included(rows)
+    groups = [[r for r in ok if r["learning_rate"] == lr] for lr in sorted({r["learning_rate"] for r in ok})]
+    groups = [g for g in groups if len(g) > 1]
+
+    def mean_tau(m, o):
+        taus = [stats.kendalltau([r[m] for r in g], [r[o] for r in g]).statistic for g in groups]
+        taus = [v for v in taus if np.isfinite(v)]
+        # Rounded to 12 digits (+ 0.0 turns -0.0 into 0.0): a mean of +-1/3 etc. that is zero prints as 0.
+        return float(np.round(np.mean(taus), 12)) + 0.0 if taus else float("nan")
+    return {m: {o: mean_tau(m, o) for o in outcomes} for m in MEASURES}
+
+
 LABELS = {"lambda_max": "λmax (train-loss Hessian)", "hessian_trace": "trace of the train-loss Hessian",
-          "ece": "test ECE", "nll": "test NLL (nats)", "final_train_loss": "final train loss (the confound)"}
-
-
-def _figure(rows, outcomes, title):
-    """Rows: the sharpness measures (log x); columns: ``outcomes``; one point per run, coloured by
-    learning rate; Kendall's τ and Spearman's ρ over runs in each panel's title."""
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import NullFormatter
-
-    ok = [r for r in rows if not r["diverged"]]
-    lrs = sorted({r["learning_rate"] for r in ok})
-    colors = dict(zip(lrs, [f"C{i}" for i in range(len(lrs))]))
-    fig = Figure(figsize=(3.3 * len(outcomes), 3.0 * len(MEASURES)), layout="constrained")
-    axes = fig.subplots(len(MEASURES), len(outcomes), squeeze=False)
-    for i, m in enumerate(MEASURES):
-        for j, o in enumerate(outcomes):
-            ax = axes[i, j]
-            for lr in lrs:
-                pts = [r for r in ok if r["learning_rate"] == lr]
-                ax.scatter([r[m] for r in pts], [r[o] for r in pts], color=colors[lr], edgecolors="k", linewidths=0.3,
-                           label=f"η = {lr:g}")
-            c = rank_correlations([r[m] for r in ok], [r[o] for r in ok])
-            ax.set_title(f"τ = {c['kendall_tau']:+.2f}, ρ = {c['spearman_rho']:+.2f} ({c['num_runs']} runs)",
-                         fontsize="small")
-            ax.set_xscale("log")
-            ax.xaxis.set_minor_formatter(NullFormatter())
-            ax.set_xlabel(LABELS[m], fontsize="small")
-            ax.set_ylabel(LABELS.get(o, o.replace("auroc_", "MSP AUROC vs ")), fontsize="small")
-    axes[0, 0].legend(fontsize="x-small")
-    fig.suptitle(title, fontsize="small")
-    return fig
+          "ece": "test ECE", "nll": "test NLL (nats)", "final_train_loss": "final train loss (the confound)",
+          "auroc_held_out_classes": "MSP AUROC vs held_out_classes", "auroc_gaussian_noise": "MSP AUROC vs gaussian_noise"}
 
 
 def run(config, run_dir: results.RunDir) -> dict:
     """Sweep, measure, print the table and correlations, write the figure, summary and metrics."""
-    data = load_data(config)
-    in_data, sets = ood_detection.make_sets(config, data)
-    res = sweep(config, data=in_data, checkpoint_dir=run_dir.checkpoint_dir, resume=run_dir.resume, progress=True)
-    model = make_model(config, in_data)
-    task = supervised_task(model, config.loss, in_data.num_classes)
+    t = config.train
+    data = load_data(t)
+    in_data, sets = ood_benchmark(data, config.ood.held_out_classes, config.ood.noise, int(config.ood.seed))
+    res = sweep(t, data=in_data, checkpoint_dir=run_dir.checkpoint_dir, resume=run_dir.resume, progress=True)
+    model = make_model(t, in_data)
+    task = supervised_task(model, t.loss, in_data.num_classes)
     n_meas = int(config.measure_examples) or in_data.n_train
     keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.PRNGKey(int(config.measure_seed)), s))(
         jnp.asarray([g["seed"] for g in res.grid], jnp.uint32))
@@ -120,15 +105,16 @@ def run(config, run_dir: results.RunDir) -> dict:
         task, res.params, res.state.model_state, jnp.asarray(in_data.x_train[:n_meas]),
         jnp.asarray(in_data.y_train[:n_meas]), keys, int(config.lanczos_iters), int(config.trace_probes)).items()}
     x = np.concatenate([in_data.x_test] + list(sets.values()))
-    logits = unc.member_logits(model, res.params, res.state.model_state, jnp.asarray(x))
+    logits = mem.member_logits(model, res.params, res.state.model_state, jnp.asarray(x))
     n_in = in_data.n_test
-    test = {k: np.asarray(v) for k, v in _test_metrics(logits[:, :n_in], jnp.asarray(in_data.y_test)).items()}
-    scores = np.asarray(jax.jit(jax.vmap(lambda z: ood_lib.max_softmax_score(Predictive(z[None]))))(logits))
+    test = {k: np.asarray(v) for k, v in mem.member_metrics(logits[:, :n_in], jnp.asarray(in_data.y_test)).items()}
+    scores = np.asarray(mem.member_ood_scores(logits[:, None], ("msp",))["msp"])   # −max softmax per run
     rows, start = [], n_in
     bounds = {}
     for name, v in sets.items():
         bounds[name] = (start, start + len(v))
         start += len(v)
+    target_stop = res.conventions.get("target_stop", "off") != "off"
     for i, g in enumerate(res.grid):
         row = {**g, "diverged": bool(res.diverged[i]), **{k: float(v[i]) for k, v in curv.items()},
                **{k: float(test[k][i]) for k in ("accuracy", "nll", "ece", "brier")},
@@ -136,33 +122,57 @@ def run(config, run_dir: results.RunDir) -> dict:
                "final_train_accuracy": float(res.metrics["train_accuracy"][i, -1])}
         for name, (a, b) in bounds.items():
             row[f"auroc_{name}"] = ood_lib.auroc(scores[i, :n_in], scores[i, a:b])
+        if target_stop:
+            row["converged"], row["steps_to_target"] = bool(res.converged[i]), int(res.steps_to_target[i])
         rows.append(row)
     outcomes = OUTCOMES + tuple(f"auroc_{name}" for name in sets) + ("accuracy", "final_train_loss")
     corr = correlations(rows, outcomes)
+    within = within_lr_tau(rows, outcomes)
     print(f"{'lr':>7} {'seed':>4} {'lambda_max':>10} {'trace':>9} {'train_loss':>10} {'ece':>6} {'nll':>6} {'acc':>6} "
           + " ".join(f"{'auroc_' + n[:8]:>14}" for n in sets))
     for r in rows:
         print(f"{r['learning_rate']:>7.3g} {r['seed']:>4d} {r['lambda_max']:>10.4g} {r['hessian_trace']:>9.4g} "
               f"{r['final_train_loss']:>10.4g} "
               f"{r['ece']:>6.3f} {r['nll']:>6.3f} {r['accuracy']:>6.3f} "
-              + " ".join(f"{r['auroc_' + n]:>14.3f}" for n in sets))
+              + " ".join(f"{r['auroc_' + n]:>14.3f}" for n in sets)
+              + (f"  steps_to_target {r['steps_to_target']}" if target_stop else ""))
     for m, by_o in corr.items():
         print(f"Kendall tau ({m} vs): " + ", ".join(f"{o} {c['kendall_tau']:+.2f}" for o, c in by_o.items()))
-    title = (f"{config.model} on {in_data.name}, {config.optimizer}, batch {config.batch_size}: one point per run; "
+        print("  within learning rates: " + ", ".join(f"{o} {v:+.2f}" for o, v in within[m].items()))
+    title = (f"{t.model} on {in_data.name}, {t.optimizer}, batch {t.batch_size}: one point per run; "
              f"sharpness at the final parameters on {n_meas} training examples; OOD = positive class, MSP score")
-    run_dir.figure("sharpness_vs_calibration.png",
-                   _figure(rows, OUTCOMES + (f"auroc_{next(iter(sets))}", "final_train_loss"), title))
-    headline = {"rank_correlations": corr, "num_runs": len(rows), "num_diverged": int(res.diverged.sum()),
+    run_dir.figure("sharpness_vs_calibration.png", sharpness_scatter_figure(
+        included(rows), MEASURES, OUTCOMES + (f"auroc_{next(iter(sets))}", "final_train_loss"),
+        LABELS, title))
+    headline = {"rank_correlations": corr, "within_lr_kendall_tau": within, "num_runs": len(rows),
+                "num_diverged": int(res.diverged.sum()), "num_included": len(included(rows)),
                 "max_lambda_max_rel_residual": float(np.nanmax(curv["lambda_max_rel_residual"])),
                 "seconds": res.timing["total_s"]}
+    lrs = sorted({g["learning_rate"] for g in res.grid})
+    if target_stop:
+        conv = [r for r in rows if r["converged"]]
+        headline.update({
+            "target_train_loss": float(t.target_train_loss), "num_converged": len(conv),
+            "learning_rates": lrs,
+            "mean_steps_to_target_by_lr": [float(np.mean([r["steps_to_target"] for r in conv if r["learning_rate"] == lr]))
+                                           if any(r["learning_rate"] == lr for r in conv) else None for lr in lrs]})
+        if len(conv) < 3:
+            print(f"only {len(conv)} of {len(rows)} runs reached train loss {t.target_train_loss:g} within "
+                  f"{t.steps} steps: too few for rank correlations (raise train.steps or the target)")
+    ok = included(rows)
+    headline["final_train_loss_range"] = [float(min(r["final_train_loss"] for r in ok)),
+                                          float(max(r["final_train_loss"] for r in ok))] if ok else None
     conventions = {**res.conventions, "hessian": f"of the mean cross-entropy over the first {n_meas} training "
                    "examples, eval mode, at the final parameters", "lambda_max": f"Lanczos, {config.lanczos_iters} "
                    "iterations, full reorthogonalization", "hessian_trace": f"Hutchinson, {config.trace_probes} "
-                   "Rademacher probes (stderr reported)", **{k: unc.CONVENTIONS[k] for k in ("nll", "ece", "brier")},
+                   "Rademacher probes (stderr reported)", **{k: mem.CONVENTIONS[k] for k in ("nll", "ece", "brier")},
                    "ood": f"AUROC of the max-softmax score, {ood_lib.CONVENTION}",
-                   "rank_correlations": "Kendall tau and Spearman rho over the non-diverged runs"}
+                   "rank_correlations": "Kendall tau and Spearman rho over the non-diverged runs (and, with a "
+                                        "target stop, converged runs only)",
+                   "within_lr_kendall_tau": "mean over learning rates of Kendall tau among that rate's runs"}
     results.write_results(run_dir, config, "sharpness_vs_calibration", conventions, rows, headline,
                           {"steps": res.steps, "seed": np.asarray([g["seed"] for g in res.grid]),
                            "learning_rate": np.asarray([g["learning_rate"] for g in res.grid]),
-                           "diverged": res.diverged, **curv, **test, **res.metrics})
+                           "diverged": res.diverged, "converged": res.converged,
+                           "steps_to_target": res.steps_to_target, **curv, **test, **res.metrics})
     return headline

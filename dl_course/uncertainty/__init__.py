@@ -55,3 +55,6 @@ __all__ = [
     "expected_calibration_error", "reliability_diagram", "mutual_information", "ood_scores",
     "detection_metrics", "detection_table",
 ]
+
+# Members, shifted test sets and their evaluation (moved out of the studies); import explicitly:
+# ``from dl_course.uncertainty import members, shifted_sets, shift_evaluation, ood_benchmark``.

@@ -90,8 +90,10 @@ def test_plots_write_pngs(tmp_path):
     assert grid.shape == (2 * 9 + 1, 3 * 9 + 1)
     assert grid[0, 0] == 1.0 and grid[1, 1] == 0.0
     rng = np.random.default_rng(0)
-    sample_grid(rng.uniform(size=(10, 8, 8, 1)), path=tmp_path / "grid.png", title="digits")
-    plot_samples_2d(rng.normal(size=(50, 2)), rng.normal(size=(50, 2)), path=tmp_path / "s2d.png")
-    plot_score_field(lambda x, t: -x, 0.5, num=5, path=tmp_path / "field.png")
+    from dl_course.results import save_figure
+
+    save_figure(tmp_path / "grid.png", sample_grid(rng.uniform(size=(10, 8, 8, 1)), title="digits"))
+    save_figure(tmp_path / "s2d.png", plot_samples_2d(rng.normal(size=(50, 2)), rng.normal(size=(50, 2))))
+    save_figure(tmp_path / "field.png", plot_score_field(lambda x, t: -x, 0.5, num=5))
     for name in ("grid.png", "s2d.png", "field.png"):
         assert (tmp_path / name).stat().st_size > 1000

@@ -12,7 +12,8 @@ import numpy as np
 
 from dl_course import cli
 from dl_course import data as data_lib
-from dl_course.studies import langevin_mixture, score_toy
+from dl_course.generative import toy_densities
+from dl_course.studies import langevin_mixture
 
 
 def _summary(path):
@@ -21,11 +22,11 @@ def _summary(path):
 
 def test_score_toy_reports_every_sampler_with_its_metrics(tmp_path):
     out = cli.run_study("score_toy", [
-        "--config.datasets=['moons']", "--config.samplers=['euler_maruyama', 'ode']", "--config.steps=20",
-        "--config.eval_every=20", "--config.batch_size=32", "--config.hidden_dims=[8]", "--config.embed_dim=8",
+        "--config.datasets=['moons']", "--config.samplers=['euler_maruyama', 'ode']", "--config.train.steps=20",
+        "--config.train.eval_every=20", "--config.train.batch_size=32", "--config.hidden_dims=[8]", "--config.embed_dim=8",
         "--config.sample_steps=3", "--config.ode_steps=2", "--config.num_samples=32",
         "--config.num_metric_samples=32", "--config.num_projections=8", "--config.likelihood_steps=2",
-        "--config.density_grid=5", "--config.dataset_options={'n_train': 64, 'n_test': 32}"],
+        "--config.density_grid=5", "--config.train.dataset_options={'n_train': 64, 'n_test': 32}"],
         workdir=str(tmp_path / "x"))
     summary = _summary(out)
     rows = summary["runs"]
@@ -48,11 +49,11 @@ def test_score_toy_reference_densities_are_normalised():
     (Riemann sum on an 80^2 grid; 2% tolerance covers the grid error and the mass outside)."""
     for name, options in (("gaussian_mixture", {"n_train": 200, "n_test": 10}), ("moons", {"n_train": 200, "n_test": 10})):
         data = data_lib.load(name, **options)
-        g, pts = score_toy.grid_points((-6.0, 6.0), 80)
-        logp = score_toy.reference_logpdf(name, data, options, pts, num_kde=1000)
+        g, pts = toy_densities.grid_points((-6.0, 6.0), 80)
+        logp = toy_densities.reference_logpdf(name, data, options, pts, num_kde=1000)
         mass = np.exp(logp).sum() * (g[1] - g[0]) ** 2
         assert abs(mass - 1.0) < 0.02, (name, mass)
-    same = score_toy.density_only(data_lib.load("moons", n_train=20, n_test=10))
+    same = toy_densities.density_only(data_lib.load("moons", n_train=20, n_test=10))
     assert same.num_classes == 0 and same.y_train.shape == (20, 1) and same.x_train.shape == (20, 2)
 
 
@@ -85,7 +86,7 @@ def test_langevin_minor_fraction_counts_the_nearer_mean():
 
 def test_score_digits_reports_bits_per_dim_and_classifier_score(tmp_path):
     out = cli.run_study("score_digits", [
-        "--config.steps=10", "--config.eval_every=10", "--config.batch_size=32",
+        "--config.train.steps=10", "--config.train.eval_every=10", "--config.train.batch_size=32",
         "--config.net_options={'hidden_dims': (8,), 'embed_dim': 8}", "--config.sample_steps=2",
         "--config.num_samples=16", "--config.bpd_examples=8", "--config.likelihood_steps=2"],
         workdir=str(tmp_path / "x"))

@@ -1,4 +1,5 @@
-"""Test sets under distribution shift, and a validation split, for the uncertainty studies.
+"""Test sets under distribution shift, and a validation split (Ovadia et al. 2019, "Can you trust
+your model's uncertainty? Evaluating predictive uncertainty under dataset shift").
 
 ``ShiftedSets`` holds, per corruption, the test set at levels 0..L (level 0 is the clean test set,
 checked against the dataset): MNIST-1D re-rendered with stronger nuisances by its own generator

@@ -1,0 +1,245 @@
+"""Ensemble members and their predictives: one sweep over seeds gives SGD, SWA, SWAG, MultiSWAG and
+the deep ensemble; a dropout twin gives MC dropout (Maddox et al. 2019, "A simple baseline for
+Bayesian uncertainty in deep learning"; Lakshminarayanan et al. 2017; Gal & Ghahramani 2016; Guo
+et al. 2017).
+
+Training. ONE ``dl_course.train.sweep`` over the seeds of the engine config trains every member at
+once: the seeds axis is the deep ensemble, and ``swag_hook`` collects the SWAG moments of every
+run in the same program (SWAG per seed; MultiSWAG = SWAG pooled over seeds). MC dropout needs a
+network with dropout, trained in a second sweep over the same seeds.
+
+Methods (``METHODS``); "per seed" methods give one predictive per seed, "pooled" ones one for all:
+
+* ``sgd`` (MAP): the final iterate, S = 1;
+* ``temp_scaling``: ``sgd`` logits / T, T fitted on validation data (Guo et al. 2017);
+* ``swa``: the SWAG mean θ̄ (Izmailov et al. 2018); ``swag_diag``, ``swag``: S posterior samples
+  θ_s = θ̄ + Σ^{1/2} z_s (diagonal, or diagonal + low rank D D^T / (K − 1));
+* ``multiswag``: the S·M samples of the M seeds' SWAG posteriors in one mixture (pooled);
+* ``ensemble``: the M final iterates (pooled; p(y|x) = (1/M) Σ_m softmax f(x; θ_m));
+* ``mc_dropout``: T dropout masks at test time on the dropout network.
+
+Predictions over members are ``jax.vmap``-ed (one compiled program per method), posterior samples
+``lax.map``-ed inside.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dl_course.train import sweep
+from dl_course.train.build import make_model
+from dl_course.train.config import ConfigError
+from dl_course.uncertainty import calibration
+from dl_course.uncertainty import ood as ood_lib
+from dl_course.uncertainty.bma import swag_predictive
+from dl_course.uncertainty.mc_dropout import mc_dropout_predict
+from dl_course.uncertainty.predictive import Predictive
+from dl_course.uncertainty.swag import swag_hook
+from dl_course.uncertainty.temperature import fit_temperature
+
+METHODS = ("sgd", "temp_scaling", "swa", "swag_diag", "swag", "multiswag", "ensemble", "mc_dropout")
+POOLED = ("multiswag", "ensemble")
+
+CONVENTIONS = {
+    **{k: calibration.CONVENTIONS[k] for k in ("nll", "brier", "ece")},
+    "accuracy": "top-1 of the model average",
+    "evaluation_mode": "eval mode (train=False); MC dropout turns only the dropout layers on",
+    "model_average": "p(y|x) = (1/S) sum_s softmax(f(x; theta_s)); S = 1 for sgd, temp_scaling, swa",
+    "per_seed_vs_pooled": "per-seed methods have one row per seed; pooled methods (multiswag, ensemble) "
+                          "one row with seed null, over the non-diverged seeds",
+    "shift_level": "0 = clean test set (corruption 'none'); 1..5 = increasing intensity of one corruption",
+    "dtype": "float32",
+}
+
+
+def check_methods(methods) -> tuple[str, ...]:
+    """``methods`` as a tuple; unknown or no names raise ``ConfigError`` listing ``METHODS``."""
+    methods = tuple(methods)
+    bad = [m for m in methods if m not in METHODS]
+    if bad or not methods:
+        raise ConfigError(f"unknown methods {bad}; valid: {', '.join(METHODS)}")
+    return methods
+
+
+def swag_schedule(steps: int, batch_size: int, n_train: int, *, start_fraction: float, collect_every: int = 0,
+                  num_deviations: int = 20) -> dict:
+    """When SWAG collects: from step ``round(start_fraction · steps)`` every ``collect_every`` steps
+    (0 = once per epoch of ``n_train // batch_size`` steps, as Maddox et al.); raises
+    ``ConfigError`` if fewer than 2 snapshots fit."""
+    steps, bs = int(steps), int(batch_size)
+    per_epoch = 1 if bs == 0 else max(1, n_train // bs)
+    every = int(collect_every) or per_epoch
+    start = int(round(float(start_fraction) * steps))
+    if not 0 < start <= steps:
+        raise ConfigError(f"swag.start_fraction {start_fraction} must be in (0, 1]")
+    num = (steps - start) // every + 1
+    if num < 2:
+        raise ConfigError(f"SWAG would collect {num} snapshot(s) (steps {steps}, start {start}, "
+                          f"every {every}); need >= 2")
+    return {"start_step": start, "collect_every": every, "num_snapshots": num,
+            "num_deviations": int(num_deviations), "steps_per_epoch": per_epoch}
+
+
+class Members(NamedTuple):
+    """The trained members: ``result`` (SGD + SWAG sweep), ``dropout`` (MC-dropout sweep or None),
+    their flax ``model`` / ``dropout_model``, and the SWAG collection schedule."""
+
+    result: Any
+    dropout: Any
+    model: Any
+    dropout_model: Any
+    swag: dict
+
+    @property
+    def seeds(self) -> list[int]:
+        return [g["seed"] for g in self.result.grid]
+
+
+def train_members(train, data, *, swag: dict, dropout_rate: float = 0.0, checkpoint_dir=None,
+                  resume: bool = False, progress: bool = True) -> Members:
+    """Both sweeps over the seeds of the engine config ``train`` at its single learning rate.
+
+    ``swag``: ``start_fraction``, ``collect_every``, ``num_deviations`` (see :func:`swag_schedule`);
+    ``dropout_rate > 0`` also trains the dropout twin (``model_options.dropout = dropout_rate``);
+    ``checkpoint_dir``: a directory, whose ``sgd/`` and ``dropout/`` hold the two sweeps' checkpoints.
+    """
+    if len(train.learning_rates) != 1:
+        raise ConfigError(f"uncertainty studies train one learning rate (got {list(train.learning_rates)}); "
+                          "the seeds axis is the ensemble")
+    sched = swag_schedule(train.steps, train.batch_size, data.n_train, start_fraction=swag["start_fraction"],
+                          collect_every=swag.get("collect_every", 0), num_deviations=swag.get("num_deviations", 20))
+    hook = swag_hook(sched["num_deviations"], collect_every=sched["collect_every"], start_step=sched["start_step"])
+    ckpt = (lambda name: None) if checkpoint_dir is None else (lambda name: checkpoint_dir / name)
+    res = sweep(train, hooks={"swag": hook}, data=data, checkpoint_dir=ckpt("sgd"), resume=resume, progress=progress)
+    dropout, dropout_model = None, None
+    if dropout_rate > 0:
+        dcfg = copy.deepcopy(train)
+        dcfg.model_options.dropout = float(dropout_rate)
+        dropout = sweep(dcfg, data=data, checkpoint_dir=ckpt("dropout"), resume=resume, progress=progress)
+        dropout_model = make_model(dcfg, data)
+    return Members(res, dropout, make_model(train, data), dropout_model, sched)
+
+
+@functools.partial(jax.jit, static_argnames=("model",))
+def member_logits(model, params, model_state, x):
+    """Eval-mode logits ``[R, N, K]`` of the R members stacked along the leading axis of ``params`` /
+    ``model_state`` (vmapped)."""
+    return jax.vmap(lambda p, ms: model.apply({"params": p, **ms}, x, train=False))(params, model_state)
+
+
+@jax.jit
+def member_metrics(logits, labels) -> dict:
+    """Per member (vmapped over the leading axis of ``logits [R, N, K]``): accuracy, NLL (mean
+    −log softmax(z)_y, nats), ECE (15 equal-width bins) and Brier score of a single network."""
+    def one(z):
+        lp = jax.nn.log_softmax(z)
+        p = jnp.exp(lp)
+        return {"accuracy": calibration.accuracy(p, labels), "nll": calibration.nll(lp, labels),
+                "ece": calibration.expected_calibration_error(p, labels), "brier": calibration.brier_score(p, labels)}
+    return jax.vmap(one)(logits)
+
+
+@functools.partial(jax.jit, static_argnames=("names",))
+def member_ood_scores(logits, names: tuple[str, ...]) -> dict:
+    """``[M, S, N, K]`` per-sample logits of M predictives -> score name -> ``[M, N]`` (higher = more
+    OOD; ``dl_course.uncertainty.ood.ood_scores``)."""
+    return jax.vmap(lambda lg: ood_lib.ood_scores(Predictive(lg), names))(logits)
+
+
+@jax.jit
+def predictive_accuracy(logits, labels):
+    """``[M, S, N, K]`` -> ``[M]``: top-1 accuracy of each predictive's model average."""
+    return jax.vmap(lambda lg: calibration.accuracy(Predictive(lg).probs, labels))(logits)
+
+
+@functools.partial(jax.jit, static_argnames=("model", "method", "num_samples"))
+def _swag_all(model, states, model_state, x, x_refresh, keys, method, num_samples):
+    def one(state, ms, key):
+        return swag_predictive(model, state, ms, x, key, method=method, num_samples=num_samples,
+                               x_refresh=x_refresh).sample_logits
+    return jax.vmap(one)(states, model_state, keys)
+
+
+@functools.partial(jax.jit, static_argnames=("model", "num_samples"))
+def _dropout_all(model, params, model_state, x, keys, num_samples):
+    def one(p, ms, key):
+        return mc_dropout_predict(model, {"params": p, **ms}, x, key, num_samples).sample_logits
+    return jax.vmap(one)(params, model_state, keys)
+
+
+def _keys(seed: int, method: str, seeds) -> jax.Array:
+    base = jax.random.fold_in(jax.random.PRNGKey(seed), METHODS.index(method))
+    return jax.vmap(lambda s: jax.random.fold_in(base, s))(jnp.asarray(seeds, jnp.uint32))
+
+
+def fit_temperatures(members: Members, x_val, y_val) -> np.ndarray:
+    """One temperature per seed, ``T = argmin_T NLL(softmax(z / T))`` on the validation split
+    (Guo et al. 2017; vmapped bisection)."""
+    res = members.result
+    logits = member_logits(members.model, res.params, res.state.model_state, jnp.asarray(x_val))
+    fit = jax.jit(jax.vmap(fit_temperature, in_axes=(0, None)))(logits, jnp.asarray(y_val))
+    return np.asarray(fit.temperature)
+
+
+def predictives(members: Members, x, x_train, *, methods=METHODS, temperatures=None, eval_seed: int = 0,
+                swag_samples: int = 20, dropout_samples: int = 20) -> dict:
+    """``method -> Predictive`` with logits ``[M, S, N, K]``: M = number of seeds for per-seed
+    methods, 1 for pooled ones (over the non-diverged seeds); ``temperatures`` (per seed) for
+    ``temp_scaling``; ``x_train`` refreshes batch statistics of sampled weights. MultiSWAG pools
+    the very samples of ``swag``; ``eval_seed`` keys the posterior samples and dropout masks."""
+    res, seeds = members.result, members.seeds
+    x, x_train = jnp.asarray(x), jnp.asarray(x_train)
+    ok = ~np.asarray(res.diverged)
+    cache = {}
+
+    def base(name):
+        if name not in cache:
+            if name == "sgd":
+                cache[name] = member_logits(members.model, res.params, res.state.model_state, x)[:, None]
+            elif name in ("swa", "swag_diag", "swag"):
+                cache[name] = _swag_all(members.model, res.state.extras["swag"], res.state.model_state, x, x_train,
+                                        _keys(int(eval_seed), name, seeds), name,
+                                        1 if name == "swa" else int(swag_samples))
+            else:
+                d = members.dropout
+                if d is None:
+                    raise ConfigError("method mc_dropout needs members trained with dropout_rate > 0")
+                cache[name] = _dropout_all(members.dropout_model, d.params, d.state.model_state, x,
+                                           _keys(int(eval_seed), name, seeds), int(dropout_samples))
+        return cache[name]
+
+    out = {}
+    for m in check_methods(methods):
+        logits = base({"temp_scaling": "sgd", "ensemble": "sgd", "multiswag": "swag"}.get(m, m))
+        if m == "temp_scaling":
+            logits = logits / jnp.asarray(temperatures)[:, None, None, None]
+        if m in POOLED:
+            logits = logits[ok].reshape((1, -1) + logits.shape[2:])
+        out[m] = Predictive(logits)
+    return out
+
+
+def train_from_config(config, data, run_dir=None, methods=METHODS) -> Members:
+    """:func:`train_members` for a study config with ``train`` (the engine's), ``swag``
+    (``start_fraction``, ``collect_every``, ``num_deviations``) and ``mc_dropout.rate`` (used
+    when ``mc_dropout`` is among ``methods``); checkpoints in ``run_dir`` (a ``RunDir``) if given."""
+    rate = float(config.mc_dropout.rate) if "mc_dropout" in methods else 0.0
+    if "mc_dropout" in methods and rate <= 0:
+        raise ConfigError("method mc_dropout needs mc_dropout.rate > 0")
+    return train_members(config.train, data, swag=config.swag.to_dict(), dropout_rate=rate,
+                         checkpoint_dir=None if run_dir is None else run_dir.checkpoint_dir,
+                         resume=bool(run_dir is not None and run_dir.resume))
+
+
+def predictives_from_config(config, members: Members, x, x_train, temperatures=None, methods=METHODS) -> dict:
+    """:func:`predictives` with ``config.eval_seed``, ``config.swag.num_samples`` and
+    ``config.mc_dropout.num_samples``."""
+    return predictives(members, x, x_train, methods=methods, temperatures=temperatures,
+                       eval_seed=int(config.eval_seed), swag_samples=int(config.swag.num_samples),
+                       dropout_samples=int(config.mc_dropout.num_samples))
