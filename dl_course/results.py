@@ -1,6 +1,6 @@
 """Run directories, atomic writes, summaries and the conventions recorded with every result.
 
-Layout (DESIGN.md): ``<workdir>/config.json``, ``<workdir>/summary.json``,
+Layout: ``<workdir>/config.json``, ``<workdir>/summary.json``,
 ``<workdir>/metrics.npz`` and PNG figures; default workdir ``results/<study>/runs/<timestamp>/``.
 
 Every file is written atomically (temporary file + ``os.replace``) into the run's staging

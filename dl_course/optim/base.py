@@ -3,7 +3,8 @@
 An update rule is an ``optax.GradientTransformationExtraArgs``: ``init(params) -> state`` and
 ``update(grads, state, params=None, *, grad_fn=None) -> (updates, state)``, with ``updates``
 already multiplied by ``-learning_rate`` (apply them with ``optax.apply_updates``). Three
-conventions make the rules usable inside a vmapped sweep (see ``ENGINE_API.md``):
+conventions make the rules usable inside a vmapped sweep (``dl_course.train.program`` builds the
+rule inside its jitted, vmapped step):
 
 1. **Hyperparameters are call arguments, never state.** A factory such as ``adam(learning_rate,
    b1, b2, eps)`` accepts Python floats or traced ``jnp`` scalars, so a sweep rebuilds the
