@@ -268,6 +268,10 @@ def sweep(config, seeds=None, learning_rates=None, *, hooks: dict | None = None,
         seeds_arr = put(np.asarray([r["seed"] for r in wave_runs], np.uint32), shard_runs)
         hparams = {k: put(v, shard_runs) for k, v in stack_hparams(wave_runs).items()}
         state = init_fn(seeds_arr, hparams, dev_data)
+        if w == 0:  # where the runs actually live: read off the device arrays' shards
+            shards = state.diverged.addressable_shards
+            timing["placement"] = {"devices": len(state.diverged.sharding.device_set),
+                                   "runs_per_device": [int(sh.data.shape[0]) for sh in shards]}
         state, m0 = eval_fn(state, dev_data, plan.targets)
         m0 = {k: v[:, None] for k, v in to_host(m0).items()}
         restored = None

@@ -21,8 +21,7 @@ SCRIPT = textwrap.dedent("""
     d = data_lib.load("mnist1d", num_train=600)
     d = d.replace(x_test=d.x_test[:200], y_test=d.y_test[:200])
     r = sweep(tiny_config(), seeds=[0, 1, 2], learning_rates=[0.05, 0.2], data=d)
-    sharding = jax.tree.leaves(r.state)  # numpy on host; check the device program was sharded:
-    print(json.dumps({"loss": r.metrics["train_loss"].tolist(), "devices": r.conventions["devices"],
+    print(json.dumps({"loss": r.metrics["train_loss"].tolist(), "placement": r.timing["placement"],
                       "w": np.asarray(jax.tree.leaves(r.params)[0]).ravel()[:50].tolist()}))
 """)
 
@@ -35,7 +34,8 @@ def test_sharded_sweep_equals_unsharded(small_mnist1d):
                          timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     sharded = json.loads(out.stdout.strip().splitlines()[-1])
-    assert sharded["devices"].startswith("4 x")
+    # the per-run state was split over the 4 devices: 6 runs padded to 8, two on each device
+    assert sharded["placement"] == {"devices": 4, "runs_per_device": [2, 2, 2, 2]}
     ref = sweep(tiny_config(), seeds=[0, 1, 2], learning_rates=[0.05, 0.2], data=small_mnist1d)
     # 6 runs padded to 8 over 4 devices; per-run math is identical up to float32 summation order.
     np.testing.assert_allclose(np.asarray(sharded["loss"]), ref.metrics["train_loss"], rtol=1e-5)
