@@ -99,3 +99,17 @@ from dl_course.measures.spectrum import (
 )
 from dl_course.measures.trace import hessian_trace, hutchinson_trace, operator_trace
 from dl_course.measures.tracking import SharpnessTrackerState, sharpness_tracker
+from dl_course.measures.trace_estimators import (
+    exact_diagonal,
+    hessian_diagonal,
+    hutchinson_diagonal,
+    hutchinson_frobenius_sq,
+    hutchpp,
+    hutchpp_trace,
+    operator_diagonal,
+    operator_frobenius_sq,
+    operator_hutchpp_trace,
+    operator_xtrace,
+    xtrace,
+    xtrace_estimate,
+)
