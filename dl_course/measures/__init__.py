@@ -113,3 +113,12 @@ from dl_course.measures.trace_estimators import (
     xtrace,
     xtrace_estimate,
 )
+from dl_course.measures.blocks import (
+    block_operator,
+    hessian_block_operator,
+    layer_eigenpairs,
+    layer_spectral_densities,
+    layer_top_eigenvalues,
+    layer_traces,
+    operator_layer_traces,
+)
