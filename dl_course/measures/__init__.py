@@ -122,3 +122,14 @@ from dl_course.measures.blocks import (
     layer_traces,
     operator_layer_traces,
 )
+from dl_course.measures.kfac import (
+    KFACEigen,
+    KFACFactors,
+    kfac_eigen,
+    kfac_eigenvalues,
+    kfac_factors,
+    kfac_inverse_operator,
+    kfac_operator,
+    kfac_spectral_apply,
+)
+from dl_course.measures.solves import cg_solve, kfac_solve, residual_norm
