@@ -80,8 +80,11 @@ def _taps(model, variables, x, apply_kwargs, eps=None):
     return f, inputs, outputs
 
 
-def _output_cotangents(f, y, loss, fisher, key):
-    """Columns ``[C, N, K]`` whose back-propagations are the ``g_{n,c}`` of the module docstring."""
+def output_cotangents(f, y, loss, fisher, key):
+    """Output-space vectors ``[C, N, K]`` whose back-propagations are the ``g_{n,c}`` of the module
+    docstring: for ``fisher="ggn"`` the ``C = K`` columns of a square root ``L_n`` of the output
+    Hessian of example ``n`` (``Σ_c L_nc L_ncᵀ = ∇²_f ℓ_n``); for ``"mc"`` / ``"empirical"`` one
+    per-example loss gradient ``∇_f ℓ_n(ŷ)`` (sampled / observed target ``ŷ``)."""
     if loss == "mse":
         if fisher == "ggn":
             return jnp.broadcast_to(jnp.eye(f.shape[-1], dtype=f.dtype)[:, None, :], (f.shape[-1],) + f.shape)
@@ -102,7 +105,7 @@ def _batch_factors(model, params, x, y, key, loss, fisher, model_state, apply_kw
     _, _, out_shapes = jax.eval_shape(lambda: _taps(model, variables, x, apply_kwargs))
     eps0 = {k: jnp.zeros(s.shape, s.dtype) for k, s in out_shapes.items()}
     f, vjp, inputs = jax.vjp(lambda e: _taps(model, variables, x, apply_kwargs, e)[:2], eps0, has_aux=True)
-    cots = _output_cotangents(f, y, loss, fisher, key)
+    cots = output_cotangents(f, y, loss, fisher, key)
     grads = jax.vmap(lambda c: vjp(c)[0])(cots)  # {name: [C, N, ..., out]}
     n = x.shape[0]
     A, G = {}, {}
@@ -135,6 +138,7 @@ def kfac_factors(
     model_state: Optional[dict] = None,
     batch_size: Optional[int] = None,
     apply_kwargs: Optional[dict] = None,
+    within: Optional[str] = None,
 ) -> KFACFactors:
     """K-FAC factors ``A``, ``G`` of every Dense layer on the dataset ``x`` (see module docstring).
 
@@ -142,6 +146,8 @@ def kfac_factors(
     factors are accumulated over batches with exact example weights (``dataset_mean``), so they do
     not depend on the batch size. ``model_state`` holds non-``params`` collections (evaluated as
     given, e.g. BatchNorm statistics in eval mode); ``apply_kwargs`` go to ``model.apply``.
+    ``within`` (a top-level params key, e.g. the last layer) keeps only the Dense layers inside it;
+    otherwise every parameter must belong to a Dense layer (else ``ValueError``).
     """
     if loss not in LOSSES:
         raise ValueError(f"unknown loss {loss!r}; valid: {list(LOSSES)}")
@@ -162,6 +168,10 @@ def kfac_factors(
         return _batch_factors(model, params, b["x"], b.get("y"), k, loss, fisher, model_state, kw)
 
     factors = dataset_mean(per_batch, data, batch_size or n)
+    if within is not None:
+        keep = [k for k in factors.A if k == within or k.startswith(within + "/")]
+        factors = KFACFactors({k: factors.A[k] for k in keep}, {k: factors.G[k] for k in keep})
+        params = {within: params[within]}
     _check_coverage(params, factors)
     return factors
 
@@ -171,7 +181,8 @@ def _check_coverage(params, factors):
     for name in factors.A:
         for leaf in _layer(params, name):
             covered.add(f"{name}/{leaf}")
-    flat = {"/".join(str(getattr(k, "key", k)) for k in path) for path, _ in jax.tree_util.tree_leaves_with_path(params)}
+    paths = [path for path, _ in jax.tree_util.tree_leaves_with_path(params)]
+    flat = {"/".join(str(getattr(k, "key", k)) for k in path) for path in paths}
     missing = sorted(flat - covered)
     if missing:
         raise ValueError(f"K-FAC covers Dense layers only; these parameters are in no Dense layer: {missing}")

@@ -14,7 +14,10 @@ def layered(p):
 
 
 def flat_params(lp):
-    return {k: v for i in range(2) for k, v in ((f"w{i}", lp[f"Dense_{i}"]["kernel"]), (f"b{i}", lp[f"Dense_{i}"]["bias"]))}
+    out = {}
+    for i in range(2):
+        out[f"w{i}"], out[f"b{i}"] = lp[f"Dense_{i}"]["kernel"], lp[f"Dense_{i}"]["bias"]
+    return out
 
 
 def setup(tiny):
