@@ -249,8 +249,6 @@ def beyond_lambda_max(model, params, x, y, *, loss: str = "mse", num_classes: in
     3. per-layer vs full λmax: seconds of Lanczos on every layer block over Lanczos on the full
        Hessian (same iterations), and the values (each layer's λmax ≤ the full one).
     """
-    from dl_course.measures import kfac as kfac_lib
-
     apply = lambda p, xb: model.apply({"params": p}, xb)  # noqa: E731
     target = jax.nn.one_hot(y, num_classes, dtype=x.dtype) if loss == "mse" and num_classes else y
     if loss == "mse":
@@ -283,7 +281,7 @@ def beyond_lambda_max(model, params, x, y, *, loss: str = "mse", num_classes: in
         traces[f"rel_rms_error_{m}_hvps"] = row
 
     # 2. K-FAC vs the exact GGN.
-    fac_fn = jax.jit(lambda p: kfac_lib.kfac_factors(model, p, x, loss=loss if loss == "mse" else "cross_entropy"))
+    fac_fn = jax.jit(lambda p: measures.kfac_factors(model, p, x, loss=loss if loss == "mse" else "cross_entropy"))
     fac = fac_fn(params)
     v = unravel(jax.random.normal(key, flat.shape, flat.dtype))
     kfac_mv = jax.jit(lambda f, v: measures.kfac_operator(f)(v))
@@ -293,17 +291,14 @@ def beyond_lambda_max(model, params, x, y, *, loss: str = "mse", num_classes: in
     eig = measures.kfac_eigen(fac)
     lam = measures.kfac_eigenvalues(eig)
     best = max(lam, key=lambda k: float(jnp.max(lam[k])))
-    i, j = np.unravel_index(int(jnp.argmax(lam[best])), lam[best].shape)
-    top_mat = jnp.outer(eig.a_vecs[best][:, i], eig.g_vecs[best][:, j])  # u_i ⊗ v_j as [in+1, out]
-    zero = jax.tree_util.tree_map(jnp.zeros_like, params)
-    kfac_top = kfac_lib._map_layers(lambda k, m: top_mat if k == best else m, [best], zero)
+    kfac_lambda, kfac_top = measures.kfac_top_eigenvector(eig, params)
     ggn_top = measures.operator_eigenpairs(lambda u: ggn(params, u), params, 1, key=key, num_iters=lanczos_iters)
     u = ravel_pytree(kfac_top)[0]
     w = ravel_pytree(jax.tree_util.tree_map(lambda t: t[0], ggn_top.eigenvectors))[0]
     cosine = float(jnp.abs(jnp.vdot(u, w)) / (jnp.linalg.norm(u) * jnp.linalg.norm(w)))
     kfac_out = {"kfac_matvec_over_ggn_matvec": t_kfac / t_ggn, "factors_over_ggn_matvec": t_factors / t_ggn,
                 "ggn_matvec_s": t_ggn, "top_eigenvector_abs_cosine": cosine,
-                "kfac_lambda_max": float(jnp.max(lam[best])), "ggn_lambda_max": float(ggn_top.eigenvalues[0]),
+                "kfac_lambda_max": float(kfac_lambda), "ggn_lambda_max": float(ggn_top.eigenvalues[0]),
                 "kfac_top_layer": best}
 
     # 3. Per-layer vs full λmax.

@@ -134,5 +134,7 @@ from dl_course.measures.kfac import (
     kfac_inverse_operator,
     kfac_operator,
     kfac_spectral_apply,
+    kfac_top_eigenvector,
+    ekfac_eigenvalues,
 )
 from dl_course.measures.solves import cg_solve, kfac_solve, residual_norm

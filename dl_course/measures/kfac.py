@@ -17,6 +17,9 @@ GGN equals the Fisher), ``K`` back-propagations per example; ``"mc"`` one sample
 (``ŷ ~ p(y|f)``: an unbiased single-sample estimate of the same G, Martens & Grosse 2015 §5);
 ``"empirical"`` the observed targets (the empirical Fisher, Kunstner et al. 2019).
 
+EK-FAC (George et al. 2018, :func:`ekfac_eigenvalues`) keeps the Kronecker eigenbasis and refits
+the eigenvalues to the projected per-example gradients.
+
 Weight sharing, "expand" convention (Eschenhagen et al. 2023): when a Dense layer sees inputs
 with extra leading axes (``[N, R, in]``, e.g. a sequence or the positions of a 1x1 convolution),
 each of the ``R`` positions counts as an example in ``A = (1/(NR)) Σ_{n,r} ã ãᵀ`` while ``G = (1/N)
@@ -100,7 +103,8 @@ def output_cotangents(f, y, loss, fisher, key):
     return (p - jax.nn.one_hot(target, f.shape[-1], dtype=f.dtype))[None]
 
 
-def _batch_factors(model, params, x, y, key, loss, fisher, model_state, apply_kwargs):
+def _batch_taps(model, params, x, y, key, loss, fisher, model_state, apply_kwargs):
+    """``{name: (ã [N, R, in(+1)], g [C, N, R, out])}`` for every Dense layer on one batch."""
     variables = {"params": params, **(model_state or {})}
     _, _, out_shapes = jax.eval_shape(lambda: _taps(model, variables, x, apply_kwargs))
     eps0 = {k: jnp.zeros(s.shape, s.dtype) for k, s in out_shapes.items()}
@@ -108,14 +112,19 @@ def _batch_factors(model, params, x, y, key, loss, fisher, model_state, apply_kw
     cots = output_cotangents(f, y, loss, fisher, key)
     grads = jax.vmap(lambda c: vjp(c)[0])(cots)  # {name: [C, N, ..., out]}
     n = x.shape[0]
-    A, G = {}, {}
+    out = {}
     for name, a in inputs.items():
-        a = a.reshape((-1, a.shape[-1]))
+        a = a.reshape((n, -1, a.shape[-1]))
         if "bias" in _layer(params, name):
-            a = jnp.concatenate([a, jnp.ones((a.shape[0], 1), a.dtype)], axis=1)
-        A[name] = a.T @ a / a.shape[0]
-        g = grads[name].reshape((-1, grads[name].shape[-1]))
-        G[name] = g.T @ g / n
+            a = jnp.concatenate([a, jnp.ones(a.shape[:2] + (1,), a.dtype)], axis=2)
+        g = grads[name]
+        out[name] = (a, g.reshape((g.shape[0], n, -1, g.shape[-1])))
+    return out
+
+
+def _batch_factors(taps):
+    A = {k: jnp.einsum("nri,nrj->ij", a, a) / (a.shape[0] * a.shape[1]) for k, (a, _) in taps.items()}
+    G = {k: jnp.einsum("cnri,cnrj->ij", g, g) / g.shape[1] for k, (_, g) in taps.items()}
     return KFACFactors(A, G)
 
 
@@ -149,6 +158,18 @@ def kfac_factors(
     ``within`` (a top-level params key, e.g. the last layer) keeps only the Dense layers inside it;
     otherwise every parameter must belong to a Dense layer (else ``ValueError``).
     """
+    factors = _over_dataset(_batch_factors, model, params, x, y, key, loss, fisher, model_state, batch_size,
+                            apply_kwargs)
+    if within is not None:
+        keep = [k for k in factors.A if k == within or k.startswith(within + "/")]
+        factors = KFACFactors({k: factors.A[k] for k in keep}, {k: factors.G[k] for k in keep})
+        params = {within: params[within]}
+    _check_coverage(params, factors)
+    return factors
+
+
+def _over_dataset(fn, model, params, x, y, key, loss, fisher, model_state, batch_size, apply_kwargs):
+    """``fn(taps of a batch)`` (a per-example mean) averaged over the dataset in batches."""
     if loss not in LOSSES:
         raise ValueError(f"unknown loss {loss!r}; valid: {list(LOSSES)}")
     if fisher not in FISHER_TYPES:
@@ -165,15 +186,9 @@ def kfac_factors(
 
     def per_batch(b):
         k = None if key is None else jax.random.fold_in(key, b["i"][0])
-        return _batch_factors(model, params, b["x"], b.get("y"), k, loss, fisher, model_state, kw)
+        return fn(_batch_taps(model, params, b["x"], b.get("y"), k, loss, fisher, model_state, kw))
 
-    factors = dataset_mean(per_batch, data, batch_size or n)
-    if within is not None:
-        keep = [k for k in factors.A if k == within or k.startswith(within + "/")]
-        factors = KFACFactors({k: factors.A[k] for k in keep}, {k: factors.G[k] for k in keep})
-        params = {within: params[within]}
-    _check_coverage(params, factors)
-    return factors
+    return dataset_mean(per_batch, data, batch_size or n)
 
 
 def _check_coverage(params, factors):
@@ -236,10 +251,14 @@ def kfac_eigenvalues(eigen: KFACEigen, scale: float = 1.0) -> dict:
     return {k: scale * jnp.outer(eigen.a_vals[k], eigen.g_vals[k]) for k in eigen.a_vals}
 
 
-def kfac_spectral_apply(eigen: KFACEigen, fn, v, scale: float = 1.0):
-    """``v -> Σ_ij fn(scale λ_A,i λ_G,j) (u_i ⊗ v_j)(u_i ⊗ v_j)ᵀ v`` layer by layer, i.e. a
-    matrix function of the K-FAC operator: ``U_A [fn(Λ) ⊙ (U_Aᵀ Ṽ U_G)] U_Gᵀ``."""
-    lam = kfac_eigenvalues(eigen, scale)
+def kfac_spectral_apply(eigen: KFACEigen, fn, v, scale: float = 1.0, eigenvalues: Optional[dict] = None):
+    """``v -> Σ_ij fn(λ_ij) (u_i ⊗ v_j)(u_i ⊗ v_j)ᵀ v`` layer by layer, i.e. a matrix function of
+    the K-FAC operator: ``U_A [fn(Λ) ⊙ (U_Aᵀ Ṽ U_G)] U_Gᵀ`` with ``Λ = scale · λ_A λ_Gᵀ``, or
+    ``scale · eigenvalues[name]`` when given (EK-FAC, :func:`ekfac_eigenvalues`)."""
+    if eigenvalues is None:
+        lam = kfac_eigenvalues(eigen, scale)
+    else:
+        lam = {k: scale * eigenvalues[k] for k in eigen.a_vals}
 
     def one(k, m):
         ua, ug = eigen.a_vecs[k], eigen.g_vecs[k]
@@ -248,7 +267,64 @@ def kfac_spectral_apply(eigen: KFACEigen, fn, v, scale: float = 1.0):
     return _map_layers(one, eigen.a_vals, v)
 
 
-def kfac_inverse_operator(eigen: KFACEigen, damping: float, scale: float = 1.0):
+def kfac_top_eigenvector(eigen: KFACEigen, params: PyTree, eigenvalues: Optional[dict] = None):
+    """``(λ, u)``: the largest eigenvalue of the block-diagonal K-FAC (or EK-FAC) operator and its
+    unit eigenvector ``u_i ⊗ v_j`` as a pytree like ``params`` (zero outside its layer)."""
+    lam = kfac_eigenvalues(eigen) if eigenvalues is None else eigenvalues
+    names = list(eigen.a_vals)
+    tops = jnp.stack([jnp.max(lam[k]) for k in names])
+    best = jnp.argmax(tops)
+
+    def layer_vec(idx, k):
+        i, j = jnp.unravel_index(jnp.argmax(lam[k]), lam[k].shape)
+        vec = jnp.outer(eigen.a_vecs[k][:, i], eigen.g_vecs[k][:, j])
+        return jnp.where(best == idx, vec, jnp.zeros_like(vec))
+
+    zero = jax.tree_util.tree_map(jnp.zeros_like, params)
+    index = {k: i for i, k in enumerate(names)}
+    return jnp.max(tops), _map_layers(lambda k, m: layer_vec(index[k], k), names, zero)
+
+
+def ekfac_eigenvalues(
+    model: nn.Module,
+    params: PyTree,
+    x: jax.Array,
+    eigen: KFACEigen,
+    y: Optional[jax.Array] = None,
+    *,
+    loss: str = "cross_entropy",
+    fisher: str = "ggn",
+    key: Optional[jax.Array] = None,
+    model_state: Optional[dict] = None,
+    batch_size: Optional[int] = None,
+    apply_kwargs: Optional[dict] = None,
+) -> dict:
+    """EK-FAC (George et al. 2018): keep K-FAC's eigenbasis ``U_A ⊗ U_G`` and refit the
+    eigenvalues to the second moments of the per-example gradients projected onto it,
+
+        s_ij = (1/N) Σ_n Σ_c [(U_Aᵀ Γ_nc U_G)_ij]²,     Γ_nc = Σ_r ã_nr g_ncrᵀ,
+
+    which is the diagonal of the exact GGN/Fisher block in that basis (the Frobenius-optimal
+    approximation in it; with ``s_ij = λ_A,i λ_G,j`` one recovers K-FAC). ``{name: [in(+1), out]}``
+    for the mean loss; pass it to :func:`kfac_spectral_apply` as ``eigenvalues``. Costs ``C``
+    per-example gradients (``[C, B, in+1, out]`` floats per batch).
+    """
+
+    def per_batch(taps):
+        out = {}
+        for k, (a, g) in taps.items():
+            if k not in eigen.a_vecs:
+                continue
+            m = jnp.einsum("nri,cnrj->cnij", a @ eigen.a_vecs[k], g @ eigen.g_vecs[k])
+            out[k] = jnp.sum(m**2, axis=0).mean(axis=0)
+        return out
+
+    return _over_dataset(per_batch, model, params, x, y, key, loss, fisher, model_state, batch_size, apply_kwargs)
+
+
+def kfac_inverse_operator(eigen: KFACEigen, damping: float, scale: float = 1.0,
+                          eigenvalues: Optional[dict] = None):
     """``v -> (scale · A ⊗ G + δ I)⁻¹ v`` per layer, exactly (the damping is added to the
-    Kronecker eigenvalues, not split between the factors as in Martens & Grosse 2015 §6.3)."""
-    return lambda v: kfac_spectral_apply(eigen, lambda lam: 1.0 / (lam + damping), v, scale)
+    Kronecker eigenvalues, not split between the factors as in Martens & Grosse 2015 §6.3);
+    with ``eigenvalues`` (EK-FAC) the inverse of ``scale · U diag(s) Uᵀ + δ I``."""
+    return lambda v: kfac_spectral_apply(eigen, lambda lam: 1.0 / (lam + damping), v, scale, eigenvalues)

@@ -42,11 +42,13 @@ def cg_solve(
     return x
 
 
-def kfac_solve(eigen: KFACEigen, v: PyTree, *, damping: float, scale: float = 1.0) -> PyTree:
+def kfac_solve(eigen: KFACEigen, v: PyTree, *, damping: float, scale: float = 1.0,
+               eigenvalues: Optional[dict] = None) -> PyTree:
     """``(scale · A ⊗ G + δ I)⁻¹ v`` layer by layer, in closed form from the factors'
     eigendecompositions (:func:`~dl_course.measures.kfac.kfac_inverse_operator`): ``U_A [(U_Aᵀ Ṽ
-    U_G) / (scale λ_A λ_Gᵀ + δ)] U_Gᵀ``; the inverse of the K-FAC approximation, not of ``C``."""
-    return kfac_inverse_operator(eigen, damping, scale)(v)
+    U_G) / (scale λ_A λ_Gᵀ + δ)] U_Gᵀ``; the inverse of the K-FAC approximation, not of ``C``.
+    ``eigenvalues``: EK-FAC's refitted ones (:func:`~dl_course.measures.kfac.ekfac_eigenvalues`)."""
+    return kfac_inverse_operator(eigen, damping, scale, eigenvalues)(v)
 
 
 def residual_norm(operator: Operator, x: PyTree, v: PyTree, damping: float = 0.0) -> jax.Array:

@@ -8,7 +8,8 @@ At a MAP estimate ``θ*`` of ``log p(D|θ) + log p(θ)`` with prior ``p(θ) = N(
 ``J_n = ∂f(x_n)/∂θ`` and ``Λ_n = −∇²_f log p(y_n|f)`` (``diag p − ppᵀ`` for softmax
 classification, ``I/σ²`` for Gaussian regression: label-free, so ``G`` is the Fisher). Structures:
 ``"diag"`` (exact GGN diagonal), ``"kfac"`` (Kronecker factors per Dense layer,
-:mod:`dl_course.measures.kfac`), ``"full"`` (dense ``G``, small models or the last layer). Each is
+:mod:`dl_course.measures.kfac`), ``"ekfac"`` (K-FAC's eigenbasis with refitted eigenvalues, George
+et al. 2018), ``"full"`` (dense ``G``, small models or the last layer). Each is
 stored in its eigenbasis, so every prior precision ``τ`` costs nothing to apply:
 
     Σ = U diag(1/(λ + τ)) Uᵀ,     θ ~ q:  θ = θ* + U diag((λ + τ)^{-1/2}) Uᵀ z,   z ~ N(0, I).
@@ -37,10 +38,18 @@ from jax.flatten_util import ravel_pytree
 
 from dl_course import linalg
 from dl_course.measures.curvature import dataset_mean
-from dl_course.measures.kfac import KFACEigen, kfac_eigen, kfac_factors, kfac_spectral_apply, output_cotangents
+from dl_course.measures.kfac import (
+    KFACEigen,
+    ekfac_eigenvalues,
+    kfac_eigen,
+    kfac_eigenvalues,
+    kfac_factors,
+    kfac_spectral_apply,
+    output_cotangents,
+)
 
 PyTree = Any
-STRUCTURES = ("diag", "kfac", "full")
+STRUCTURES = ("diag", "kfac", "ekfac", "full")
 LIKELIHOODS = {"classification": "cross_entropy", "regression": "mse"}
 
 
@@ -51,10 +60,12 @@ class DiagCurvature(NamedTuple):
 
 
 class KFACCurvature(NamedTuple):
-    """K-FAC GGN ``scale · A ⊗ G`` per Dense layer (``scale = N`` or ``N/σ²``)."""
+    """K-FAC GGN ``scale · A ⊗ G`` per Dense layer (``scale = N`` or ``N/σ²``) in its Kronecker
+    eigenbasis; ``values[name]`` ``[in(+1), out]``: the eigenvalues, ``scale · λ_A λ_Gᵀ`` for K-FAC
+    or ``scale · s`` for EK-FAC."""
 
     eigen: KFACEigen
-    scale: jax.Array
+    values: dict
 
 
 class FullCurvature(NamedTuple):
@@ -138,7 +149,8 @@ def fit_laplace(
 
     ``likelihood``: ``"classification"`` (softmax over the model's logits, integer ``y``) or
     ``"regression"`` (``y ~ N(f(x), σ² I)``). ``structure``: ``"diag"`` (exact GGN diagonal, ``K``
-    back-propagations per example), ``"kfac"`` (Dense layers only) or ``"full"`` (``d × d``).
+    back-propagations per example), ``"kfac"`` / ``"ekfac"`` (Dense layers only) or ``"full"``
+    (``d × d``).
     ``subset``: ``None``/``"all"``, ``"last_layer"`` (the last top-level params key) or a top-level
     key. The model is evaluated with ``model.apply({"params": …, **model_state}, x)`` (eval mode);
     ``batch_size`` bounds memory (``B · K · d`` floats for diag/full) without changing the result.
@@ -167,9 +179,14 @@ def fit_laplace(
         return jnp.mean(-0.5 * jnp.sum(r, -1) * noise_prec - 0.5 * f.shape[-1] * jnp.log(2 * jnp.pi / noise_prec))
 
     loglik = n * dataset_mean(batch_loglik, data, bs)
-    if structure == "kfac":
+    if structure in ("kfac", "ekfac"):
         fac = kfac_factors(model, params, x, loss=loss, model_state=state, batch_size=batch_size, within=name)
-        curv = KFACCurvature(kfac_eigen(fac), jnp.asarray(n * noise_prec))
+        eigen = kfac_eigen(fac)
+        if structure == "kfac":
+            lam = kfac_eigenvalues(eigen)
+        else:
+            lam = ekfac_eigenvalues(model, params, x, eigen, loss=loss, model_state=state, batch_size=batch_size)
+        curv = KFACCurvature(eigen, {k: n * noise_prec * v for k, v in lam.items()})
     else:
         sub = la.mean
 
@@ -196,8 +213,7 @@ def curvature_eigenvalues(la: Laplace) -> jax.Array:
         return ravel_pytree(c.values)[0]
     if isinstance(c, FullCurvature):
         return c.values
-    lam = {k: c.scale * jnp.outer(c.eigen.a_vals[k], c.eigen.g_vals[k]) for k in c.eigen.a_vals}
-    return jnp.concatenate([jnp.ravel(v) for v in lam.values()])
+    return jnp.concatenate([jnp.ravel(c.values[k]) for k in c.eigen.a_vals])
 
 
 def spectral_apply(la: Laplace, fn, v: PyTree) -> PyTree:
@@ -209,8 +225,8 @@ def spectral_apply(la: Laplace, fn, v: PyTree) -> PyTree:
         flat, unravel = ravel_pytree(v)
         return unravel(c.vectors @ (fn(c.values) * (c.vectors.T @ flat)))
     if la.subset is None:
-        return kfac_spectral_apply(c.eigen, fn, v, c.scale)
-    return kfac_spectral_apply(c.eigen, fn, {la.subset: v}, c.scale)[la.subset]
+        return kfac_spectral_apply(c.eigen, fn, v, eigenvalues=c.values)
+    return kfac_spectral_apply(c.eigen, fn, {la.subset: v}, eigenvalues=c.values)[la.subset]
 
 
 def posterior_precision_vp(la: Laplace, v: PyTree) -> PyTree:

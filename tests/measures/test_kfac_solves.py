@@ -155,3 +155,41 @@ def test_kfac_and_cg_vmapped_over_runs_equal_per_run(tiny):
         ref = jax.jit(measures)(jax.tree_util.tree_map(lambda t: t[i], stacked))
         got = jax.tree_util.tree_map(lambda t: t[i], batched)
         jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-12), got, ref)
+
+
+def test_ekfac_eigenvalues_are_the_exact_block_diagonal_in_the_kfac_eigenbasis():
+    model, params, x, _ = problem(n=10)
+    fac = M.kfac_factors(model, params, x)
+    eig = M.kfac_eigen(fac)
+    s = M.ekfac_eigenvalues(model, params, x, eig, batch_size=4)
+    ggn = dense(lambda v: M.cross_entropy_ggn_vp(lambda p: model.apply({"params": p}, x), params, v), params)
+    k_dense = dense(M.kfac_operator(fac), params)
+    e_dense = dense(lambda v: M.kfac_spectral_apply(eig, lambda lam: lam, v, eigenvalues=s), params)
+    # Ravel order per layer is [bias (out), kernel (in·out)]; W̃ = [W; b] rows i, columns j.
+    # Map the flat block onto W̃'s row-major coordinates to project it on u_i ⊗ v_j.
+    start = 0
+    for name in ("Dense_0", "Dense_1"):
+        k_in, k_out = params[name]["kernel"].shape
+        size = k_out * (k_in + 1)
+        idx = np.concatenate([k_in * k_out + np.arange(k_out), np.arange(k_in * k_out)])  # flat -> W̃ index
+        perm = np.empty(size, int)
+        perm[idx] = np.arange(size)  # W̃ index -> position in the flat block
+        blk = ggn[start:start + size, start:start + size][np.ix_(perm, perm)]
+        basis = np.kron(np.asarray(eig.a_vecs[name]), np.asarray(eig.g_vecs[name]))
+        np.testing.assert_allclose(np.ravel(s[name]), np.diag(basis.T @ blk @ basis), rtol=1e-9, atol=1e-13)
+        # Frobenius-optimal in the eigenbasis: never worse than K-FAC on the block.
+        sl = slice(start, start + size)
+        err_e = np.linalg.norm(e_dense[sl, sl] - ggn[sl, sl])
+        err_k = np.linalg.norm(k_dense[sl, sl] - ggn[sl, sl])
+        assert err_e <= err_k + 1e-12, (name, err_e, err_k)
+        start += size
+    lam, top = M.kfac_top_eigenvector(eig, params)
+    np.testing.assert_allclose(lam, np.linalg.eigvalsh(k_dense)[-1], rtol=1e-9)
+    u = np.asarray(ravel_pytree(top)[0])
+    np.testing.assert_allclose(k_dense @ u, lam * u, atol=1e-10)
+    # One example: K-FAC is exact on the block, so EK-FAC's eigenvalues are K-FAC's.
+    model, params, x, _ = problem(n=1)
+    eig = M.kfac_eigen(M.kfac_factors(model, params, x))
+    s = M.ekfac_eigenvalues(model, params, x, eig)
+    for name, lam in M.kfac_eigenvalues(eig).items():
+        np.testing.assert_allclose(s[name], lam, atol=1e-10 * np.abs(lam).max())

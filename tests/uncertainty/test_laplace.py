@@ -118,6 +118,10 @@ def test_structures_match_dense_ggn_of_an_mlp():
     fac = M.kfac_factors(model, params, x)
     ref = dense(M.kfac_operator(fac, scale=12.0), params)[24:, 24:]
     np.testing.assert_allclose(dense(lambda v: L.posterior_precision_vp(kf, v), kf.mean), ref, rtol=1e-9, atol=1e-12)
+    # EK-FAC keeps the diagonal of the exact block in K-FAC's eigenbasis, so its trace is exact.
+    ek = L.fit_laplace(model, params, x, y, structure="ekfac", subset="last_layer", prior_precision=0.0)
+    np.testing.assert_allclose(np.sum(L.curvature_eigenvalues(ek)), np.trace(ggn[24:, 24:]), rtol=1e-9)
+    assert abs(np.sum(L.curvature_eigenvalues(kf)) - np.trace(ggn[24:, 24:])) > 1e-3  # K-FAC's is not
     with pytest.raises(ValueError, match="valid"):
         L.fit_laplace(model, params, x, y, structure="block")
 
@@ -192,11 +196,12 @@ def test_laplace_vmapped_over_runs_equals_per_run_and_multilaplace_pools_members
 
     def run(params, key):
         out = {}
-        for structure in ("diag", "kfac", "full"):
+        for structure in ("diag", "kfac", "ekfac", "full"):
             la = L.optimize_prior_precision(L.fit_laplace(model, params, x, y, structure=structure))
             probit = LP.laplace_predictive(la, model, x[:3]).sample_logits
-            mc = LP.laplace_predictive(la, model, x[:3], method="mc", key=key, num_samples=5).sample_logits
-            out[structure] = (la.prior_precision, L.log_marginal_likelihood(la), probit, mc)
+            out[structure] = (la.prior_precision, L.log_marginal_likelihood(la), probit)
+        out["mc"] = LP.laplace_predictive(la, model, x[:3], method="mc", key=key, num_samples=5).sample_logits
+        out["nn_mc"] = LP.laplace_predictive(la, model, x[:3], method="nn_mc", key=key, num_samples=3).sample_logits
         return out
 
     keys = jax.random.split(jax.random.key(0), 3)
