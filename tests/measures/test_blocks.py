@@ -35,7 +35,7 @@ def setup(tiny):
 def dense(op, tree):
     """Matrix of a pytree operator on ``tree``'s space, column by column."""
     flat, unravel = ravel_pytree(tree)
-    cols = jax.vmap(lambda e: ravel_pytree(op(unravel(e)))[0])(jnp.eye(flat.shape[0]))
+    cols = jax.jit(jax.vmap(lambda e: ravel_pytree(op(unravel(e)))[0]))(jnp.eye(flat.shape[0]))
     return np.asarray(cols).T
 
 

@@ -35,7 +35,7 @@ def homog(a):
 
 def dense(op, tree):
     flat, unravel = ravel_pytree(tree)
-    return np.asarray(jax.vmap(lambda e: ravel_pytree(op(unravel(e)))[0])(jnp.eye(flat.shape[0]))).T
+    return np.asarray(jax.jit(jax.vmap(lambda e: ravel_pytree(op(unravel(e)))[0]))(jnp.eye(flat.shape[0]))).T
 
 
 def test_kfac_factors_equal_their_definition_on_a_batch():

@@ -27,7 +27,7 @@ def init(model, x, seed, scale=1.0):
 
 def dense(op, tree):
     flat, unravel = ravel_pytree(tree)
-    return np.asarray(jax.vmap(lambda e: ravel_pytree(op(unravel(e)))[0])(jnp.eye(flat.shape[0]))).T
+    return np.asarray(jax.jit(jax.vmap(lambda e: ravel_pytree(op(unravel(e)))[0]))(jnp.eye(flat.shape[0]))).T
 
 
 def blr(tau, sigma=0.5, n=30, seed=0):
