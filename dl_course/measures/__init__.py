@@ -15,8 +15,8 @@ fixed amount of work, and works under ``jax.vmap`` over a leading run axis of ``
 * ``landscape``: interpolations and 1D/2D slices along random, filter-normalized, PCA and Hessian
   directions. ``tracking``: a training hook measuring λmax (warm-started) during a sweep.
 * ``trace_estimators``: Hutch++, XTrace, Hutchinson / exact diagonals, Frobenius norms;
-  ``blocks``: per-layer traces, eigenvalues, densities; ``kfac``: K-FAC factors, eigenbasis and
-  inverse; ``solves``: damped inverse-curvature solves by CG and K-FAC.
+  ``blocks``: per-layer traces, eigenvalues, densities; ``kfac`` (+ ``kfac_conv``): K-FAC / EK-FAC
+  of Dense and Conv layers; ``solves``: damped inverse-curvature solves by CG and K-FAC.
 """
 
 from dl_course.measures.curvature import (

@@ -1,4 +1,5 @@
-"""K-FAC: Kronecker-factored GGN / Fisher of the Dense layers of a flax model (Martens & Grosse 2015).
+"""K-FAC: Kronecker-factored GGN / Fisher of the Dense and Conv layers of a flax model (Martens &
+Grosse 2015; Grosse & Martens 2016).
 
 For a Dense layer ``s = a W + b`` (flax layout: kernel ``W`` is ``[in, out]``) write ``ã = [a, 1]``
 (bias as a homogeneous coordinate) and ``W̃ = [W; b]`` (``[in+1, out]``). With ``g_{n,c} = ∂(L_{n,:,c}ᵀ
@@ -20,11 +21,14 @@ GGN equals the Fisher), ``K`` back-propagations per example; ``"mc"`` one sample
 EK-FAC (George et al. 2018, :func:`ekfac_eigenvalues`) keeps the Kronecker eigenbasis and refits
 the eigenvalues to the projected per-example gradients.
 
+Convolutions (``nn.Conv``; KFC, Grosse & Martens 2016) are Dense layers on input patches shared
+over the output positions (:mod:`dl_course.measures.kfac_conv`), under the "expand" convention:
+
 Weight sharing, "expand" convention (Eschenhagen et al. 2023): when a Dense layer sees inputs
 with extra leading axes (``[N, R, in]``, e.g. a sequence or the positions of a 1x1 convolution),
 each of the ``R`` positions counts as an example in ``A = (1/(NR)) Σ_{n,r} ã ãᵀ`` while ``G = (1/N)
-Σ_{n,r,c} g gᵀ`` sums over them; for the MLP (``R = 1``) this is plain K-FAC. Convolutional layers
-(Grosse & Martens 2016, patches as the shared axis) are not covered here.
+Σ_{n,r,c} g gᵀ`` sums over them; for the MLP (``R = 1``) this is plain K-FAC. For a convolution
+the positions are the output pixels and ``ã`` the input patches.
 
 Activations and output gradients are captured with ``flax.linen.intercept_methods`` around
 ``nn.Dense.__call__``: nothing in the model changes. Everything is vmappable over runs.
@@ -40,6 +44,7 @@ import jax.numpy as jnp
 
 from dl_course import linalg
 from dl_course.measures.curvature import dataset_mean
+from dl_course.measures.kfac_conv import conv_patches
 
 PyTree = Any
 LOSSES = ("cross_entropy", "mse")
@@ -47,7 +52,8 @@ FISHER_TYPES = ("ggn", "mc", "empirical")
 
 
 class KFACFactors(NamedTuple):
-    """``A[name]``: ``[in(+1), in(+1)]`` input factor (``+1`` when the layer has a bias);
+    """``A[name]``: ``[in(+1), in(+1)]`` input factor (``+1`` when the layer has a bias; ``in = Π
+    kernel_size · C_in`` for a convolution);
     ``G[name]``: ``[out, out]`` output-gradient factor; ``name`` is the Dense module's path joined
     by ``"/"`` (e.g. ``"Dense_0"``), which is also its location in ``params``."""
 
@@ -70,9 +76,10 @@ def _taps(model, variables, x, apply_kwargs, eps=None):
     inputs, outputs = {}, {}
 
     def interceptor(next_fun, args, kwargs, context):
-        if isinstance(context.module, nn.Dense) and context.method_name == "__call__":
+        is_conv = type(context.module) is nn.Conv
+        if (isinstance(context.module, nn.Dense) or is_conv) and context.method_name == "__call__":
             name = "/".join(context.module.path)
-            inputs[name] = args[0]
+            inputs[name] = conv_patches(context.module, args[0]) if is_conv else args[0]
             out = next_fun(*args, **kwargs)
             outputs[name] = out
             return out if eps is None else out + eps[name]
@@ -104,7 +111,7 @@ def output_cotangents(f, y, loss, fisher, key):
 
 
 def _batch_taps(model, params, x, y, key, loss, fisher, model_state, apply_kwargs):
-    """``{name: (ã [N, R, in(+1)], g [C, N, R, out])}`` for every Dense layer on one batch."""
+    """``{name: (ã [N, R, in(+1)], g [C, N, R, out])}`` for every Dense / Conv layer on one batch."""
     variables = {"params": params, **(model_state or {})}
     _, _, out_shapes = jax.eval_shape(lambda: _taps(model, variables, x, apply_kwargs))
     eps0 = {k: jnp.zeros(s.shape, s.dtype) for k, s in out_shapes.items()}
@@ -149,14 +156,14 @@ def kfac_factors(
     apply_kwargs: Optional[dict] = None,
     within: Optional[str] = None,
 ) -> KFACFactors:
-    """K-FAC factors ``A``, ``G`` of every Dense layer on the dataset ``x`` (see module docstring).
+    """K-FAC factors ``A``, ``G`` of every Dense / Conv layer on the dataset ``x`` (see module docstring).
 
     ``y`` is needed for ``fisher="empirical"``, ``key`` for ``"mc"``. With ``batch_size`` the
     factors are accumulated over batches with exact example weights (``dataset_mean``), so they do
     not depend on the batch size. ``model_state`` holds non-``params`` collections (evaluated as
     given, e.g. BatchNorm statistics in eval mode); ``apply_kwargs`` go to ``model.apply``.
-    ``within`` (a top-level params key, e.g. the last layer) keeps only the Dense layers inside it;
-    otherwise every parameter must belong to a Dense layer (else ``ValueError``).
+    ``within`` (a top-level params key, e.g. the last layer) keeps only the layers inside it;
+    otherwise every parameter must belong to a Dense or Conv layer (else ``ValueError``).
     """
     factors = _over_dataset(_batch_factors, model, params, x, y, key, loss, fisher, model_state, batch_size,
                             apply_kwargs)
@@ -200,18 +207,19 @@ def _check_coverage(params, factors):
     flat = {"/".join(str(getattr(k, "key", k)) for k in path) for path in paths}
     missing = sorted(flat - covered)
     if missing:
-        raise ValueError(f"K-FAC covers Dense layers only; these parameters are in no Dense layer: {missing}")
+        raise ValueError(f"K-FAC covers Dense and Conv layers only; these parameters are in neither: {missing}")
 
 
 def _stack(layer):
-    w = layer["kernel"]
+    w = layer["kernel"].reshape((-1, layer["kernel"].shape[-1]))  # conv kernels: (Π k · C_in, C_out)
     return jnp.concatenate([w, layer["bias"][None]], axis=0) if "bias" in layer else w
 
 
 def _unstack(layer, m):
+    shape = layer["kernel"].shape
     if "bias" in layer:
-        return {**layer, "kernel": m[:-1], "bias": m[-1]}
-    return {**layer, "kernel": m}
+        return {**layer, "kernel": m[:-1].reshape(shape), "bias": m[-1]}
+    return {**layer, "kernel": m.reshape(shape)}
 
 
 def _map_layers(fn, names, v):

@@ -7,7 +7,7 @@ At a MAP estimate ``θ*`` of ``log p(D|θ) + log p(θ)`` with prior ``p(θ) = N(
 
 ``J_n = ∂f(x_n)/∂θ`` and ``Λ_n = −∇²_f log p(y_n|f)`` (``diag p − ppᵀ`` for softmax
 classification, ``I/σ²`` for Gaussian regression: label-free, so ``G`` is the Fisher). Structures:
-``"diag"`` (exact GGN diagonal), ``"kfac"`` (Kronecker factors per Dense layer,
+``"diag"`` (exact GGN diagonal), ``"kfac"`` (Kronecker factors per Dense / Conv layer,
 :mod:`dl_course.measures.kfac`), ``"ekfac"`` (K-FAC's eigenbasis with refitted eigenvalues, George
 et al. 2018), ``"full"`` (dense ``G``, small models or the last layer). Each is
 stored in its eigenbasis, so every prior precision ``τ`` costs nothing to apply:
@@ -149,7 +149,7 @@ def fit_laplace(
 
     ``likelihood``: ``"classification"`` (softmax over the model's logits, integer ``y``) or
     ``"regression"`` (``y ~ N(f(x), σ² I)``). ``structure``: ``"diag"`` (exact GGN diagonal, ``K``
-    back-propagations per example), ``"kfac"`` / ``"ekfac"`` (Dense layers only) or ``"full"``
+    back-propagations per example), ``"kfac"`` / ``"ekfac"`` (Dense and Conv layers only) or ``"full"``
     (``d × d``).
     ``subset``: ``None``/``"all"``, ``"last_layer"`` (the last top-level params key) or a top-level
     key. The model is evaluated with ``model.apply({"params": …, **model_state}, x)`` (eval mode);
