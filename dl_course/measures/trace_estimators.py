@@ -103,6 +103,8 @@ def xtrace_estimate(
     if num_matvecs < 4:
         raise ValueError(f"XTrace needs num_matvecs >= 4, got {num_matvecs}")
     k = num_matvecs // 2
+    if k > dim:
+        raise ValueError(f"XTrace needs num_matvecs // 2 <= dim ({dim}), got {num_matvecs}")
     omega = jax.random.rademacher(key, (dim, k), dtype)
     y = _apply_columns(matvec, omega, batch_size)
     q, sig, vt = _orthonormal_basis(y)

@@ -61,6 +61,7 @@ __all__ = [
 from dl_course.uncertainty import laplace, laplace_predictives
 from dl_course.uncertainty.laplace import Laplace, fit_laplace, log_marginal_likelihood, optimize_prior_precision
 from dl_course.uncertainty.laplace_predictives import (
+    fit_multilaplace,
     laplace_predictive,
     multilaplace_predictive,
     select_prior_precision,
@@ -68,5 +69,6 @@ from dl_course.uncertainty.laplace_predictives import (
 
 __all__ += [
     "laplace", "laplace_predictives", "Laplace", "fit_laplace", "log_marginal_likelihood",
-    "optimize_prior_precision", "laplace_predictive", "multilaplace_predictive", "select_prior_precision",
+    "optimize_prior_precision", "laplace_predictive", "fit_multilaplace", "multilaplace_predictive",
+    "select_prior_precision",
 ]

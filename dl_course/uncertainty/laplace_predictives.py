@@ -29,7 +29,13 @@ from jax.flatten_util import ravel_pytree
 
 from dl_course import linalg
 from dl_course.uncertainty.bma import bayesian_model_average
-from dl_course.uncertainty.laplace import Laplace, posterior_covariance_vp, sample
+from dl_course.uncertainty.laplace import (
+    Laplace,
+    fit_laplace,
+    optimize_prior_precision,
+    posterior_covariance_vp,
+    sample,
+)
 from dl_course.uncertainty.predictive import Predictive, map_batches, pool_runs
 
 METHODS = ("probit", "extended_probit", "mc", "nn_mc")
@@ -92,6 +98,8 @@ def laplace_predictive(
     (``method`` in ``METHODS``; module docstring). MC methods need ``key``."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; valid: {list(METHODS)}")
+    if la.likelihood != "classification":
+        raise ValueError("laplace_predictive is for classification; use function_moments (+ σ²) for regression")
     if method != "probit" and method != "extended_probit" and key is None:
         raise ValueError(f"method {method!r} needs a key")
     if method == "nn_mc":
@@ -129,6 +137,19 @@ def select_prior_precision(la: Laplace, model: Any, x_val: jax.Array, y_val: jax
     grid = jnp.logspace(-4.0, 4.0, 33) if prior_precisions is None else jnp.asarray(prior_precisions)
     nll = validation_nll(la, model, x_val, y_val, grid, **kwargs)
     return la.with_prior_precision(grid[jnp.argmin(nll)])
+
+
+def fit_multilaplace(model: Any, stacked_params: Any, x: jax.Array, y: jax.Array, *,
+                     optimize_prior: bool = True, **kwargs) -> Laplace:
+    """One Laplace posterior per ensemble member: :func:`~dl_course.uncertainty.laplace.fit_laplace`
+    vmapped over the leading run axis of ``stacked_params`` (e.g. ``SweepResult.params`` over
+    seeds), each with its own evidence-maximizing τ when ``optimize_prior``."""
+
+    def one(params):
+        la = fit_laplace(model, params, x, y, **kwargs)
+        return optimize_prior_precision(la) if optimize_prior else la
+
+    return jax.vmap(one)(stacked_params)
 
 
 def multilaplace_predictive(stacked: Laplace, model: Any, x: jax.Array, key: jax.Array, **kwargs) -> Predictive:

@@ -95,6 +95,9 @@ def test_block_measures_vmapped_over_runs_equal_per_run(tiny):
         return {
             "traces": M.layer_traces(loss, lp, key=key, num_samples=4),
             "top": M.layer_top_eigenvalues(loss, lp, 1, key=key, num_iters=6),
+            "exact": M.operator_layer_traces(lp, loss_fn=loss, exact=True),
+            "density": M.layer_spectral_densities(lp, key=key, loss_fn=loss, num_probes=2, num_iters=4,
+                                                  num_points=16),
         }
 
     params = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *[tiny.init(s) for s in range(3)])

@@ -144,11 +144,14 @@ def test_kfac_and_cg_vmapped_over_runs_equal_per_run(tiny):
 
     def measures(params):
         fac = M.kfac_factors(model, params, x)
+        eig = M.kfac_eigen(fac)
         v = jax.tree_util.tree_map(jnp.ones_like, params)
         op = lambda u: M.cross_entropy_ggn_vp(lambda p: model.apply({"params": p}, x), params, u)  # noqa: E731
         return {
             "factors": fac,
-            "kfac_solve": M.kfac_solve(M.kfac_eigen(fac), v, damping=0.1),
+            "kfac_solve": M.kfac_solve(eig, v, damping=0.1),
+            "ekfac_solve": M.kfac_solve(eig, v, damping=0.1, eigenvalues=M.ekfac_eigenvalues(model, params, x, eig)),
+            "top": M.kfac_top_eigenvector(eig, params),
             "cg": M.cg_solve(op, v, damping=0.1, tol=1e-10),
         }
 

@@ -202,6 +202,7 @@ def test_laplace_vmapped_over_runs_equals_per_run_and_multilaplace_pools_members
             out[structure] = (la.prior_precision, L.log_marginal_likelihood(la), probit)
         out["mc"] = LP.laplace_predictive(la, model, x[:3], method="mc", key=key, num_samples=5).sample_logits
         out["nn_mc"] = LP.laplace_predictive(la, model, x[:3], method="nn_mc", key=key, num_samples=3).sample_logits
+        out["val"] = LP.select_prior_precision(la, model, x, y, prior_precisions=jnp.logspace(-1, 1, 3)).prior_precision
         return out
 
     keys = jax.random.split(jax.random.key(0), 3)
@@ -210,7 +211,7 @@ def test_laplace_vmapped_over_runs_equals_per_run_and_multilaplace_pools_members
         ref = jax.jit(run)(jax.tree_util.tree_map(lambda t: t[i], stacked), keys[i])
         got = jax.tree_util.tree_map(lambda t: t[i], batched)
         jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-12), got, ref)
-    las = jax.vmap(lambda p: L.fit_laplace(model, p, x, y, structure="kfac"))(stacked)
+    las = LP.fit_multilaplace(model, stacked, x, y, structure="kfac", optimize_prior=False)
     pooled = LP.multilaplace_predictive(las, model, x[:3], jax.random.key(1), method="mc", num_samples=4)
     assert pooled.sample_logits.shape == (12, 3, 3)
     member = LP.laplace_predictive(jax.tree_util.tree_map(lambda t: t[1], las), model, x[:3], method="mc",
