@@ -255,7 +255,9 @@ def beyond_lambda_max(model, params, x, y, *, loss: str = "mse", num_classes: in
         loss_fn = lambda p: 0.5 * jnp.mean(jnp.sum((apply(p, x) - target) ** 2, -1))  # noqa: E731
         ggn = lambda p, v: measures.mse_ggn_vp(lambda q: apply(q, x), p, v)  # noqa: E731
     else:
-        loss_fn = lambda p: -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(apply(p, x)), y[:, None], 1))  # noqa: E731
+        def loss_fn(p):
+            return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(apply(p, x)), y[:, None], 1))
+
         ggn = lambda p, v: measures.cross_entropy_ggn_vp(lambda q: apply(q, x), p, v)  # noqa: E731
     flat, unravel = ravel_pytree(params)
     d = int(flat.size)

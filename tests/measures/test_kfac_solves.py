@@ -17,9 +17,11 @@ def init(model, x, seed):
     """float64 params from numpy draws (kernels N(0, 1/fan_in), biases N(0, 0.3²))."""
     shapes = jax.eval_shape(model.init, jax.random.key(0), x)["params"]
     rng = np.random.default_rng(seed)
-    draw = lambda s: jnp.asarray(  # noqa: E731
-        rng.standard_normal(s.shape) / np.sqrt(s.shape[0]) if len(s.shape) == 2 else 0.3 * rng.standard_normal(s.shape)
-    )
+    def draw(s):
+        if len(s.shape) == 2:
+            return jnp.asarray(rng.standard_normal(s.shape) / np.sqrt(s.shape[0]))
+        return jnp.asarray(0.3 * rng.standard_normal(s.shape))
+
     return jax.tree_util.tree_map(draw, shapes)
 
 
@@ -228,7 +230,8 @@ def test_conv_kfac_patches_and_ekfac_trace_against_per_example_gradients(shape, 
     out = nn.Conv(3, **conv).apply({"params": conv_p}, x)
     np.testing.assert_allclose(patches @ w + conv_p["bias"], out.reshape((4, -1, 3)), rtol=1e-10, atol=1e-12)
     fac = M.kfac_factors(model, params, x)
-    hom = np.concatenate([np.asarray(patches), np.ones(patches.shape[:2] + (1,))], axis=2).reshape((-1, w.shape[0] + 1))
+    hom = np.concatenate([np.asarray(patches), np.ones(patches.shape[:2] + (1,))], axis=2)
+    hom = hom.reshape((-1, w.shape[0] + 1))
     np.testing.assert_allclose(fac.A["Conv_0"], hom.T @ hom / hom.shape[0], rtol=1e-10)
     # EK-FAC keeps the exact diagonal of the GGN block in its eigenbasis, so Σ s = tr(block): this
     # checks the per-example gradients Σ_r ã_r g_rᵀ assembled from patches and output gradients.
