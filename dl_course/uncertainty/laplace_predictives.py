@@ -119,7 +119,8 @@ def validation_nll(la: Laplace, model: Any, x: jax.Array, y: jax.Array, prior_pr
                    batch_size: Optional[int] = None) -> jax.Array:
     """Mean NLL ``−(1/N) Σ log p(y_n | x_n, D)`` of the predictive on ``(x, y)`` for each τ in
     ``prior_precisions`` (evaluated with ``lax.map``; the same ``key`` for every τ, so MC noise is
-    common to the candidates)."""
+    common to the candidates). Each candidate costs one full predictive on ``(x, y)`` (Jacobians
+    included), so keep the validation set and the grid small."""
 
     def one(tau):
         pred = laplace_predictive(la.with_prior_precision(tau), model, x, method=method, key=key,
