@@ -98,7 +98,9 @@ def xtrace_estimate(
     qᵢqᵢᵀ`` with ``qᵢ = Q sᵢ``, ``sᵢ`` the normalized i-th column of ``R⁻ᵀ`` (orthogonal to the other
     columns of ``R``), and ``A(I − Q₋ᵢQ₋ᵢᵀ)ωᵢ = yᵢ − Z Qᵀωᵢ + Z sᵢ (qᵢᵀωᵢ)``. Here ``R = diag(σ) Vᵀ``
     from the thin SVD, so ``R⁻ᵀ = diag(1/σ) Vᵀ``; ``A Ω`` must have full column rank ``k``
-    (true for any operator of rank ≥ k almost surely). Requires ``num_matvecs ≥ 4``.
+    (true for any operator of rank ≥ k almost surely). Requires ``num_matvecs ≥ 4``. This is the
+    basic estimator with Rademacher probes, not the paper's variant with normalized Gaussian probes
+    and its rescaling (Epperly et al. 2024, §2.2).
     """
     if num_matvecs < 4:
         raise ValueError(f"XTrace needs num_matvecs >= 4, got {num_matvecs}")
