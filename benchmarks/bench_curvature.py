@@ -234,5 +234,122 @@ def main() -> None:
     results.write_json(Path(args.out), out)
 
 
+# ------------------------------------------------------------------------------------------------
+# Curvature beyond λmax (issue 19): randomized traces, K-FAC vs the exact GGN, per-layer λmax.
+
+
+def beyond_lambda_max(model, params, x, y, *, loss: str = "mse", num_classes: int = 10,
+                      budgets=(30, 60, 120), reps: int = 20, lanczos_iters: int = 30, seed: int = 0) -> dict:
+    """Ratios measured in one run at ``params`` of the flax ``model`` (Dense layers) on ``(x, y)``:
+
+    1. relative RMS error of Hutchinson, Hutch++ and XTrace over ``reps`` replicates at equal HVP
+       budgets against the exact trace (sum of the exact diagonal, one HVP per parameter);
+    2. K-FAC vs exact GGN: seconds of one K-FAC product (factors given) over one GGN product, the
+       one-off factor cost over one GGN product, and |cos| between the top eigenvector of K-FAC
+       (closed form from the factors) and that of the GGN (``lanczos_iters`` Lanczos steps);
+    3. per-layer vs full λmax: seconds of Lanczos on every layer block over Lanczos on the full
+       Hessian (same iterations), and the values (each layer's λmax ≤ the full one).
+    """
+    apply = lambda p, xb: model.apply({"params": p}, xb)  # noqa: E731
+    target = jax.nn.one_hot(y, num_classes, dtype=x.dtype) if loss == "mse" and num_classes else y
+    if loss == "mse":
+        loss_fn = lambda p: 0.5 * jnp.mean(jnp.sum((apply(p, x) - target) ** 2, -1))  # noqa: E731
+        ggn = lambda p, v: measures.mse_ggn_vp(lambda q: apply(q, x), p, v)  # noqa: E731
+    else:
+        def loss_fn(p):
+            return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(apply(p, x)), y[:, None], 1))
+
+        ggn = lambda p, v: measures.cross_entropy_ggn_vp(lambda q: apply(q, x), p, v)  # noqa: E731
+    flat, unravel = ravel_pytree(params)
+    d = int(flat.size)
+    key = jax.random.key(seed)
+
+    # 1. Traces at equal budgets.
+    exact = float(jnp.sum(ravel_pytree(jax.jit(lambda p: measures.hessian_diagonal(
+        loss_fn, p, exact=True, batch_size=64))(params))[0]))
+    estimators = {
+        "hutchinson": lambda p, k, m: measures.hessian_trace(loss_fn, p, key=k, num_samples=m)[0],
+        "hutchpp": lambda p, k, m: measures.hutchpp_trace(loss_fn, p, key=k, num_matvecs=m),
+        "xtrace": lambda p, k, m: measures.xtrace(loss_fn, p, key=k, num_matvecs=m),
+    }
+    keys = jax.random.split(key, reps)
+    traces = {"exact_trace": exact, "replicates": reps}
+    for m in budgets:
+        row = {}
+        for name, est in estimators.items():
+            vals = np.asarray(jax.jit(jax.vmap(lambda k: est(params, k, m)))(keys), np.float64)
+            row[name] = float(np.sqrt(np.mean((vals - exact) ** 2)) / abs(exact))
+        row["hutchinson_over_hutchpp"] = row["hutchinson"] / row["hutchpp"]
+        row["hutchinson_over_xtrace"] = row["hutchinson"] / row["xtrace"]
+        traces[f"rel_rms_error_{m}_hvps"] = row
+
+    # 2. K-FAC vs the exact GGN.
+    fac_fn = jax.jit(lambda p: measures.kfac_factors(model, p, x, loss=loss if loss == "mse" else "cross_entropy"))
+    fac = fac_fn(params)
+    v = unravel(jax.random.normal(key, flat.shape, flat.dtype))
+    kfac_mv = jax.jit(lambda f, v: measures.kfac_operator(f)(v))
+    ggn_mv = jax.jit(ggn)
+    t_ggn, t_kfac = median_time(ggn_mv, params, v), median_time(kfac_mv, fac, v)
+    t_factors = median_time(fac_fn, params, reps=3)
+    eig = measures.kfac_eigen(fac)
+    lam = measures.kfac_eigenvalues(eig)
+    best = max(lam, key=lambda k: float(jnp.max(lam[k])))
+    kfac_lambda, kfac_top = measures.kfac_top_eigenvector(eig, params)
+    ggn_top = measures.operator_eigenpairs(lambda u: ggn(params, u), params, 1, key=key, num_iters=lanczos_iters)
+    u = ravel_pytree(kfac_top)[0]
+    w = ravel_pytree(jax.tree_util.tree_map(lambda t: t[0], ggn_top.eigenvectors))[0]
+    cosine = float(jnp.abs(jnp.vdot(u, w)) / (jnp.linalg.norm(u) * jnp.linalg.norm(w)))
+    kfac_out = {"kfac_matvec_over_ggn_matvec": t_kfac / t_ggn, "factors_over_ggn_matvec": t_factors / t_ggn,
+                "ggn_matvec_s": t_ggn, "top_eigenvector_abs_cosine": cosine,
+                "kfac_lambda_max": float(kfac_lambda), "ggn_lambda_max": float(ggn_top.eigenvalues[0]),
+                "kfac_top_layer": best}
+
+    # 3. Per-layer vs full λmax.
+    full = jax.jit(lambda p, k: measures.top_eigenvalues(loss_fn, p, 1, key=k, num_iters=lanczos_iters)[0])
+    layers = jax.jit(lambda p, k: measures.layer_top_eigenvalues(loss_fn, p, 1, key=k, num_iters=lanczos_iters))
+    t_full, t_layers = median_time(full, params, key, reps=3), median_time(layers, params, key, reps=3)
+    per_layer = {"layers_over_full_time": t_layers / t_full, "num_layers": len(params),
+                 "full_lambda_max": float(full(params, key)[0]),
+                 "layer_lambda_max": {k: float(v[0]) for k, v in layers(params, key).items()}}
+    return {"params": d, "examples": int(x.shape[0]), "loss": loss, "traces": traces, "kfac_vs_ggn": kfac_out,
+            "per_layer_lambda_max": per_layer}
+
+
+def main_beyond() -> None:
+    """``python benchmarks/bench_curvature.py --beyond-lambda-max [--quick] [--steps N]``: the
+    edge-of-stability problem trained ``--steps`` full-batch GD steps (seed 0, η = 0.1), then
+    :func:`beyond_lambda_max`; ``--quick`` uses a 40-16-16-10 MLP on 200 examples (a smoke run)."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--beyond-lambda-max", action="store_true")
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--steps", type=int, default=1000)
+    ap.add_argument("--out", default="results/benchmarks/curvature_beyond_lambda_max.json")
+    args = ap.parse_args()
+    config = config_for(args.steps)
+    config.seeds, config.learning_rates = [0], [0.1]
+    config.eval_every = min(config.eval_every, args.steps)
+    if args.quick:
+        config.model_options.width, config.dataset_options.num_train = 16, 200
+    res = sweep(config)
+    data = load_data(config)
+    model = make_model(config, data)
+    params = jax.tree_util.tree_map(lambda t: jnp.asarray(t[0]), res.params)
+    x = jnp.asarray(data.x_train).reshape((data.x_train.shape[0], -1))
+    out = beyond_lambda_max(model, params, x, jnp.asarray(data.y_train), loss=config.loss,
+                            num_classes=data.num_classes, budgets=(12, 30) if args.quick else (30, 60, 120),
+                            reps=5 if args.quick else 20)
+    out.update(device=results.device_info(), steps=args.steps, quick=args.quick,
+               host_load_average_1_5_15_min=list(os.getloadavg()))
+    for m, row in ((k, v) for k, v in out["traces"].items() if k.startswith("rel_rms")):
+        print(f"trace {m}: Hutchinson {row['hutchinson']:.3e}, Hutch++ {row['hutchpp']:.3e}, "
+              f"XTrace {row['xtrace']:.3e} (Hutchinson/Hutch++ = {row['hutchinson_over_hutchpp']:.2f})")
+    print("K-FAC vs GGN:", out["kfac_vs_ggn"])
+    print("per-layer vs full λmax:", out["per_layer_lambda_max"])
+    results.write_json(Path(args.out), out)
+
+
 if __name__ == "__main__":
-    main()
+    if "--beyond-lambda-max" in sys.argv:
+        main_beyond()
+    else:
+        main()

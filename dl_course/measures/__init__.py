@@ -14,6 +14,9 @@ fixed amount of work, and works under ``jax.vmap`` over a leading run axis of ``
 * ``margins`` and ``norms``: margin distributions, normalized margins, norms, distance from init.
 * ``landscape``: interpolations and 1D/2D slices along random, filter-normalized, PCA and Hessian
   directions. ``tracking``: a training hook measuring λmax (warm-started) during a sweep.
+* ``trace_estimators``: Hutch++, XTrace, Hutchinson / exact diagonals, Frobenius norms;
+  ``blocks``: per-layer traces, eigenvalues, densities; ``kfac`` (+ ``kfac_conv``): K-FAC / EK-FAC
+  of Dense and Conv layers; ``solves``: damped inverse-curvature solves by CG and K-FAC.
 """
 
 from dl_course.measures.curvature import (
@@ -164,3 +167,39 @@ from dl_course.measures.modified_flow import (
 from dl_course.measures.solutions import measure_solutions, measurement_conventions
 from dl_course.measures.memorization import corrupted_fraction, steps_to_fit
 from dl_course.measures.comparison import compare_solutions, dataset_metrics_fn
+from dl_course.measures.trace_estimators import (
+    exact_diagonal,
+    hessian_diagonal,
+    hutchinson_diagonal,
+    hutchinson_frobenius_sq,
+    hutchpp,
+    hutchpp_trace,
+    operator_diagonal,
+    operator_frobenius_sq,
+    operator_hutchpp_trace,
+    operator_xtrace,
+    xtrace,
+    xtrace_estimate,
+)
+from dl_course.measures.blocks import (
+    block_operator,
+    hessian_block_operator,
+    layer_eigenpairs,
+    layer_spectral_densities,
+    layer_top_eigenvalues,
+    layer_traces,
+    operator_layer_traces,
+)
+from dl_course.measures.kfac import (
+    KFACEigen,
+    KFACFactors,
+    kfac_eigen,
+    kfac_eigenvalues,
+    kfac_factors,
+    kfac_inverse_operator,
+    kfac_operator,
+    kfac_spectral_apply,
+    kfac_top_eigenvector,
+    ekfac_eigenvalues,
+)
+from dl_course.measures.solves import cg_solve, kfac_solve, residual_norm

@@ -15,7 +15,10 @@ Every method yields a ``Predictive`` (per-sample logits ``[S, N, K]``), which ev
 * ``shift``: MNIST-1D test sets under 4 corruptions × 5 intensities; ``ood_sets``: held-out
   classes, noise inputs, tfds dataset pairs (numpy data preparation; import them explicitly,
   ``from dl_course.uncertainty import shift``, so that importing this package does not pull in
-  mnist1d / scipy.interpolate / pyplot).
+  mnist1d / scipy.interpolate / pyplot);
+* ``laplace``: Laplace posteriors (diag / K-FAC / full GGN, all layers or last layer), prior
+  precision by marginal likelihood; ``laplace_predictives``: probit, extended probit and MC
+  predictives, validation-NLL prior choice, MultiLaplace (MacKay 1992; Daxberger et al. 2021).
 """
 
 from dl_course.uncertainty import (
@@ -58,3 +61,17 @@ __all__ = [
 
 # Members, shifted test sets and their evaluation (moved out of the studies); import explicitly:
 # ``from dl_course.uncertainty import members, shifted_sets, shift_evaluation, ood_benchmark``.
+from dl_course.uncertainty import laplace, laplace_predictives
+from dl_course.uncertainty.laplace import Laplace, fit_laplace, log_marginal_likelihood, optimize_prior_precision
+from dl_course.uncertainty.laplace_predictives import (
+    fit_multilaplace,
+    laplace_predictive,
+    multilaplace_predictive,
+    select_prior_precision,
+)
+
+__all__ += [
+    "laplace", "laplace_predictives", "Laplace", "fit_laplace", "log_marginal_likelihood",
+    "optimize_prior_precision", "laplace_predictive", "fit_multilaplace", "multilaplace_predictive",
+    "select_prior_precision",
+]

@@ -1,0 +1,263 @@
+"""Randomized trace, diagonal and Frobenius-norm estimators beyond Hutchinson, on any operator.
+
+Each estimator comes at two levels: on a flat ``matvec: (d,) -> (d,)`` (names without prefix
+``operator_``/``hessian_``: :func:`hutchpp`, :func:`xtrace_estimate`, :func:`hutchinson_diagonal`,
+:func:`hutchinson_frobenius_sq`) and on a symmetric pytree operator (Hessian, GGN, Fisher,
+preconditioned Hessian; see :mod:`dl_course.measures.spectrum`), with ``loss_fn`` front-ends for
+the Hessian. All spend a *fixed* number of matvecs (``num_matvecs`` / ``num_samples``), so they
+jit and run under ``jax.vmap`` over a leading run axis of ``params`` and ``key``.
+
+Why Hutch++ and XTrace: Hutchinson's error decays like ``‖A‖_F / √m`` with ``m`` matvecs. A network
+Hessian is dominated by a few outlier eigenvalues (Papyan 2019; Ghorbani et al. 2019), so most of
+``‖A‖_F`` sits in a low-rank part. Hutch++ (Meyer, Musco, Musco & Woodruff 2021) computes that part's
+trace exactly from a randomized range finder and applies Hutchinson only to the remainder, reaching
+relative error ε with ``O(1/ε)`` instead of ``O(1/ε²)`` matvecs for PSD ``A``. XTrace (Epperly,
+Tropp & Webber 2024) makes every probe serve both roles through leave-one-out (exchangeable)
+estimates, and yields its own error estimate.
+
+Orthonormal bases come from ``dl_course.linalg.svd`` (safe inside vmapped XLA:CPU programs).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional
+
+import jax
+import jax.numpy as jnp
+
+from dl_course import linalg
+from dl_course.measures.spectrum import Operator, flat_operator, hessian_operator
+
+PyTree = Any
+Matvec = Callable[[jax.Array], jax.Array]
+
+
+def _apply_columns(matvec: Matvec, x: jax.Array, batch_size: Optional[int]) -> jax.Array:
+    """``A X`` for the columns of ``X`` (d, k), ``batch_size`` matvecs vmapped at a time."""
+    return jax.lax.map(matvec, x.T, batch_size=batch_size).T
+
+
+def _orthonormal_basis(y: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Thin SVD ``Y = U diag(s) Vᵀ`` (columns of ``U`` orthonormal even where ``Y`` is rank
+    deficient)."""
+    u, s, vt = linalg.svd(y, full_matrices=False)
+    return u, s, vt
+
+
+def hutchpp(
+    matvec: Matvec,
+    dim: int,
+    dtype: Any,
+    *,
+    key: jax.Array,
+    num_matvecs: int,
+    batch_size: Optional[int] = None,
+) -> jax.Array:
+    """Hutch++ estimate of ``tr(A)`` with ``num_matvecs`` products (Meyer et al. 2021, Alg. 1).
+
+    With ``k = ⌊m/3⌋`` sketch probes ``S`` and ``m − 2k`` Hutchinson probes ``G`` (Rademacher):
+
+        Q = orth(A S),   tr(A) ≈ tr(Qᵀ A Q) + (1/(m−2k)) tr(Gᵀ (I − QQᵀ) A (I − QQᵀ) G).
+
+    The first term is exact on the range of ``Q``; the second is Hutchinson on the deflated
+    operator, unbiased. For PSD ``A``: ``|est − tr A| ≤ ε tr A`` w.p. 1 − δ with
+    ``m = O(√log(1/δ)/ε + log(1/δ))``. Requires ``num_matvecs ≥ 3``.
+    """
+    if num_matvecs < 3:
+        raise ValueError(f"Hutch++ needs num_matvecs >= 3, got {num_matvecs}")
+    k = num_matvecs // 3
+    g_count = num_matvecs - 2 * k
+    k_s, k_g = jax.random.split(key)
+    s = jax.random.rademacher(k_s, (dim, k), dtype)
+    g = jax.random.rademacher(k_g, (dim, g_count), dtype)
+    q, _, _ = _orthonormal_basis(_apply_columns(matvec, s, batch_size))
+    low_rank = jnp.trace(q.T @ _apply_columns(matvec, q, batch_size))
+    g_perp = g - q @ (q.T @ g)
+    residual = jnp.sum(g_perp * _apply_columns(matvec, g_perp, batch_size)) / g_count
+    return low_rank + residual
+
+
+def xtrace_estimate(
+    matvec: Matvec,
+    dim: int,
+    dtype: Any,
+    *,
+    key: jax.Array,
+    num_matvecs: int,
+    batch_size: Optional[int] = None,
+) -> tuple[jax.Array, jax.Array]:
+    """XTrace estimate of ``tr(A)`` and its error estimate (Epperly, Tropp & Webber 2024, §2).
+
+    ``k = ⌊m/2⌋`` Rademacher probes ``Ω``, ``Y = AΩ``, ``Q = orth(Y)``, ``Z = AQ`` (2k matvecs). For
+    each ``i``, ``Q₋ᵢ`` spans ``A Ω₋ᵢ`` (all probes but ``i``) and
+
+        tᵢ = tr(Q₋ᵢᵀ A Q₋ᵢ) + ωᵢᵀ (I − Q₋ᵢQ₋ᵢᵀ) A (I − Q₋ᵢQ₋ᵢᵀ) ωᵢ
+
+    is unbiased (``ωᵢ`` is independent of ``Q₋ᵢ``); the estimate is ``mean tᵢ`` and the error
+    estimate ``std(tᵢ)/√k``. No extra matvec is needed: with ``Y = Q R``, ``Q₋ᵢQ₋ᵢᵀ = QQᵀ −
+    qᵢqᵢᵀ`` with ``qᵢ = Q sᵢ``, ``sᵢ`` the normalized i-th column of ``R⁻ᵀ`` (orthogonal to the other
+    columns of ``R``), and ``A(I − Q₋ᵢQ₋ᵢᵀ)ωᵢ = yᵢ − Z Qᵀωᵢ + Z sᵢ (qᵢᵀωᵢ)``. Here ``R = diag(σ) Vᵀ``
+    from the thin SVD, so ``R⁻ᵀ = diag(1/σ) Vᵀ``; ``A Ω`` must have full column rank ``k``
+    (true for any operator of rank ≥ k almost surely). Requires ``num_matvecs ≥ 4``. This is the
+    basic estimator with Rademacher probes, not the paper's variant with normalized Gaussian probes
+    and its rescaling (Epperly et al. 2024, §2.2).
+    """
+    if num_matvecs < 4:
+        raise ValueError(f"XTrace needs num_matvecs >= 4, got {num_matvecs}")
+    k = num_matvecs // 2
+    if k > dim:
+        raise ValueError(f"XTrace needs num_matvecs // 2 <= dim ({dim}), got {num_matvecs}")
+    omega = jax.random.rademacher(key, (dim, k), dtype)
+    y = _apply_columns(matvec, omega, batch_size)
+    q, sig, vt = _orthonormal_basis(y)
+    z = _apply_columns(matvec, q, batch_size)
+    s = vt / sig[:, None]  # R^{-T} = diag(1/σ) Vᵀ: column i ⟂ columns j ≠ i of R
+    s = s / jnp.linalg.norm(s, axis=0, keepdims=True)
+    qtz = q.T @ z  # Qᵀ A Q (k, k)
+    w = q.T @ omega  # Qᵀ Ω (k, k)
+    sw = jnp.sum(s * w, axis=0)  # qᵢᵀ ωᵢ
+    low = jnp.trace(qtz) - jnp.sum(s * (qtz @ s), axis=0)  # tr(Q₋ᵢᵀ A Q₋ᵢ)
+    u = omega - q @ w + (q @ s) * sw  # (I − Q₋ᵢQ₋ᵢᵀ) ωᵢ as columns
+    au = y - z @ w + (z @ s) * sw
+    t = low + jnp.sum(u * au, axis=0)
+    return jnp.mean(t), jnp.std(t, ddof=1) / jnp.sqrt(k)
+
+
+def hutchinson_diagonal(
+    matvec: Matvec,
+    dim: int,
+    dtype: Any,
+    *,
+    key: jax.Array,
+    num_samples: int,
+    batch_size: Optional[int] = None,
+) -> jax.Array:
+    """Stochastic diagonal ``diag(A) ≈ (1/m) Σ_j z_j ⊙ A z_j`` with Rademacher ``z_j`` (Bekas,
+    Kokiopoulou & Saad 2007). Unbiased; entry ``i`` has variance ``Σ_{j≠i} A_ij² / m``."""
+    if num_samples < 1:
+        raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+
+    def one(i):
+        z = jax.random.rademacher(jax.random.fold_in(key, i), (dim,), dtype)
+        return z * matvec(z)
+
+    return jnp.mean(jax.lax.map(one, jnp.arange(num_samples), batch_size=batch_size), axis=0)
+
+
+def exact_diagonal(matvec: Matvec, dim: int, dtype: Any, batch_size: Optional[int] = None) -> jax.Array:
+    """``diag(A)_i = e_iᵀ A e_i``: one matvec per coordinate (``dim`` in all; small models)."""
+    eye = jnp.eye(dim, dtype=dtype)
+    return jax.lax.map(lambda e: jnp.vdot(e, matvec(e)), eye, batch_size=batch_size)
+
+
+def hutchinson_frobenius_sq(
+    matvec: Matvec,
+    dim: int,
+    dtype: Any,
+    *,
+    key: jax.Array,
+    num_samples: int,
+    batch_size: Optional[int] = None,
+) -> tuple[jax.Array, jax.Array]:
+    """``‖A‖_F² = tr(AᵀA) = E‖A z‖²`` for Rademacher ``z`` (Hutchinson on ``AᵀA``; one matvec per
+    sample), and the standard error of the mean."""
+    if num_samples < 1:
+        raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+
+    def one(i):
+        z = jax.random.rademacher(jax.random.fold_in(key, i), (dim,), dtype)
+        az = matvec(z)
+        return jnp.vdot(az, az)
+
+    samples = jax.lax.map(one, jnp.arange(num_samples), batch_size=batch_size)
+    return jnp.mean(samples), jnp.std(samples, ddof=1) / jnp.sqrt(num_samples)
+
+
+# ------------------------------------------------------------------------------------------------
+# Pytree-operator and Hessian front-ends.
+
+
+def operator_hutchpp_trace(
+    operator: Operator, params: PyTree, *, key: jax.Array, num_matvecs: int,
+    batch_size: Optional[int] = None,
+) -> jax.Array:
+    """Hutch++ trace of a symmetric pytree operator (see :func:`hutchpp`)."""
+    matvec, flat, _ = flat_operator(operator, params)
+    return hutchpp(matvec, flat.shape[0], flat.dtype, key=key, num_matvecs=num_matvecs, batch_size=batch_size)
+
+
+def operator_xtrace(
+    operator: Operator, params: PyTree, *, key: jax.Array, num_matvecs: int,
+    batch_size: Optional[int] = None,
+) -> tuple[jax.Array, jax.Array]:
+    """XTrace ``(estimate, error estimate)`` of a symmetric pytree operator (see
+    :func:`xtrace_estimate`)."""
+    matvec, flat, _ = flat_operator(operator, params)
+    return xtrace_estimate(
+        matvec, flat.shape[0], flat.dtype, key=key, num_matvecs=num_matvecs, batch_size=batch_size
+    )
+
+
+def operator_diagonal(
+    operator: Operator, params: PyTree, *, key: Optional[jax.Array] = None, num_samples: int = 100,
+    exact: bool = False, batch_size: Optional[int] = None,
+) -> PyTree:
+    """Diagonal of a pytree operator as a pytree like ``params``: Hutchinson's (Bekas et al.
+    2007, ``num_samples`` matvecs, needs ``key``) or, with ``exact=True``, one matvec per
+    parameter (see :func:`hutchinson_diagonal`, :func:`exact_diagonal`)."""
+    matvec, flat, unravel = flat_operator(operator, params)
+    if exact:
+        diag = exact_diagonal(matvec, flat.shape[0], flat.dtype, batch_size)
+    else:
+        if key is None:
+            raise ValueError("the stochastic diagonal needs a key (or pass exact=True)")
+        diag = hutchinson_diagonal(
+            matvec, flat.shape[0], flat.dtype, key=key, num_samples=num_samples, batch_size=batch_size
+        )
+    return unravel(diag)
+
+
+def operator_frobenius_sq(
+    operator: Operator, params: PyTree, *, key: jax.Array, num_samples: int = 100,
+    batch_size: Optional[int] = None,
+) -> tuple[jax.Array, jax.Array]:
+    """``(estimate, stderr)`` of ``‖A‖_F² = Σ_i λ_i²`` for a pytree operator (see
+    :func:`hutchinson_frobenius_sq`)."""
+    matvec, flat, _ = flat_operator(operator, params)
+    return hutchinson_frobenius_sq(
+        matvec, flat.shape[0], flat.dtype, key=key, num_samples=num_samples, batch_size=batch_size
+    )
+
+
+def hutchpp_trace(
+    loss_fn: Callable[[PyTree], jax.Array], params: PyTree, *, key: jax.Array, num_matvecs: int,
+    batch_size: Optional[int] = None,
+) -> jax.Array:
+    """Hutch++ estimate of ``tr ∇²L(θ)`` with ``num_matvecs`` Hessian-vector products (Meyer et
+    al. 2021; see :func:`hutchpp`)."""
+    return operator_hutchpp_trace(
+        hessian_operator(loss_fn, params), params, key=key, num_matvecs=num_matvecs, batch_size=batch_size
+    )
+
+
+def xtrace(
+    loss_fn: Callable[[PyTree], jax.Array], params: PyTree, *, key: jax.Array, num_matvecs: int,
+    batch_size: Optional[int] = None,
+) -> jax.Array:
+    """XTrace estimate of ``tr ∇²L(θ)`` with ``num_matvecs`` HVPs (Epperly et al. 2024). For its
+    error estimate use :func:`operator_xtrace` with :func:`hessian_operator`."""
+    return operator_xtrace(
+        hessian_operator(loss_fn, params), params, key=key, num_matvecs=num_matvecs, batch_size=batch_size
+    )[0]
+
+
+def hessian_diagonal(
+    loss_fn: Callable[[PyTree], jax.Array], params: PyTree, *, key: Optional[jax.Array] = None,
+    num_samples: int = 100, exact: bool = False, batch_size: Optional[int] = None,
+) -> PyTree:
+    """``diag ∇²L(θ)`` as a pytree like ``params``: Hutchinson probes (Bekas et al. 2007) or,
+    with ``exact=True``, one HVP per parameter (small models). See :func:`operator_diagonal`."""
+    return operator_diagonal(
+        hessian_operator(loss_fn, params), params, key=key, num_samples=num_samples, exact=exact,
+        batch_size=batch_size,
+    )
