@@ -200,6 +200,18 @@ def _result(config, prog, data, runs, state, metrics, steps, n_dev, task, timing
                        converged=stopped >= 0, steps_to_target=stopped.astype(np.int64))
 
 
+def _cached_programs(config, prog, grid_keys, wave_size, n_int, task, hooks, host_data, mesh, shard_runs):
+    """The jitted programs of this sweep's shape, from the cache (keyed on ``_static_key``)."""
+    data_sig = tuple((k, v.shape, str(v.dtype)) for k, v in host_data.items())
+    key = _static_key(config, grid_keys, wave_size, n_int, task, hooks, data_sig, mesh)
+    if key not in _CACHE:
+        _CACHE[key] = _programs(prog, n_int, True, shard_runs)
+        if len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    _CACHE.move_to_end(key)
+    return _CACHE[key]
+
+
 def _pad_metrics(metrics: dict, length: int) -> dict:
     """Repeat the last evaluation of a wave that ended early (all its runs were frozen)."""
     return {k: v if v.shape[1] == length else np.concatenate([v, np.repeat(v[:, -1:], length - v.shape[1], 1)], 1)
@@ -244,17 +256,10 @@ def sweep(config, seeds=None, learning_rates=None, *, hooks: dict | None = None,
                            eval_every=int(config.eval_every), checkpoint_every=int(config.checkpoint_every),
                            targets=_targets(config))
     host_data = _host_data(data)
-    data_sig = tuple((k, v.shape, str(v.dtype)) for k, v in host_data.items())
-    key = _static_key(config, list(grid), len(waves[0]), n_int, task, hooks, data_sig, mesh)
-    if key not in _CACHE:
-        _CACHE[key] = _programs(prog, n_int, True, shard_runs)
-        if len(_CACHE) > _CACHE_SIZE:
-            _CACHE.popitem(last=False)
-    _CACHE.move_to_end(key)
-    init_fn, eval_fn, chunk_fn = _CACHE[key]
+    init_fn, eval_fn, chunk_fn = _cached_programs(config, prog, list(grid), len(waves[0]), n_int, task, hooks,
+                                                  host_data, mesh, shard_runs)
     if checkpoint_dir is not None:
         ckpt_lib.check_fingerprint(checkpoint_dir, fingerprint(config, runs, data, task, hooks, n_dev), resume)
-
     dev_data = {k: put(v, replicated) for k, v in host_data.items()}
     bar = None
     if progress and jax.process_index() == 0:  # progress and logs from process 0 only
@@ -269,28 +274,20 @@ def sweep(config, seeds=None, learning_rates=None, *, hooks: dict | None = None,
         hparams = {k: put(v, shard_runs) for k, v in stack_hparams(wave_runs).items()}
         state = init_fn(seeds_arr, hparams, dev_data)
         if w == 0:  # where the runs actually live: read off the device arrays' shards
-            shards = state.diverged.addressable_shards
             timing["placement"] = {"devices": len(state.diverged.sharding.device_set),
-                                   "runs_per_device": [int(sh.data.shape[0]) for sh in shards]}
+                                   "runs_per_device": [int(sh.data.shape[0]) for sh in state.diverged.addressable_shards]}
         state, m0 = eval_fn(state, dev_data, plan.targets)
         m0 = {k: v[:, None] for k, v in to_host(m0).items()}
-        restored = None
-        if resume and checkpoint_dir is not None:
-            found = ckpt_lib.restore_newest(ckpt_lib.wave_dir(checkpoint_dir, w), state)
-            if found is not None and found[0]:  # a finished wave
-                states.append(to_host(found[2]))
-                wave_metrics.append(found[3])
-                if bar is not None:
-                    bar.update(plan.num_chunks)
-                continue
-            restored = None if found is None else found[1:]
-            if bar is not None and restored is not None:
-                bar.update(restored[0])
-        state, metrics = driver.run_wave(plan, chunk_fn, state, dev_data, m0, wave=w, checkpoint_dir=checkpoint_dir,
-                                         resume_from=restored, bar=bar, on_chunk=on_chunk, timing=timing)
-        state = to_host(state)
-        if checkpoint_dir is not None and (len(waves) > 1 or plan.checkpoint_every > 0):
-            driver.save_finished_wave(checkpoint_dir, w, state, metrics)
+        found = ckpt_lib.restore_newest(ckpt_lib.wave_dir(checkpoint_dir, w), state) if resume else None
+        if found is not None and found[0]:  # a finished wave: its final state and metrics
+            state, metrics = to_host(found[2]), found[3]
+        else:
+            state, metrics = driver.run_wave(plan, chunk_fn, state, dev_data, m0, wave=w, checkpoint_dir=checkpoint_dir,
+                                             resume_from=None if found is None else found[1:], bar=bar,
+                                             on_chunk=on_chunk, timing=timing)
+            state = to_host(state)
+            if checkpoint_dir is not None and (len(waves) > 1 or plan.checkpoint_every > 0):
+                driver.save_finished_wave(checkpoint_dir, w, state, metrics)
         states.append(state)
         wave_metrics.append(metrics)
     if bar is not None:
