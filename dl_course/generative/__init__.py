@@ -9,7 +9,7 @@ Modules (one concept each):
 * ``nets``: ``ScoreMLP`` and ``ScoreUNet`` with Gaussian Fourier time embeddings.
 * ``samplers``: ``sample(sde, score_fn, shape, key, method=..., num_steps=...)`` with Euler-Maruyama,
   reverse diffusion, predictor-corrector, annealed Langevin and the probability-flow ODE.
-* ``ode``: Euler, RK4 and adaptive Dormand-Prince on device.
+* ``ode``: ODE solves through diffrax: adaptive Dopri5 / Tsit5, fixed-step Euler, Heun, midpoint, RK4; NFE.
 * ``likelihood``: ``log_likelihood`` through the probability-flow ODE (Hutchinson or exact
   divergence), ``dequantize`` and ``bits_per_dim``.
 * ``metrics``: MMD, sliced Wasserstein, Frechet distance, classifier score.
@@ -20,6 +20,7 @@ an array shaped like ``x``.
 """
 
 from dl_course.generative.analytic import GaussianMixture
+from dl_course.generative.analytic import FactorizedMixture
 from dl_course.generative.likelihood import (
     LikelihoodResult,
     bits_per_dim,
