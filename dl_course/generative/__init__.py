@@ -13,7 +13,11 @@ Modules (one concept each):
 * ``likelihood``: ``log_likelihood`` through the probability-flow ODE (Hutchinson or exact
   divergence), ``dequantize`` and ``bits_per_dim``.
 * ``metrics``: MMD, sliced Wasserstein, Frechet distance, classifier score.
-* ``analytic``: exact marginals and scores for Gaussian-mixture data (tests, oracle baselines).
+* ``analytic``: exact marginals and scores for Gaussian-mixture data (tests, oracle baselines),
+  ``FactorizedMixture`` for sharply peaked, dequantised-like data.
+* ``baselines``: bits/dim of simple density models (histogram, Gaussian, GMM, PPCA) on the same
+  dequantised data. ``sample_quality``: a digits classifier's view of samples and nearest-neighbour
+  (memorisation) distances.
 
 Contract: ``score_fn(x, t)`` maps ``x [batch, ...]`` and a per-example time vector ``t [batch]`` to
 an array shaped like ``x``.
@@ -47,3 +51,6 @@ from dl_course.generative.ode import ODE_SOLVERS, ODEInfo, dopri5, rk4
 from dl_course.generative.samplers import PREDICTORS, SAMPLERS, sample, tweedie_denoise
 from dl_course.generative.sde import SDES, SubVPSDE, VESDE, VPSDE, get_sde
 from dl_course.generative.task import make_task
+from dl_course.generative.baselines import BASELINES, baseline_bits_per_dim
+from dl_course.generative.sample_quality import (DigitsClassifier, fit_digits_classifier, label_statistics,
+                                                 nearest_neighbour_distances, sample_quality_report)
