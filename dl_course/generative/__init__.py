@@ -18,6 +18,8 @@ Modules (one concept each):
 * ``baselines``: bits/dim of simple density models (histogram, Gaussian, GMM, PPCA) on the same
   dequantised data. ``sample_quality``: a digits classifier's view of samples and nearest-neighbour
   (memorisation) distances.
+* ``flow``: RealNVP affine couplings with ActNorm and invertible linear mixing (Glow), exact
+  log-likelihood and inverse; ``make_flow_task`` trains it on dequantised data with the engine.
 
 Contract: ``score_fn(x, t)`` maps ``x [batch, ...]`` and a per-example time vector ``t [batch]`` to
 an array shaped like ``x``.
@@ -54,3 +56,6 @@ from dl_course.generative.task import make_task
 from dl_course.generative.baselines import BASELINES, baseline_bits_per_dim
 from dl_course.generative.sample_quality import (DigitsClassifier, fit_digits_classifier, label_statistics,
                                                  nearest_neighbour_distances, sample_quality_report)
+from dl_course.generative import flow
+from dl_course.generative.flow import RealNVP
+from dl_course.generative.flow import make_task as make_flow_task
