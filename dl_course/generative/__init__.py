@@ -20,6 +20,8 @@ Modules (one concept each):
   (memorisation) distances.
 * ``flow``: RealNVP affine couplings with ActNorm and invertible linear mixing (Glow), exact
   log-likelihood and inverse; ``make_flow_task`` trains it on dequantised data with the engine.
+* ``vae``: VAE with a Gaussian encoder and a categorical (K-level) or Gaussian decoder, ELBO,
+  IWAE-k, beta-VAE; ``make_vae_task`` for the engine.
 
 Contract: ``score_fn(x, t)`` maps ``x [batch, ...]`` and a per-example time vector ``t [batch]`` to
 an array shaped like ``x``.
@@ -59,3 +61,6 @@ from dl_course.generative.sample_quality import (DigitsClassifier, fit_digits_cl
 from dl_course.generative import flow
 from dl_course.generative.flow import RealNVP
 from dl_course.generative.flow import make_task as make_flow_task
+from dl_course.generative import vae
+from dl_course.generative.vae import VAE, iwae_bound
+from dl_course.generative.vae import make_task as make_vae_task
