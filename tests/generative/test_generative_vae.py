@@ -11,7 +11,9 @@ import scipy.stats
 from dl_course.generative.vae import (VAE, elbo, iwae_bound, kl_to_standard_normal, log_importance_weights, make_task,
                                       sample)
 
+
 D, Q, N = 5, 2, 500
+
 
 def _ppca_problem():
     """Data from a rank-2 model plus isotropic noise in R^5, and the PPCA MLE: mean, W = U_q (L_q -
@@ -26,6 +28,7 @@ def _ppca_problem():
     w = u[:, :Q] * np.sqrt(lam[:Q] - s2)
     log_p = scipy.stats.multivariate_normal(mean, w @ w.T + s2 * np.eye(D)).logpdf(x)
     return x, mean, w, s2, lam[:Q], log_p
+
 
 def test_linear_vae_at_the_ppca_optimum_has_exact_posterior_and_elbo():
     """Linear encoder/decoder set to the PPCA MLE and its exact posterior q(z|x) = N(M^-1 W^T (x - mean),
@@ -50,6 +53,7 @@ def test_linear_vae_at_the_ppca_optimum_has_exact_posterior_and_elbo():
         draws = jax.jit(jax.vmap(lambda k: jnp.mean(elbo(model, params, xj, k))))(jax.random.split(jax.random.key(2), 4000))
         se = float(np.std(draws) / np.sqrt(len(draws)))
         assert abs(float(np.mean(draws)) - log_p.mean()) < 4 * se + 1e-9, (float(np.mean(draws)), log_p.mean(), se)
+
 
 def test_trained_linear_vae_elbo_reaches_the_ppca_marginal_likelihood():
     """Maximising the ELBO of the linear-Gaussian VAE from a random initialisation (Adam, 10^4 full-batch
@@ -77,6 +81,7 @@ def test_trained_linear_vae_elbo_reaches_the_ppca_marginal_likelihood():
         _, elbos = fit(p0)
         gap = log_p.mean() - float(jnp.mean(elbos))
         assert -0.002 < gap < 0.01, gap
+
 
 def test_elbo_below_iwae_k_below_iwae_K_on_a_trained_digits_vae():
     """A categorical-decoder VAE trained briefly by the engine (``make_task``, 300 Adam steps) on the
@@ -113,6 +118,7 @@ def test_elbo_below_iwae_k_below_iwae_K_on_a_trained_digits_vae():
         assert diff.mean() > 3 * diff.std() / np.sqrt(len(diff)), (diff.mean(), diff.std())
     imgs = np.asarray(sample(model, params, jax.random.key(1), 16))
     assert imgs.shape == (16, 64) and imgs.min() >= 0 and imgs.max() <= 1
+
 
 def test_kl_closed_form_and_unknown_decoder():
     """The analytic KL against a Monte Carlo estimate E_q[log q - log p] (10^5 draws, 4 SE) and 0 at
