@@ -4,7 +4,8 @@ Modules (one concept each):
 
 * ``sde``: ``VESDE``, ``VPSDE``, ``SubVPSDE`` (pytrees): drift, diffusion, perturbation kernel,
   prior sampling and log-density, exact one-step transitions.
-* ``losses``: continuous-time denoising score matching, NCSN's noise-conditional loss,
+* ``losses``: continuous-time denoising score matching (``sigma2`` or likelihood weighting, with
+  importance sampling of ``t``), NCSN's noise-conditional loss,
   ``make_score_fn`` (network output -> score). ``task``: ``make_task`` for ``dl_course.train``.
 * ``nets``: ``ScoreMLP`` and ``ScoreUNet`` with Gaussian Fourier time embeddings.
 * ``samplers``: ``sample(sde, score_fn, shape, key, method=..., num_steps=...)`` with Euler-Maruyama,
@@ -12,6 +13,7 @@ Modules (one concept each):
 * ``ode``: ODE solves through diffrax: adaptive Dopri5 / Tsit5, fixed-step Euler, Heun, midpoint, RK4; NFE.
 * ``likelihood``: ``log_likelihood`` through the probability-flow ODE (Hutchinson or exact
   divergence), ``dequantize`` and ``bits_per_dim``.
+* ``ema``: debiased weight EMA (``ema_hook`` for the engine).
 * ``metrics``: MMD, sliced Wasserstein, Frechet distance, classifier score.
 * ``analytic``: exact marginals and scores for Gaussian-mixture data (tests, oracle baselines),
   ``FactorizedMixture`` for sharply peaked, dequantised-like data.
@@ -64,3 +66,5 @@ from dl_course.generative.flow import make_task as make_flow_task
 from dl_course.generative import vae
 from dl_course.generative.vae import VAE, iwae_bound
 from dl_course.generative.vae import make_task as make_vae_task
+from dl_course.generative.ema import EMAState, ema, ema_hook, ema_params
+from dl_course.generative.losses import importance_times, likelihood_weight_normalizer
