@@ -14,6 +14,13 @@ Grathwohl et al. 2019, FFJORD), the probes held fixed along the trajectory as in
 With the exact score and divergence, the error is the ODE solver's plus the prior mismatch
 ``p_T != prior`` (tiny for the default SDEs).
 
+The solver (``dl_course.generative.ode``, on diffrax) is adaptive Dopri5 with rtol = atol = 1e-5 by
+default, one ODE per example. This matters on image data: dequantised pixels are sharply peaked,
+``std(eps)`` is far below the peaks' width, and the right-hand side changes on a time scale ~eps
+near the data. A fixed grid misses that region: with the exact score of peaked 17-level data,
+50 uniform RK4 steps from eps = 1e-5 are off by 0.19 nats/dim under VP, the adaptive default by
+< 0.002 (``tests/generative/test_generative_likelihood.py``). Every result carries its NFE.
+
 What is measured: the density of ``x(eps)``, i.e. of the data blurred by the kernel at ``eps``
 (1e-5 by default), not of ``x(0)``; the reference code does the same (Song et al. 2021, App. D.2).
 
@@ -129,7 +136,7 @@ def likelihood(sde, score_fn, x, key, *, eps=1e-5, divergence: str = "hutchinson
     """
     if divergence not in DIVERGENCES:
         raise ValueError(f"unknown divergence {divergence!r}; valid: {', '.join(DIVERGENCES)}")
-    ode._check(solver)
+    ode.check_solver(solver)
     probes = draw_probes(key, x.shape, num_probes, probe, x.dtype) if divergence == "hutchinson" else None
 
     def one(xi, probes_i):

@@ -93,7 +93,8 @@ ODE_SOLVERS = {
 ADAPTIVE = tuple(k for k, v in ODE_SOLVERS.items() if v.adaptive)
 
 
-def _check(solver):
+def check_solver(solver: str):
+    """The ``ODE_SOLVERS`` entry of ``solver``; unknown names raise ``ValueError`` listing the valid ones."""
     if solver not in ODE_SOLVERS:
         raise ValueError(f"unknown ODE solver {solver!r}; valid: {', '.join(sorted(ODE_SOLVERS))}")
     return ODE_SOLVERS[solver]
@@ -114,7 +115,7 @@ def solve(f: Callable, y0, t0, t1, *, solver: str = "dopri5", num_steps: int = 1
     Returns ``(y(t1), ODEInfo)``; ``info.success`` is False when ``max_steps`` ran out (then
     ``y`` is the state where the solver stopped; no exception, so that a vmapped batch survives).
     """
-    spec = _check(solver)
+    spec = check_solver(solver)
     dtype = jax.tree.leaves(y0)[0].dtype
     t0 = jnp.asarray(t0, dtype)
     t1 = jnp.asarray(t1, dtype)
