@@ -48,7 +48,9 @@ _LOG_2PI = math.log(2 * math.pi)
 
 class VAE(nn.Module):
     """Encoder ``x -> (mu, log_sigma)`` and decoder ``z -> p(x | z)``, MLPs with ``hidden_dims``
-    (empty: linear maps). ``dim`` = D (inputs ``[n, ...]`` are flattened), ``latent_dim`` = q."""
+    (empty: linear maps). ``dim`` = D (inputs ``[n, ...]`` are flattened), ``latent_dim`` = q.
+    ``dropout_rate``: dropout on the hidden layers with ``train=True`` (``rngs={"dropout": ...}``);
+    the bounds are evaluated with ``train=False``."""
 
     dim: int
     latent_dim: int = 16
@@ -57,6 +59,7 @@ class VAE(nn.Module):
     num_levels: int = 17
     low: float = 0.0
     high: float = 1.0
+    dropout_rate: float = 0.0
 
     def setup(self):
         if self.decoder not in DECODERS:
@@ -66,28 +69,32 @@ class VAE(nn.Module):
         self.dec_hidden = [nn.Dense(w, name=f"dec_{i}") for i, w in enumerate(reversed(self.hidden_dims))]
         width = self.dim * self.num_levels if self.decoder == "categorical" else self.dim
         self.dec_out = nn.Dense(width, name="dec_out")
+        self.drop = nn.Dropout(self.dropout_rate)
         if self.decoder == "gaussian":
             self.log_noise_std = self.param("log_noise_std", nn.initializers.zeros, ())
 
-    def encode(self, x):
+    def _hidden(self, h, layer, train):
+        return self.drop(nn.silu(layer(h)), deterministic=not train or self.dropout_rate == 0.0)
+
+    def encode(self, x, train: bool = False):
         """``(mu [n, q], log_sigma [n, q])`` of ``q(z | x)``."""
         h = x.reshape(x.shape[0], -1)
         for layer in self.enc_hidden:
-            h = nn.silu(layer(h))
+            h = self._hidden(h, layer, train)
         mu, log_sigma = jnp.split(self.enc_out(h), 2, axis=-1)
         return mu, log_sigma
 
-    def decode(self, z):
+    def decode(self, z, train: bool = False):
         """Decoder output: logits ``[n, D, K]`` (categorical) or the mean ``[n, D]`` (gaussian)."""
         h = z
         for layer in self.dec_hidden:
-            h = nn.silu(layer(h))
+            h = self._hidden(h, layer, train)
         out = self.dec_out(h)
         return out.reshape(z.shape[0], self.dim, self.num_levels) if self.decoder == "categorical" else out
 
-    def log_likelihood(self, x, z):
+    def log_likelihood(self, x, z, train: bool = False):
         """``log p(x | z)`` per example (nats), summed over the D pixels."""
-        out = self.decode(z)
+        out = self.decode(z, train)
         flat = x.reshape(x.shape[0], -1)
         if self.decoder == "categorical":
             k = jnp.round((flat - self.low) / (self.high - self.low) * (self.num_levels - 1)).astype(jnp.int32)
@@ -112,12 +119,14 @@ def kl_to_standard_normal(mu, log_sigma):
     return 0.5 * jnp.sum(mu ** 2 + jnp.exp(2 * log_sigma) - 1.0 - 2 * log_sigma, -1)
 
 
-def elbo_terms(model: VAE, params, x, key):
+def elbo_terms(model: VAE, params, x, key, train: bool = False):
     """One-sample reparameterised ``(reconstruction log p(x|z), KL)`` per example, ``z = mu + sigma eps``;
-    ``ELBO = reconstruction - KL`` (unbiased; the KL is analytic)."""
-    mu, log_sigma = model.apply({"params": params}, x, method=model.encode)
-    z = mu + jnp.exp(log_sigma) * jax.random.normal(key, mu.shape, mu.dtype)
-    rec = model.apply({"params": params}, x, z, method=model.log_likelihood)
+    ``ELBO = reconstruction - KL`` (unbiased; the KL is analytic). ``train=True`` turns dropout on
+    (masks drawn from ``key``)."""
+    k_eps, k_enc, k_dec = jax.random.split(key, 3)
+    mu, log_sigma = model.apply({"params": params}, x, train, method=model.encode, rngs={"dropout": k_enc})
+    z = mu + jnp.exp(log_sigma) * jax.random.normal(k_eps, mu.shape, mu.dtype)
+    rec = model.apply({"params": params}, x, z, train, method=model.log_likelihood, rngs={"dropout": k_dec})
     return rec, kl_to_standard_normal(mu, log_sigma)
 
 
@@ -188,7 +197,7 @@ def make_task(model: VAE, *, beta: float = 1.0) -> Task:
     def loss(params, model_state, batch, key, train):
         x = batch["x"]
         d = int(np.prod(x.shape[1:]))
-        rec, kl = elbo_terms(model, params, x, key)
+        rec, kl = elbo_terms(model, params, x, key, train)
         metrics = {"rate": jnp.mean(kl), "distortion": -jnp.mean(rec),
                    "elbo_bits_per_dim": jnp.mean(discrete_bits_per_dim(rec - kl, d))}
         return -jnp.mean(rec - beta * kl) / d, (model_state, metrics)
