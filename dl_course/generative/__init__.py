@@ -4,22 +4,33 @@ Modules (one concept each):
 
 * ``sde``: ``VESDE``, ``VPSDE``, ``SubVPSDE`` (pytrees): drift, diffusion, perturbation kernel,
   prior sampling and log-density, exact one-step transitions.
-* ``losses``: continuous-time denoising score matching, NCSN's noise-conditional loss,
+* ``losses``: continuous-time denoising score matching (``sigma2`` or likelihood weighting, with
+  importance sampling of ``t``), NCSN's noise-conditional loss,
   ``make_score_fn`` (network output -> score). ``task``: ``make_task`` for ``dl_course.train``.
 * ``nets``: ``ScoreMLP`` and ``ScoreUNet`` with Gaussian Fourier time embeddings.
 * ``samplers``: ``sample(sde, score_fn, shape, key, method=..., num_steps=...)`` with Euler-Maruyama,
   reverse diffusion, predictor-corrector, annealed Langevin and the probability-flow ODE.
-* ``ode``: Euler, RK4 and adaptive Dormand-Prince on device.
+* ``ode``: ODE solves through diffrax: adaptive Dopri5 / Tsit5, fixed-step Euler, Heun, midpoint, RK4; NFE.
 * ``likelihood``: ``log_likelihood`` through the probability-flow ODE (Hutchinson or exact
   divergence), ``dequantize`` and ``bits_per_dim``.
+* ``ema``: debiased weight EMA (``ema_hook`` for the engine).
 * ``metrics``: MMD, sliced Wasserstein, Frechet distance, classifier score.
-* ``analytic``: exact marginals and scores for Gaussian-mixture data (tests, oracle baselines).
+* ``analytic``: exact marginals and scores for Gaussian-mixture data (tests, oracle baselines),
+  ``FactorizedMixture`` for sharply peaked, dequantised-like data.
+* ``baselines``: bits/dim of simple density models (histogram, Gaussian, GMM, PPCA) on the same
+  dequantised data. ``sample_quality``: a digits classifier's view of samples and nearest-neighbour
+  (memorisation) distances.
+* ``flow``: RealNVP affine couplings with ActNorm and invertible linear mixing (Glow), exact
+  log-likelihood and inverse; ``make_flow_task`` trains it on dequantised data with the engine.
+* ``vae``: VAE with a Gaussian encoder and a categorical (K-level) or Gaussian decoder, ELBO,
+  IWAE-k, beta-VAE; ``make_vae_task`` for the engine.
 
 Contract: ``score_fn(x, t)`` maps ``x [batch, ...]`` and a per-example time vector ``t [batch]`` to
 an array shaped like ``x``.
 """
 
 from dl_course.generative.analytic import GaussianMixture
+from dl_course.generative.analytic import FactorizedMixture
 from dl_course.generative.likelihood import (
     LikelihoodResult,
     bits_per_dim,
@@ -46,3 +57,14 @@ from dl_course.generative.ode import ODE_SOLVERS, ODEInfo, dopri5, rk4
 from dl_course.generative.samplers import PREDICTORS, SAMPLERS, sample, tweedie_denoise
 from dl_course.generative.sde import SDES, SubVPSDE, VESDE, VPSDE, get_sde
 from dl_course.generative.task import make_task
+from dl_course.generative.baselines import BASELINES, baseline_bits_per_dim
+from dl_course.generative.sample_quality import (DigitsClassifier, fit_digits_classifier, label_statistics,
+                                                 nearest_neighbour_distances, sample_quality_report)
+from dl_course.generative import flow
+from dl_course.generative.flow import RealNVP
+from dl_course.generative.flow import make_task as make_flow_task
+from dl_course.generative import vae
+from dl_course.generative.vae import VAE, iwae_bound
+from dl_course.generative.vae import make_task as make_vae_task
+from dl_course.generative.ema import EMAState, ema, ema_hook, ema_params
+from dl_course.generative.losses import importance_times, likelihood_weight_normalizer

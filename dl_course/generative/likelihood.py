@@ -14,6 +14,13 @@ Grathwohl et al. 2019, FFJORD), the probes held fixed along the trajectory as in
 With the exact score and divergence, the error is the ODE solver's plus the prior mismatch
 ``p_T != prior`` (tiny for the default SDEs).
 
+The solver (``dl_course.generative.ode``, on diffrax) is adaptive Dopri5 with rtol = atol = 1e-5 by
+default, one ODE per example. This matters on image data: dequantised pixels are sharply peaked,
+``std(eps)`` is far below the peaks' width, and the right-hand side changes on a time scale ~eps
+near the data. A fixed grid misses that region: with the exact score of peaked 17-level data,
+50 uniform RK4 steps from eps = 1e-5 are off by 0.19 nats/dim under VP, the adaptive default by
+< 0.002 (``tests/generative/test_generative_likelihood.py``). Every result carries its NFE.
+
 What is measured: the density of ``x(eps)``, i.e. of the data blurred by the kernel at ``eps``
 (1e-5 by default), not of ``x(0)``; the reference code does the same (Song et al. 2021, App. D.2).
 
@@ -87,49 +94,69 @@ def divergence_hutchinson(fn, x, probes):
 
 
 class LikelihoodResult(NamedTuple):
-    """``log_prob = prior_log_prob + delta_log_prob`` per example (nats), the latent ``z = x(T)`` and
-    the number of ODE right-hand-side evaluations ``nfe``."""
+    """``log_prob = prior_log_prob + delta_log_prob`` per example (nats), the latent ``z = x(T)``, and
+    per example the number of ODE right-hand-side evaluations ``nfe`` and the solver's ``success``
+    (False when the adaptive solver ran out of ``max_steps``: that ``log_prob`` is not a measurement).
+    One evaluation of the right-hand side costs one score evaluation plus the divergence (``D``
+    JVPs exact, ``num_probes`` JVPs Hutchinson)."""
 
     log_prob: Any
     prior_log_prob: Any
     delta_log_prob: Any
     z: Any
     nfe: Any
+    success: Any = None
 
 
 DIVERGENCES = ("hutchinson", "exact")
 
 
 def likelihood(sde, score_fn, x, key, *, eps=1e-5, divergence: str = "hutchinson", num_probes: int = 1,
-               probe: str = "rademacher", solver: str = "rk4", num_steps: int = 100, rtol=1e-5, atol=1e-5,
-               max_steps: int = 1000) -> LikelihoodResult:
+               probe: str = "rademacher", solver: str = "dopri5", num_steps: int = 100, rtol=1e-5, atol=1e-5,
+               max_steps: int = 4096) -> LikelihoodResult:
     """Log-density of ``x(eps) = x`` under the probability-flow ODE, per example (module docstring).
 
+    Each example is its own ODE ``d/dt [x_i, delta_i] = [F(x_i, t), div F(x_i, t)]`` (``jax.vmap``
+    over the batch of one ``ode.solve`` each), so an adaptive solver picks step sizes per example
+    and an example's log-density does not depend on the rest of the batch: batched calls equal
+    per-example calls. (The reference solves the whole batch as one ODE with shared steps.)
+
     Args:
-      sde, score_fn: as for the samplers; ``score_fn`` must treat examples independently.
+      sde, score_fn: as for the samplers; ``score_fn`` must treat examples independently (it is
+        called on batches of one example inside ``vmap``).
       x: ``[batch, ...]`` data (already dequantised for discrete data, see ``dequantize``).
       key: draws the Hutchinson probes (unused with ``divergence="exact"``).
       eps: start time of the ODE (reference: 1e-5).
       divergence: ``"hutchinson"`` (``num_probes`` probes of kind ``probe``) or ``"exact"``.
-      solver: ``"rk4"`` / ``"euler"`` (``num_steps``) or adaptive ``"dopri5"`` (``rtol``, ``atol``,
-        ``max_steps``; the reference uses RK45 with rtol = atol = 1e-5).
+      solver: a key of ``ode.ODE_SOLVERS``: adaptive ``"dopri5"`` (default; the reference uses
+        scipy's RK45, the same method, with rtol = atol = 1e-5) or ``"tsit5"`` with ``rtol``,
+        ``atol``, ``max_steps``; fixed-step ``"rk4"``, ``"euler"``... with ``num_steps``. Fixed steps
+        fail on sharply peaked (dequantised) data: see ``tests/generative/test_generative_likelihood``.
+    Returns a ``LikelihoodResult`` (all fields per example).
     """
     if divergence not in DIVERGENCES:
         raise ValueError(f"unknown divergence {divergence!r}; valid: {', '.join(DIVERGENCES)}")
+    ode.check_solver(solver)
     probes = draw_probes(key, x.shape, num_probes, probe, x.dtype) if divergence == "hutchinson" else None
 
-    def augmented(t, state):
-        y, _ = state
-        flow = lambda v: sde.reverse_drift(score_fn, v, t, probability_flow=True)[0]
-        if divergence == "exact":
-            return flow(y), divergence_exact(flow, y)
-        return divergence_hutchinson(flow, y, probes)
+    def one(xi, probes_i):
+        def augmented(t, state):
+            y, _ = state
+            flow = lambda v: sde.reverse_drift(score_fn, v, t, probability_flow=True)[0]
+            if divergence == "exact":
+                return flow(y), divergence_exact(flow, y)
+            return divergence_hutchinson(flow, y, probes_i[:, None])
 
-    state0 = (x, jnp.zeros(x.shape[:1], x.dtype))
-    (z, delta), info = ode.solve(augmented, state0, eps, sde.T, solver=solver, num_steps=num_steps,
-                                 rtol=rtol, atol=atol, max_steps=max_steps)
+        state0 = (xi[None], jnp.zeros((1,), x.dtype))
+        (z, delta), info = ode.solve(augmented, state0, eps, sde.T, solver=solver, num_steps=num_steps,
+                                     rtol=rtol, atol=atol, max_steps=max_steps)
+        return z[0], delta[0], info.nfe, info.success
+
+    if probes is None:
+        probes = jnp.zeros((1,) + x.shape[:1], x.dtype)  # a placeholder, unused
+    z, delta, nfe, success = jax.vmap(one, in_axes=(0, 1))(x, probes)
     prior = sde.prior_logp(z)
-    return LikelihoodResult(prior + delta, prior, delta, z, info.nfe)
+    return LikelihoodResult(prior + delta, prior, delta, z, nfe, success)
 
 
 def log_likelihood(sde, score_fn, x, key, **options):

@@ -13,8 +13,10 @@ the prior and integrates backwards to ``t = eps`` with one of ``SAMPLERS``:
 * ``"annealed_langevin"``: annealed Langevin dynamics of NCSN (Song & Ermon 2019, Alg. 1):
   ``n_steps_each`` Langevin steps ``x <- x + a_i s / 2 + sqrt(a_i) z`` at each of ``num_steps``
   noise levels ``sigma_i = std(t_i)``, ``a_i = step_lr sigma_i^2 / sigma_L^2``.
-* ``"ode"``: the probability-flow ODE ``dx/dt = f - g^2 s / 2`` (Song et al. 2021, Eq. (13)),
-  fixed-step RK4 (``solver="rk4"``, ``num_steps`` steps) or adaptive ``solver="dopri5"``.
+* ``"ode"``: the probability-flow ODE ``dx/dt = f - g^2 s / 2`` (Song et al. 2021, Eq. (13)) through
+  ``diffrax`` (``dl_course.generative.ode``): adaptive ``solver="dopri5"`` by default (rtol = atol =
+  1e-5, as the reference's RK45) or ``"tsit5"``, fixed-step ``"rk4"`` / ``"euler"``... with
+  ``num_steps`` steps.
 
 Conventions. Times run on the grid ``t_i = T + i (eps - T) / num_steps``, ``i = 0..num_steps``; the
 returned samples are draws of ``x(eps)`` (so they target ``p_eps``, not the data distribution
@@ -148,13 +150,16 @@ def annealed_langevin(sde, score_fn, x, key, *, num_steps, eps, n_steps_each: in
     return x, jnp.asarray(num_steps * n_steps_each)
 
 
-def probability_flow(sde, score_fn, x, key, *, num_steps, eps, solver: str = "rk4", rtol=1e-5, atol=1e-5,
-                     max_steps: int = 1000):
+def probability_flow(sde, score_fn, x, key, *, num_steps, eps, solver: str = "dopri5", rtol=1e-5, atol=1e-5,
+                     max_steps: int = 4096):
     """Integrate the probability-flow ODE ``dx/dt = f - g^2 s / 2`` from ``T`` to ``eps``.
 
-    Deterministic given ``x(T)`` (``key`` unused). ``solver`` from ``ode.ODE_SOLVERS``: fixed-step
-    ``rk4`` / ``euler`` with ``num_steps`` steps, or adaptive ``dopri5`` with ``rtol``, ``atol``
-    (reference: RK45 with rtol = atol = 1e-5).
+    Deterministic given ``x(T)`` (``key`` unused). ``solver`` from ``ode.ODE_SOLVERS``: adaptive
+    ``dopri5`` (default; the reference's RK45 with rtol = atol = 1e-5) or ``tsit5`` with ``rtol``,
+    ``atol``, ``max_steps``; fixed-step ``rk4`` / ``euler`` / ``heun`` / ``midpoint`` with
+    ``num_steps`` steps. The batch is one ODE with shared step sizes, as in the reference (the
+    likelihood, in contrast, solves one ODE per example). The returned count is the number of
+    evaluations of the drift (score evaluations).
     """
     del key
 
