@@ -106,3 +106,15 @@ from dl_course.measures.modified_flow import (
     gradient_flows,
     modified_loss,
 )
+from dl_course.measures.landscape import captured_fraction
+from dl_course.measures.implicit_bias import (
+    direction_measures,
+    max_margin_directions,
+    norm_growth_rate,
+)
+from dl_course.measures.outliers import (
+    count_outliers,
+    expected_outliers,
+    hessian_and_ggn_spectra,
+    outlier_gap,
+)
