@@ -20,7 +20,7 @@ GALLERY = {
     "ours": "cos(ℓ2, ℓ∞ directions) {datasets[separable][cos_between_l2_and_linf_directions]:.2f} / "
             "{datasets[separable_high_dim][cos_between_l2_and_linf_directions]:.2f}; cos to ℓ2: GD {cos_to_expected_direction_range[gd]:.3f}, normalized GD "
             "{cos_to_expected_direction_range[normalized_gd]:.3f} (≥ 0.999 by step "
-            "{earliest_step_cos_to_expected_stays_above_0.999[normalized_gd]}); cos to ℓ∞: sign descent "
+            "{earliest_step_1_minus_cos_to_expected_stays_below_1e-3[normalized_gd]}); cos to ℓ∞: sign descent "
             "{cos_to_expected_direction_range[sign_descent]:.3f}, Adam {cos_to_expected_direction_range[adam]:.2f}; "
             "GD's ‖w‖·γ₂ per unit log t {gd_norm_growth_per_log_t_times_margin:.2f}",
     "paper": "→ ℓ2 for GD (NGD faster), → ℓ∞ for sign/Adam, ‖w‖ ~ log t / γ",

@@ -203,3 +203,15 @@ from dl_course.measures.kfac import (
     ekfac_eigenvalues,
 )
 from dl_course.measures.solves import cg_solve, kfac_solve, residual_norm
+from dl_course.measures.landscape import captured_fraction
+from dl_course.measures.implicit_bias import (
+    direction_measures,
+    max_margin_directions,
+    norm_growth_rate,
+)
+from dl_course.measures.outliers import (
+    count_outliers,
+    expected_outliers,
+    hessian_and_ggn_spectra,
+    outlier_gap,
+)

@@ -43,8 +43,9 @@ def direction_measures(w, x, y, directions: dict) -> dict:
     w = np.asarray(w, np.float64)
     norm = np.linalg.norm(w, axis=-1)
     safe = np.where(norm > 0, norm, np.nan)
-    m2 = mm.normalized_margin(w, x, y, ord=2)
-    minf = mm.normalized_margin(w, x, y, ord=np.inf)
+    with np.errstate(invalid="ignore", divide="ignore"):  # w = 0 (the initialization): NaN margins
+        m2 = mm.normalized_margin(w, x, y, ord=2)
+        minf = mm.normalized_margin(w, x, y, ord=np.inf)
     return {"norm": norm, "cos_l2": (w @ directions["l2"].direction) / safe,
             "cos_linf": (w @ directions["linf"].direction) / safe, "margin_l2": m2, "margin_linf": minf,
             "margin_ratio_l2": m2 / directions["l2"].margin, "margin_ratio_linf": minf / directions["linf"].margin}

@@ -174,3 +174,17 @@ def hessian_directions(
     return hessian_eigenpairs(
         loss_fn, params, num_directions, key=key, num_iters=num_iters
     ).eigenvectors
+
+
+def captured_fraction(displacement: PyTree, directions: PyTree) -> jax.Array:
+    """``1 − ‖δ − Dᵀc*‖² / ‖δ‖²`` with ``c* = argmin_c ‖δ − Dᵀc‖``: the share of the squared length
+    of ``δ`` (a pytree like the parameters, or a flat ``(d,)`` vector) lying in the span of the
+    ``k`` directions ``D`` (leading axis ``k``, e.g. from :func:`pca_directions`).
+
+    Quantifies Li et al.'s (2018, §7) observation: the displacement ``θ_0 − θ_T`` of an
+    optimization path lies almost entirely in its PCA plane and hardly at all in a random one.
+    """
+    delta = ravel_pytree(displacement)[0]
+    dirs = _stack_flat(directions)
+    residual = delta - dirs.T @ linalg.lstsq(dirs.T, delta)
+    return 1.0 - jnp.sum(residual**2) / jnp.sum(delta**2)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dl_course.plotting.style import finite, pyplot
+from dl_course.plotting.style import pyplot
 
 _COLORS = ("C0", "C1", "C2", "C3", "C4", "C5", "C6", "C7")
 

@@ -1,7 +1,7 @@
 """Figures for Hessian spectra: SLQ spectral densities and top eigenvalues over training.
 
 Functions draw on a given ``ax`` (or a new ``matplotlib.figure.Figure``, without pyplot's global
-state) and return the figure; save it with ``fig.savefig(path, dpi=...)``.
+state) and return the figure; a study writes it atomically with ``run.figure(name, fig)``.
 """
 
 from __future__ import annotations

@@ -17,8 +17,6 @@ adds the figure and summary. Helpers taking ``train`` take the engine config ``c
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 
 from dl_course import results
@@ -53,15 +51,10 @@ def thresholds(train, learning_rates) -> np.ndarray:
 
 
 def tracker(train, lanczos_iters: int):
-    """The sharpness hook for ``train.optimizer`` (warm-started Lanczos, ``lanczos_iters`` HVPs);
-    one object per setting, so repeated studies hit the sweep's compile cache."""
-    return _tracker(train.optimizer in ADAPTIVE, int(lanczos_iters), _hparam(train, "b1", 0.9),
-                    _hparam(train, "b2", 0.999), _hparam(train, "eps", 1e-8))
-
-
-@functools.lru_cache(maxsize=16)
-def _tracker(preconditioned: bool, num_iters: int, b1: float, b2: float, eps: float):
-    return sharpness_tracker(num_iters=num_iters, preconditioned=preconditioned, b1=b1, b2=b2, eps=eps)
+    """The sharpness hook for ``train.optimizer``: warm-started Lanczos with ``lanczos_iters``
+    HVPs on λmax, plus Adam's preconditioned sharpness for ``adam``."""
+    return sharpness_tracker(num_iters=int(lanczos_iters), preconditioned=train.optimizer in ADAPTIVE,
+                             b1=_hparam(train, "b1", 0.9), b2=_hparam(train, "b2", 0.999), eps=_hparam(train, "eps", 1e-8))
 
 
 def simulate(config, data=None):

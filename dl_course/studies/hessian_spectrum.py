@@ -20,9 +20,11 @@ examples in eval mode:
 
 Headline quantities, per snapshot: the number of outliers, i.e. the position of the largest ratio
 gap ``λ_i / λ_{i+1}`` among the top ``k`` eigenvalues; the gap ``λ_e / λ_{e+1}`` after the ``e``
-outliers the class structure predicts (:func:`expected_outliers`), also relative to the typical
-gap at the top of the bulk; the share of ``tr H`` carried by the top ``e`` eigenvalues; and the
-largest relative difference between the top ``e`` eigenvalues of ``H`` and ``G``.
+outliers the class structure predicts, also relative to the typical gap at the top of the bulk;
+the share of ``tr H`` carried by the top ``e`` eigenvalues; and the largest relative difference
+between the top ``e`` eigenvalues of ``H`` and ``G``. The measurements are
+``dl_course.measures.outliers``; the engine config is ``config.train``, the snapshots
+(``snapshot_steps``, ``num_snapshots``) and measurement sizes (``measure.*``) are study keys.
 """
 
 from __future__ import annotations
@@ -31,8 +33,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dl_course import measures, results
-from dl_course.studies.solution_measures import run_labels
+from dl_course import results
+from dl_course.measures import outliers
 from dl_course.train import losses as losses_lib
 from dl_course.train import record_steps, sweep, trajectory_hook
 from dl_course.train.build import load_data
@@ -43,43 +45,10 @@ from dl_course.train.trajectory import trajectory_task
 GGN_LOSSES = ("cross_entropy", "mse")
 
 
-def expected_outliers(loss: str, num_classes: int) -> int:
-    """Outliers expected from the class structure of ``G``: ``C − 1`` for softmax cross-entropy
-    (its output Hessian ``diag p − p pᵀ`` has rank ``C − 1``: shifting all logits together
-    changes nothing), ``C`` for the squared error on ``C`` outputs."""
-    return num_classes - 1 if loss == "cross_entropy" else num_classes
-
-
-def count_outliers(eigenvalues) -> int:
-    """Number of outliers in a descending list of top eigenvalues: the ``i`` maximizing the ratio
-    gap ``λ_i / λ_{i+1}`` (1-based), over the positive part of the list. A bulk near zero and ``C``
-    separated outliers give ``C``; the count is at most ``len(eigenvalues) − 1``, so ask for more
-    eigenvalues than the outliers you expect."""
-    lam = np.asarray(eigenvalues, np.float64)
-    lam = lam[lam > 0]
-    if lam.size < 2:
-        return int(lam.size)
-    return int(np.argmax(lam[:-1] / lam[1:])) + 1
-
-
-def outlier_gap(eigenvalues, c: int) -> tuple[float, float]:
-    """``(λ_c / λ_{c+1}, that ratio over the median ratio λ_i / λ_{i+1} for i > c)``: how far the
-    ``c``-th eigenvalue stands above the next one, compared with the spacing at the top of the
-    bulk. Both are ``nan`` if the list is too short or not positive."""
-    lam = np.asarray(eigenvalues, np.float64)
-    if lam.size < c + 2 or lam[c] <= 0:
-        return float("nan"), float("nan")
-    gap = lam[c - 1] / lam[c]
-    tail = lam[c:]
-    tail = tail[tail > 0]
-    bulk = float(np.median(tail[:-1] / tail[1:])) if tail.size >= 2 else float("nan")
-    return float(gap), float(gap / bulk)
-
-
 def snapshot_steps(config) -> np.ndarray:
-    """``config.snapshot_steps`` (validated: within ``[0, steps]``, the final step included), or
-    ``num_snapshots`` log-spaced steps with the initialization."""
-    steps = int(config.steps)
+    """``config.snapshot_steps`` (validated: within ``[0, train.steps]``, the final step included),
+    or ``num_snapshots`` log-spaced steps with the initialization."""
+    steps = int(config.train.steps)
     if config.get("snapshot_steps"):
         s = sorted({int(t) for t in config.snapshot_steps} | {steps})
         if s[0] < 0 or s[-1] > steps:
@@ -88,15 +57,15 @@ def snapshot_steps(config) -> np.ndarray:
     return record_steps(steps, int(config.num_snapshots) - 1, include_init=True)
 
 
-def measure_program(config, data, top_k: int, lanczos_iters: int, trace_samples: int,
-                    slq_probes: int, slq_iters: int, density_points: int):
+def measure_program(train, data, **sizes):
     """``f(flat_params[N, d], labels[N, m], keys[N], x[m, ...]) -> dict of [N, ...]``: the
-    spectra of ``H`` and ``G`` at ``N`` parameter vectors (runs × snapshots), one jitted vmap."""
-    if config.loss not in GGN_LOSSES:
-        raise ConfigError(f"hessian_spectrum needs a loss with a PSD output Hessian; got {config.loss!r}, "
+    spectra of ``H`` and ``G`` (``outliers.hessian_and_ggn_spectra`` with ``sizes``) at ``N``
+    parameter vectors (runs × snapshots) of the engine config ``train``, one jitted vmap."""
+    if train.loss not in GGN_LOSSES:
+        raise ConfigError(f"hessian_spectrum needs a loss with a PSD output Hessian; got {train.loss!r}, "
                           f"valid: {', '.join(GGN_LOSSES)}")
-    task, unravel = trajectory_task(config, data, "hessian_spectrum")
-    per_example = losses_lib.get(config.loss)
+    task, unravel = trajectory_task(train, data, "hessian_spectrum")
+    per_example = losses_lib.get(train.loss)
     eval_key = jax.random.PRNGKey(0)  # unused in eval mode (no dropout); the engine's convention
 
     def one(flat, y, key, x):
@@ -109,39 +78,33 @@ def measure_program(config, data, top_k: int, lanczos_iters: int, trace_samples:
         def logits_fn(p):
             return task.apply(p, {}, x)
 
-        def ggn(v):
-            return measures.ggn_vp(logits_fn, lambda z: jnp.mean(per_example(z, y, data.num_classes)), params, v)
-
-        hess = measures.hessian_operator(loss_fn, params)
-        k = jax.random.split(key, 7)
-        top_h = measures.operator_eigenpairs(hess, params, top_k, key=k[0], num_iters=lanczos_iters)
-        top_g = measures.operator_eigenpairs(ggn, params, top_k, key=k[1], num_iters=lanczos_iters)
-        bottom_h = measures.operator_eigenpairs(hess, params, 1, key=k[2], num_iters=lanczos_iters, which="bottom")
-        tr_h, se_h = measures.operator_trace(hess, params, key=k[3], num_samples=trace_samples)
-        tr_g, se_g = measures.operator_trace(ggn, params, key=k[4], num_samples=trace_samples)
-        grid_h, dens_h = measures.operator_spectral_density(hess, params, key=k[5], num_probes=slq_probes,
-                                                           num_iters=slq_iters, num_points=density_points)
-        grid_g, dens_g = measures.operator_spectral_density(ggn, params, key=k[6], num_probes=slq_probes,
-                                                           num_iters=slq_iters, num_points=density_points)
-        _, (_, metrics) = task.loss(params, {}, batch, eval_key, False)
-        return {"hessian_top": top_h.eigenvalues, "hessian_top_residual": top_h.residuals,
-                "ggn_top": top_g.eigenvalues, "ggn_top_residual": top_g.residuals,
-                "hessian_min": bottom_h.eigenvalues[0], "hessian_min_residual": bottom_h.residuals[0],
-                "hessian_trace": tr_h, "hessian_trace_stderr": se_h, "ggn_trace": tr_g, "ggn_trace_stderr": se_g,
-                "hessian_density_grid": grid_h, "hessian_density": dens_h,
-                "ggn_density_grid": grid_g, "ggn_density": dens_g,
-                "measure_loss": loss_fn(params), "measure_accuracy": metrics["accuracy"]}
+        out = outliers.hessian_and_ggn_spectra(
+            loss_fn, logits_fn, lambda z: jnp.mean(per_example(z, y, data.num_classes)), params, key, **sizes)
+        loss, (_, metrics) = task.loss(params, {}, batch, eval_key, False)
+        return {**out, "measure_loss": loss, "measure_accuracy": metrics["accuracy"]}
 
     return jax.jit(jax.vmap(one, in_axes=(0, 0, 0, None)))
+
+
+def _snapshot_headline(rows: list[dict]) -> dict:
+    """One snapshot's headline: its step, per-seed outlier counts, means over seeds of the gap,
+    λmax, λmin, tr H and the measurement loss, the largest top-e difference between H and G."""
+    mean = lambda key: float(np.mean([row[key] for row in rows])) if rows else None  # noqa: E731
+    return {"step": rows[0]["step"] if rows else None,
+            "num_outliers_hessian": [row["num_outliers_hessian"] for row in rows],
+            **{k: mean(k) for k in ("gap_after_expected", "gap_after_expected_over_bulk", "lambda_max", "lambda_min",
+                                    "hessian_trace", "measure_loss", "top_expected_trace_fraction")},
+            "top_hessian_vs_ggn_rel_diff_max": max((row["top_hessian_vs_ggn_rel_diff"] for row in rows), default=None)}
 
 
 def run(config, run_dir: results.RunDir) -> dict:
     """Train the seeds with a trajectory hook, measure the spectra of every snapshot, plot, write."""
     from dl_course.plotting import spectra as plots
 
-    data = load_data(config)
+    train = config.train
+    data = load_data(train)
     if data.num_classes < 2:
-        raise ConfigError(f"hessian_spectrum needs a classification dataset; {config.dataset} has no classes")
+        raise ConfigError(f"hessian_spectrum needs a classification dataset; {train.dataset} has no classes")
     snaps = snapshot_steps(config)
     mc = config.measure
     m = min(int(mc.examples), data.n_train)
@@ -149,23 +112,24 @@ def run(config, run_dir: results.RunDir) -> dict:
         raise ConfigError(f"need measure.top_k >= num_classes + 2 = {data.num_classes + 2} (to see the gap after "
                           f"the outliers) and measure.lanczos_iters >= top_k; got top_k={mc.top_k}, "
                           f"lanczos_iters={mc.lanczos_iters}")
-    program = measure_program(config, data, int(mc.top_k), int(mc.lanczos_iters), int(mc.trace_samples),
-                                 int(mc.slq_probes), int(mc.slq_iters), int(mc.density_points))
-    res = sweep(config, data=data, hooks={"trajectory": trajectory_hook(snaps)}, progress=True)
+    program = measure_program(train, data, top_k=int(mc.top_k), lanczos_iters=int(mc.lanczos_iters),
+                              trace_samples=int(mc.trace_samples), slq_probes=int(mc.slq_probes),
+                              slq_iters=int(mc.slq_iters), density_points=int(mc.density_points))
+    res = sweep(train, data=data, hooks={"trajectory": trajectory_hook(snaps)}, progress=True)
     traj = np.asarray(res.state.extras["trajectory"])  # [R, T, d]
     num_runs, num_snaps, dim = traj.shape
-    labels = np.repeat(run_labels(res, data, m), num_snaps, axis=0)  # [R*T, m], run-major
+    labels = np.repeat(res.train_labels(data, m), num_snaps, axis=0)  # [R*T, m], run-major
     keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(int(mc.seed)), i))(jnp.arange(num_runs * num_snaps))
     out = program(traj.reshape(num_runs * num_snaps, dim), labels, keys, np.asarray(data.x_train[:m]))
     out = {k: np.asarray(v).reshape((num_runs, num_snaps) + np.shape(v)[1:]) for k, v in jax.device_get(out).items()}
 
     c = data.num_classes
-    e = expected_outliers(config.loss, c)
+    e = outliers.expected_outliers(train.loss, c)
     rows = []
     for r, g in enumerate(res.grid):
         for t, step in enumerate(snaps):
             top_h, top_g, tr_h = out["hessian_top"][r, t], out["ggn_top"][r, t], out["hessian_trace"][r, t]
-            gap, gap_over_bulk = outlier_gap(top_h, e)
+            gap, gap_over_bulk = outliers.outlier_gap(top_h, e)
             rows.append({"seed": g["seed"], "learning_rate": g["learning_rate"], "diverged": bool(res.diverged[r]),
                          "step": int(step), "measure_loss": float(out["measure_loss"][r, t]),
                          "measure_accuracy": float(out["measure_accuracy"][r, t]),
@@ -174,7 +138,8 @@ def run(config, run_dir: results.RunDir) -> dict:
                          "lambda_min": float(out["hessian_min"][r, t]),
                          "hessian_trace": float(tr_h), "hessian_trace_stderr": float(out["hessian_trace_stderr"][r, t]),
                          "ggn_trace": float(out["ggn_trace"][r, t]),
-                         "num_outliers_hessian": count_outliers(top_h), "num_outliers_ggn": count_outliers(top_g),
+                         "num_outliers_hessian": outliers.count_outliers(top_h),
+                         "num_outliers_ggn": outliers.count_outliers(top_g),
                          "expected_outliers": e, "gap_after_expected": gap,
                          "gap_after_expected_over_bulk": gap_over_bulk,
                          "top_expected_trace_fraction": float(np.sum(top_h[:e]) / tr_h),
@@ -198,6 +163,10 @@ def run(config, run_dir: results.RunDir) -> dict:
         "hessian_trace_final": mean("hessian_trace"),
         "max_lambda_max_rel_residual": float(max(row["lambda_max_rel_residual"] for row in rows)),
         "final_train_accuracy": mean("final_train_accuracy"), "final_test_accuracy": mean("final_test_accuracy"),
+        "top_hessian_vs_ggn_rel_diff_max_after_init": float(max(
+            (row["top_hessian_vs_ggn_rel_diff"] for row in rows if row["step"] > 0), default=float("nan"))),
+        "by_snapshot": [_snapshot_headline([row for row in rows if row["step"] == int(step) and not row["diverged"]])
+                        for step in snaps],
         "by_step": {int(t): {k: float(np.mean([row[k] for row in rows if row["step"] == int(t) and not row["diverged"]]))
                              for k in ("measure_loss", "lambda_max", "lambda_min", "hessian_trace", "num_outliers_hessian",
                                        "gap_after_expected", "gap_after_expected_over_bulk",
@@ -214,13 +183,13 @@ def run(config, run_dir: results.RunDir) -> dict:
     run_dir.figure("spectrum.png", plots.plot_spectrum_study(
         snaps, out["hessian_density_grid"][0], out["hessian_density"][0], out["ggn_density_grid"][0, -1],
         out["ggn_density"][0, -1], out["hessian_top"][0], out["ggn_top"][0, -1], e,
-        title=f"{config.model} on {config.dataset} ({dim} parameters, seed {res.grid[0]['seed']}), "
-              f"{config.loss} on {m} training examples"))
+        title=f"{train.model} on {train.dataset} ({dim} parameters, seed {res.grid[0]['seed']}), "
+              f"{train.loss} on {m} training examples"))
     conventions = {
         **res.conventions,
         "measures_mode": "eval (no dropout; no batch norm in the default model)",
         "measures_examples": f"first {m} training examples, each run's own training labels",
-        "measures_loss": f"mean {config.loss} over the measurement examples",
+        "measures_loss": f"mean {train.loss} over the measurement examples",
         "hessian_top": f"top {mc.top_k} eigenpairs of H and of G, Lanczos with full reorthogonalization, "
                        f"{mc.lanczos_iters} matrix-vector products; Ritz residuals recorded",
         "ggn": "G = J^T H_z J, J the Jacobian of the logits, H_z the Hessian of the loss in the logits",
@@ -230,7 +199,7 @@ def run(config, run_dir: results.RunDir) -> dict:
         "num_outliers": "argmax_i lambda_i / lambda_(i+1) over the positive top eigenvalues (1-based)",
         "gap_after_expected": (f"lambda_e / lambda_(e+1) with e = {e} expected outliers (C - 1 for softmax "
                                "cross-entropy, C for mse); _over_bulk: divided by the median of lambda_i / lambda_(i+1), i > e"),
-        "snapshot_steps": snaps.tolist(), "measures_dtype": config.dtype,
+        "snapshot_steps": snaps.tolist(), "measures_dtype": train.dtype,
     }
     metrics = {"snapshot_steps": snaps, "steps": res.steps, "seed": np.array([g["seed"] for g in res.grid]),
                "train_loss": res.metrics["train_loss"], "test_accuracy": res.metrics["test_accuracy"], **out}

@@ -22,7 +22,8 @@ examples:
   projection): the quantitative form of Li et al.'s §7 observation.
 
 Grid points are evaluated ``measure.batch_size`` at a time with ``vmap`` inside ``lax.map``
-(``dl_course.measures.slice_2d``), never by a Python loop.
+(``dl_course.measures.slice_2d``), never by a Python loop. The engine config is ``config.train``;
+``num_records`` and ``measure.*`` are study keys (changing them does not recompile the sweep).
 """
 
 from __future__ import annotations
@@ -30,27 +31,18 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.flatten_util import ravel_pytree
 
-from dl_course import linalg, measures, results
-from dl_course.studies.solution_measures import run_labels
+from dl_course import measures, results
 from dl_course.train import record_steps, sweep, trajectory_hook
 from dl_course.train.build import load_data
 from dl_course.train.config import ConfigError
 from dl_course.train.trajectory import trajectory_task
 
 
-def captured_fraction(displacement: jax.Array, directions: jax.Array) -> jax.Array:
-    """``1 − ‖δ − Dᵀc*‖² / ‖δ‖²`` with ``c* = argmin_c ‖δ − Dᵀc‖``: the share of the squared
-    length of ``δ`` (``(d,)``) that lies in the span of the rows of ``directions`` (``(k, d)``)."""
-    coeffs = linalg.lstsq(directions.T, displacement)
-    residual = displacement - directions.T @ coeffs
-    return 1.0 - jnp.sum(residual**2) / jnp.sum(displacement**2)
-
-
-def landscape_program(config, data, points: int, radius: float, pca_margin: float, batch_size: int):
-    """``f(trajectory[R, T, d], labels[R, m], keys[R], x[m, ...]) -> dict of [R, ...]``."""
-    task, unravel = trajectory_task(config, data, "loss_landscape")
+def landscape_program(train, data, points: int, radius: float, pca_margin: float, batch_size: int):
+    """``f(trajectory[R, T, d], labels[R, m], keys[R], x[m, ...]) -> dict of [R, ...]`` for the
+    engine config ``train``: both planes' slices, the PCA coordinates and captured fractions."""
+    task, unravel = trajectory_task(train, data, "loss_landscape")
     eval_key = jax.random.PRNGKey(0)  # unused in eval mode (no dropout); the engine's convention
     unit = jnp.linspace(-1.0, 1.0, points)
 
@@ -73,14 +65,13 @@ def landscape_program(config, data, points: int, radius: float, pca_margin: floa
         span = pca_margin * jnp.max(jnp.abs(coords), axis=0)
         pc = lambda i: jax.tree.map(lambda leaf: leaf[i], pcs)  # noqa: E731
         pca = measures.slice_2d(fn, final, pc(0), pc(1), span[0] * unit, span[1] * unit, batch_size=batch_size)
-        flat = lambda tree: jax.vmap(lambda t: ravel_pytree(t)[0])(tree)  # noqa: E731
         displacement = traj_flat[0] - traj_flat[-1]
         return {"random_loss": rand["loss"], "random_accuracy": rand["accuracy"],
                 "random_trajectory": measures.project_trajectory(trajectory, final, random_plane),
                 "pca_loss": pca["loss"], "pca_accuracy": pca["accuracy"], "pca_trajectory": coords,
                 "pca_alphas": span[0] * unit, "pca_betas": span[1] * unit, "pca_explained_variance": explained,
-                "captured_pca": captured_fraction(displacement, flat(pcs)),
-                "captured_random": captured_fraction(displacement, flat(random_plane)),
+                "captured_pca": measures.captured_fraction(displacement, pcs),
+                "captured_random": measures.captured_fraction(displacement, random_plane),
                 "trajectory_loss": jax.lax.map(lambda p: fn(unravel(p))["loss"], traj_flat),
                 "displacement_norm": jnp.linalg.norm(displacement)}
 
@@ -91,19 +82,20 @@ def run(config, run_dir: results.RunDir) -> dict:
     """Train with a trajectory hook, evaluate both planes for every run, plot, write results."""
     from dl_course.plotting import landscape as plots
 
-    data = load_data(config)
+    t = config.train
+    data = load_data(t)
     mc = config.measure
     if int(mc.points) < 3 or float(mc.radius) <= 0 or int(config.num_records) < 3:
         raise ConfigError(f"need measure.points >= 3, measure.radius > 0 and num_records >= 3; got "
                           f"{mc.points}, {mc.radius}, {config.num_records}")
     m = min(int(mc.examples), data.n_train)
-    program = landscape_program(config, data, int(mc.points), float(mc.radius), float(mc.pca_margin),
+    program = landscape_program(t, data, int(mc.points), float(mc.radius), float(mc.pca_margin),
                                 int(mc.batch_size))
-    rec = record_steps(int(config.steps), int(config.num_records) - 1, spacing="linear", include_init=True)
-    res = sweep(config, data=data, hooks={"trajectory": trajectory_hook(rec)}, progress=True)
+    rec = record_steps(int(t.steps), int(config.num_records) - 1, spacing="linear", include_init=True)
+    res = sweep(t, data=data, hooks={"trajectory": trajectory_hook(rec)}, progress=True)
     traj = np.asarray(res.state.extras["trajectory"])
     keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(int(mc.seed)), i))(jnp.arange(len(res.grid)))
-    out = jax.tree.map(np.asarray, jax.device_get(program(traj, run_labels(res, data, m), keys,
+    out = jax.tree.map(np.asarray, jax.device_get(program(traj, res.train_labels(data, m), keys,
                                                           np.asarray(data.x_train[:m]))))
     unit = np.linspace(-1.0, 1.0, int(mc.points))
     alphas = float(mc.radius) * unit
@@ -152,13 +144,13 @@ def run(config, run_dir: results.RunDir) -> dict:
                                 "explained": out["pca_explained_variance"][r]})
               for lr, r in first.items()]
     run_dir.figure("landscape.png", plots.plot_landscape_study(
-        panels, title=f"{config.model} on {config.dataset}: training loss ({config.optimizer}, batch {config.batch_size}, "
-                      f"{config.steps} steps) around the final point"))
+        panels, title=f"{t.model} on {t.dataset}: training loss ({t.optimizer}, batch {t.batch_size}, "
+                      f"{t.steps} steps) around the final point"))
     conventions = {
         **res.conventions,
         "measures_mode": "eval (no dropout; no batch norm in the default model)",
         "measures_examples": f"first {m} training examples, each run's own training labels",
-        "landscape_loss": f"mean {config.loss} over the measurement examples",
+        "landscape_loss": f"mean {t.loss} over the measurement examples",
         "random_plane": ("two Gaussian directions, filter-normalized against the final parameters (Li et al. 2018 "
                          "sec. 4), biases and 1-D parameters not perturbed; coefficients in [-radius, radius]"),
         "pca_plane": ("top-2 principal directions (unit norm) of theta_t - theta_T over the recorded steps, "

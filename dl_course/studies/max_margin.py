@@ -143,7 +143,7 @@ def summarize(sim: dict) -> tuple[list[dict], dict]:
     headline["cos_to_expected_direction_range"] = {
         opt: [min(x[f"cos_to_{x['expected']}_max_margin"] for x in rs), max(x[f"cos_to_{x['expected']}_max_margin"] for x in rs)]
         for opt, rs in by_label.items()}
-    headline["earliest_step_cos_to_expected_stays_above_0.999"] = {
+    headline["earliest_step_1_minus_cos_to_expected_stays_below_1e-3"] = {
         opt: min((x[f"first_step_cos_{x['expected']}_stays_above_0.999"] for x in rs
                   if x[f"first_step_cos_{x['expected']}_stays_above_0.999"] is not None), default=None)
         for opt, rs in by_label.items()}

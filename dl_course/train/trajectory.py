@@ -9,6 +9,7 @@ of a sweep like every hook), so the whole trajectory comes back in ``SweepResult
 
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 import jax
@@ -47,10 +48,19 @@ def trajectory_hook(steps) -> Hook:
     dynamic update per step, a no-op between recorded steps. Rows of steps never reached stay
     zero. Read it from ``SweepResult.state.extras[name]`` (``[run, len(steps), d]``) and unflatten
     with the ``unravel`` of one run's parameters. Memory: ``len(steps) · d`` floats per run.
+
+    The same ``steps`` give the same hook object, so a sweep repeated with the same engine config
+    (e.g. a study run again with other measurement settings) reuses its compiled program.
     """
     steps = np.asarray(steps, np.int64)
     if steps.ndim != 1 or steps.size == 0 or np.any(steps < 0) or np.any(np.diff(steps) <= 0):
         raise ValueError(f"steps must be a non-empty, strictly increasing list of steps >= 0, got {steps.tolist()}")
+    return _trajectory_hook(tuple(int(t) for t in steps))
+
+
+@functools.lru_cache(maxsize=64)
+def _trajectory_hook(steps: tuple[int, ...]) -> Hook:
+    steps = np.asarray(steps, np.int64)
     table = jnp.asarray(steps.astype(np.int32))
     last = len(steps) - 1
     records_init = bool(steps[0] == 0)

@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from jax.flatten_util import ravel_pytree
 
 import dl_course.measures as M
@@ -83,3 +84,21 @@ def test_pca_directions_recover_the_plane_of_a_planar_trajectory():
     np.testing.assert_allclose(np.linalg.svd(e.T @ u.T, compute_uv=False), 1.0, rtol=1e-10)
     coords = jax.jit(M.project_trajectory)(traj, unravel(jnp.asarray(final)), dirs)
     np.testing.assert_allclose(final + np.asarray(coords) @ u, flat_traj, atol=1e-10)
+
+
+def test_captured_fraction_matches_a_direct_projection():
+    from dl_course.measures import captured_fraction
+
+    rng = np.random.default_rng(0)
+    dirs = rng.normal(size=(2, 50))
+    inside = dirs.T @ np.array([1.5, -2.0])
+    assert float(captured_fraction(jnp.asarray(inside), jnp.asarray(dirs))) == pytest.approx(1.0, abs=1e-10)
+    delta = rng.normal(size=50)
+    q, _ = np.linalg.qr(dirs.T)
+    expected = np.sum((q.T @ delta) ** 2) / np.sum(delta**2)
+    # float64 least squares on a 50 x 2 system: rounding only.
+    assert float(captured_fraction(jnp.asarray(delta), jnp.asarray(dirs))) == pytest.approx(expected, rel=1e-10)
+    # pytrees like the parameters work the same as flat vectors
+    tree = {"a": jnp.asarray(delta[:20]), "b": jnp.asarray(delta[20:])}
+    tree_dirs = {"a": jnp.asarray(dirs[:, :20]), "b": jnp.asarray(dirs[:, 20:])}
+    assert float(captured_fraction(tree, tree_dirs)) == pytest.approx(expected, rel=1e-10)

@@ -155,3 +155,11 @@ def test_tracker_reports_trace_topk_and_adam_preconditioned_sharpness(tiny):
     )
     assert state.preconditioned_eigenvectors.shape == (2, tiny.dim)
     assert np.all(np.isfinite(state.preconditioned_eigenvectors))
+
+
+def test_sharpness_tracker_is_one_object_per_arguments():
+    """Equal arguments give the same hook, so a repeated sweep hits the compile cache."""
+    from dl_course.measures import sharpness_tracker
+
+    assert sharpness_tracker(num_iters=12) is sharpness_tracker(num_iters=12)
+    assert sharpness_tracker(num_iters=12) is not sharpness_tracker(num_iters=13)

@@ -1,54 +1,29 @@
 """The measures studies (issue: measures): the Hessian spectrum and the loss landscape.
 
-Their numerical building blocks are tested against dense references in tests/measures; here the
-studies' own pieces (outlier counting, captured fractions) are checked against direct
-computations, and tiny runs check the wiring: the trajectory the engine records is the one it
-trained, the spectrum at a snapshot is that of the recorded parameters, and the landscape's
-centre is the engine's final training loss."""
+Their numerical building blocks (outlier counting, H and G spectra, captured fractions) are tested
+against dense references in tests/measures; here tiny runs check the wiring and the effects: the
+spectrum at a snapshot is that of the recorded parameters, at initialization the Hessian shows
+C − 1 outliers from its Gauss–Newton part, the landscape's centre is the engine's final training
+loss and the path lies in its PCA plane, not in a random one, and a study-only key does not
+recompile the sweep."""
 
 import json
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
 
+from tests.compile_counter import count_compilations
 from dl_course import cli
-from dl_course.studies import hessian_spectrum, loss_landscape
+from dl_course.studies import loss_landscape
 from dl_course.train import ConfigError, supervised_task, sweep
 from dl_course.train.build import load_data, make_model
 
 
-def test_count_outliers_and_gap_on_known_lists():
-    bulk = np.linspace(0.5, 0.1, 10)
-    outliers = np.array([40.0, 30.0, 25.0, 20.0])
-    lam = np.concatenate([outliers, bulk])
-    assert hessian_spectrum.count_outliers(lam) == 4
-    gap, rel = hessian_spectrum.outlier_gap(lam, 4)
-    assert gap == pytest.approx(20.0 / 0.5)
-    bulk_ratios = bulk[:-1] / bulk[1:]
-    assert rel == pytest.approx(gap / np.median(bulk_ratios))
-    # Negative values (saddle directions) are ignored by the count; too short a list gives nan.
-    assert hessian_spectrum.count_outliers(np.array([3.0, 1.0, -0.5])) == 1
-    assert np.isnan(hessian_spectrum.outlier_gap(lam[:4], 4)[0])
-
-
-def test_captured_fraction_matches_a_direct_projection():
-    rng = np.random.default_rng(0)
-    dirs = rng.normal(size=(2, 50))
-    inside = dirs.T @ np.array([1.5, -2.0])
-    assert float(loss_landscape.captured_fraction(jnp.asarray(inside), jnp.asarray(dirs))) == pytest.approx(1.0, abs=1e-5)
-    delta = rng.normal(size=50)
-    q, _ = np.linalg.qr(dirs.T)
-    expected = np.sum((q.T @ delta) ** 2) / np.sum(delta**2)
-    got = float(loss_landscape.captured_fraction(jnp.asarray(delta), jnp.asarray(dirs)))
-    assert got == pytest.approx(expected, rel=1e-4)  # float32 least squares on a 50 x 2 system
-
-
-TINY_SPECTRUM = ["--config.dataset_options.num_train=300", "--config.model_options.width=16",
-                 "--config.steps=40", "--config.eval_every=20", "--config.batch_size=50", "--config.seeds=[0]",
-                 "--config.snapshot_steps=[0,40]", "--config.measure.examples=100", "--config.measure.top_k=12",
+TINY_SPECTRUM = ["--config.train.dataset_options.num_train=300", "--config.train.model_options.width=16",
+                 "--config.train.steps=40", "--config.train.eval_every=20", "--config.train.batch_size=50",
+                 "--config.train.seeds=[0]", "--config.snapshot_steps=[0,40]", "--config.measure.examples=100", "--config.measure.top_k=12",
                  "--config.measure.lanczos_iters=40", "--config.measure.trace_samples=8",
                  "--config.measure.slq_probes=2", "--config.measure.slq_iters=30", "--config.measure.density_points=256"]
 
@@ -65,7 +40,7 @@ def test_hessian_spectrum_smoke_and_spectrum_of_the_recorded_snapshot(tmp_path):
     assert summary["headline"]["num_classes"] == 10
     # The final snapshot's spectrum is that of the engine's final parameters: recompute the top
     # eigenvalues from a dense Hessian (938 parameters) of a fresh run of the same config.
-    config = cli.apply_overrides(cli.load_study("hessian_spectrum").get_config(), TINY_SPECTRUM)
+    config = cli.study_config("hessian_spectrum", TINY_SPECTRUM)[1].train
     data = load_data(config)
     task = supervised_task(make_model(config, data), config.loss, data.num_classes)
     metrics = np.load(out / "metrics.npz")
@@ -83,15 +58,17 @@ def test_hessian_spectrum_smoke_and_spectrum_of_the_recorded_snapshot(tmp_path):
 
 def test_hessian_spectrum_rejects_a_loss_without_gauss_newton_form(tmp_path):
     with pytest.raises(ConfigError, match="valid: cross_entropy, mse"):
-        cli.run_study("hessian_spectrum", TINY_SPECTRUM + ["--config.loss=hinge"], workdir=str(tmp_path / "x"))
+        cli.run_study("hessian_spectrum", TINY_SPECTRUM + ["--config.train.loss=hinge"], workdir=str(tmp_path / "x"))
     assert not (tmp_path / "x").exists()
 
 
+TINY_LANDSCAPE = ["--config.train.dataset_options.num_train=300", "--config.train.model_options.width=16",
+                  "--config.train.steps=60", "--config.train.eval_every=20", "--config.train.batch_size=50",
+                  "--config.num_records=7", "--config.measure.examples=300"]
+
+
 def test_loss_landscape_smoke_centre_is_the_final_training_loss(tmp_path):
-    out = cli.run_study("loss_landscape", [
-        "--config.dataset_options.num_train=300", "--config.model_options.width=16", "--config.steps=60",
-        "--config.eval_every=20", "--config.batch_size=50", "--config.num_records=7",
-        "--config.measure.examples=300", "--config.measure.points=5"], workdir=str(tmp_path / "ll"))
+    out = cli.run_study("loss_landscape", TINY_LANDSCAPE + ["--config.measure.points=5"], workdir=str(tmp_path / "ll"))
     summary = json.loads((out / "summary.json").read_text())
     assert (out / "landscape.png").exists()
     metrics = np.load(out / "metrics.npz")
@@ -103,3 +80,29 @@ def test_loss_landscape_smoke_centre_is_the_final_training_loss(tmp_path):
         assert row["captured_pca"] <= 1 + 1e-5
     # The PCA trajectory ends at the origin (the final point) and its first point is θ_0's projection.
     np.testing.assert_allclose(metrics["pca_trajectory"][:, -1], 0.0, atol=1e-4)
+
+
+def test_changing_a_study_only_key_does_not_recompile_the_sweep(tmp_path, monkeypatch):
+    """The engine's compile cache is keyed by ``config.train`` only: a second loss_landscape run
+    with other landscape points (a study key) trains without a single compilation. The count
+    covers the sweep call only (the landscape program depends on the points and compiles again);
+    the sweep cache starts empty, so the first run's compilations show the counter works."""
+    import collections
+    import importlib
+
+    sweep_module = importlib.import_module("dl_course.train.sweep")  # the module, not the function
+    monkeypatch.setattr(sweep_module, "_CACHE", collections.OrderedDict())
+    counts = []
+
+    def counted_sweep(*args, **kwargs):
+        with count_compilations() as n:
+            res = sweep(*args, **kwargs)
+        counts.append(n[0])
+        return res
+
+    monkeypatch.setattr(loss_landscape, "sweep", counted_sweep)
+    for i, points in enumerate([3, 5]):
+        cli.run_study("loss_landscape", TINY_LANDSCAPE + [f"--config.measure.points={points}"],
+                      workdir=str(tmp_path / f"run{i}"))
+    assert counts[0] > 0  # init, eval and chunk programs of the sweep
+    assert counts[1] == 0

@@ -51,3 +51,10 @@ def test_trajectory_task_unravels_the_recorded_layout_and_rejects_batch_norm(sma
     config.model_options.batch_norm = True
     with pytest.raises(ConfigError, match="a study records parameters only"):
         trajectory_task(config, small_mnist1d, "a study")
+
+
+def test_trajectory_hook_is_one_object_per_steps():
+    """Equal steps give the same hook (so the sweep's compile cache, keyed by hook identity, is hit
+    when a study runs again); other steps give another."""
+    assert trajectory_hook([0, 5, 9]) is trajectory_hook(np.array([0, 5, 9]))
+    assert trajectory_hook([0, 5, 9]) is not trajectory_hook([0, 5, 10])
