@@ -54,15 +54,16 @@ def get_config(variant=None):
     t.model_options.width = 128
     t.model_options.depth = 2
     t.optimizer = "sgd"
-    t.steps = 1500  # replaced per batch size by max(epochs * n / B, min_steps)
+    t.steps = 14000  # replaced per batch size by the budget max(epochs * n / B, min_steps)
     t.eval_every = 100
+    t.target_train_loss = 0.01  # every run stops here (Jiang et al. 2020); 0 = train the whole budget
     t.seeds = [0, 1]
     t.learning_rates = [0.025, 0.05, 0.1, 0.2]
     c = configs.study_config(
         t,
         batch_sizes=[10, 50, 250, 0],  # 0: full batch (gradient descent)
-        epochs=50,  # steps per batch size: max(epochs * n / B, min_steps)
-        min_steps=1500,
+        epochs=50,  # step budget per batch size: max(epochs * n / B, min_steps)
+        min_steps=14000,
         measure={"examples": 1000, "lanczos_iters": 20, "trace_samples": 20, "seed": 0},
         landscape={"seed": 0, "learning_rate": 0.1, "points": 41, "radius": 1.0, "interp_min": -0.5,
                    "interp_max": 1.5})

@@ -54,8 +54,9 @@ def get_config(variant=None):
     t.model_options.width = 128
     t.model_options.depth = 2
     t.optimizer = "sgd"  # each entry of ``optimizers`` replaces optimizer, options, batch size, lrs
-    t.steps = 1500
+    t.steps = 8000  # the budget: every run stops at target_train_loss
     t.eval_every = 100
+    t.target_train_loss = 0.01  # Jiang et al. 2020's stopping loss; 0 = train all 8000 steps
     t.seeds = [0, 1]
     t.learning_rates = [0.1]
     minibatch = 50
