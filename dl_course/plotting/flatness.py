@@ -10,15 +10,16 @@ import numpy as np
 from dl_course.plotting.style import colors, finite, pyplot
 
 
-def batch_size_panels(batch_size, learning_rate, lambda_max, hessian_trace, test_accuracy, train_loss, diverged,
+def batch_size_panels(batch_size, learning_rate, lambda_max, hessian_trace, test_accuracy, train_loss, left_out,
                       title: str = ""):
-    """Four panels over all runs (one point per run, colour = batch size, diverged runs left out):
+    """Four panels over all runs (one point per run, colour = batch size; runs flagged in
+    ``left_out`` — diverged, or short of a target loss — are not drawn):
     λmax vs the final training loss (the cross-entropy Hessian shrinks as the loss falls, so
     sharpness is compared at equal loss: read the panel vertically); λmax, Hessian trace and test
     accuracy vs η/B (Jastrzębski et al. 2017: the SGD noise scale η/B sets the flatness)."""
     plt = pyplot()
     bs, lr = np.asarray(batch_size, float), np.asarray(learning_rate, float)
-    ok = ~np.asarray(diverged, bool)
+    ok = ~np.asarray(left_out, bool)
     sizes = sorted(set(bs.tolist()))
     fig, axes = plt.subplots(1, 4, figsize=(15, 3.4))
     for c, b in zip(colors(len(sizes)), sizes):
@@ -87,14 +88,15 @@ def landscape_panels(slice_alphas, slices: dict, interp_alphas, interp: dict, la
     return fig
 
 
-def optimizer_scatter(optimizer, learning_rate, test_accuracy, measures: dict, diverged, title: str = ""):
+def optimizer_scatter(optimizer, learning_rate, test_accuracy, measures: dict, left_out, title: str = ""):
     """One panel per measure (e.g. λmax, Hessian trace, normalized margin) against test accuracy,
     one point per run, colour = optimizer, marker size growing with the learning rate (rank
-    within the optimizer's grid). Diverged runs are left out."""
+    within the optimizer's grid). Runs flagged in ``left_out`` (diverged, or short of a target
+    loss) are not drawn."""
     plt = pyplot()
     opt = np.asarray(optimizer, dtype=object)
     lr = np.asarray(learning_rate, float)
-    ok = ~np.asarray(diverged, bool)
+    ok = ~np.asarray(left_out, bool)
     names = list(dict.fromkeys(opt.tolist()))
     fig, axes = plt.subplots(1, len(measures), figsize=(4.6 * len(measures), 3.6), squeeze=False)
     palette = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink")

@@ -9,9 +9,14 @@ gradient noise), determines how flat the reached minimum is. Li, Xu, Taylor, Stu
 filter-normalized random directions make the sharpness of different solutions comparable.
 
 Protocol: one sweep per batch size (the batch size is structural: it changes the program), each
-sweeping seeds × learning rates in one vmapped program. Every batch size trains for
-``max(epochs · n / B, min_steps)`` steps, so small batches see ``epochs`` passes and large ones
-enough steps to fit the training set (Keskar et al. train every batch size to convergence).
+sweeping seeds × learning rates in one vmapped program. Every run is stopped at one target
+training loss (``config.train.target_train_loss``, the engine's target stop; Jiang et al. 2020,
+"Fantastic generalization measures", stop every model at cross-entropy 0.01), so solutions are
+compared at equal training loss: the cross-entropy Hessian shrinks as the loss falls, and without
+the stop λmax would partly rank the final losses. ``max(epochs · n / B, min_steps)`` steps are the
+budget; a run that does not reach the target within it is counted (``num_not_converged``) and
+left out of every comparison, never mixed with the converged runs. With the target off (0) every
+run trains for the whole budget.
 Runs that share a seed share their initialization. At the end, λmax, the Hessian trace and the
 normalized margin of every run are measured in one vmapped program
 (:func:`dl_course.measures.measure_solutions`); the small- and large-batch solutions of one
@@ -30,9 +35,9 @@ import copy
 import jax
 import jax.numpy as jnp
 import numpy as np
-from scipy import stats
 
 from dl_course import measures, results
+from dl_course.plotting.scatter import rank_correlations
 from dl_course.train import sweep
 from dl_course.train.build import load_data, make_model
 from dl_course.train.config import ConfigError
@@ -78,9 +83,12 @@ def run(config, run_dir: results.RunDir) -> dict:
         timing[f"B={eff_b}"] = res.timing["total_s"]
         for i, g in enumerate(res.grid):
             div = bool(res.diverged[i])
+            stop = int(res.steps_to_target[i])
             nan_if_div = (lambda v: float("nan") if div else float(v))  # noqa: E731
             rows.append({"batch_size": eff_b, "full_batch": eff_b == n, "learning_rate": g["learning_rate"],
-                         "seed": g["seed"], "steps": cfg.steps, "epochs": cfg.steps * eff_b / n,
+                         "seed": g["seed"], "steps": stop if stop >= 0 else cfg.steps,
+                         "epochs": (stop if stop >= 0 else cfg.steps) * eff_b / n, "step_budget": cfg.steps,
+                         "converged": bool(res.converged[i]), "steps_to_target": stop,
                          "lambda_max": nan_if_div(meas["lambda_max"][i]),
                          "lambda_max_residual": nan_if_div(meas["lambda_max_residual"][i]),
                          "hessian_trace": nan_if_div(meas["hessian_trace"][i]),
@@ -97,9 +105,13 @@ def run(config, run_dir: results.RunDir) -> dict:
 
     col = {k: np.array([r[k] for r in rows]) for k in ("batch_size", "learning_rate", "seed", "lambda_max",
                                                         "hessian_trace", "test_accuracy", "diverged", "train_accuracy",
-                                                        "train_loss", "normalized_margin")}
+                                                        "train_loss", "normalized_margin", "converged",
+                                                        "steps_to_target")}
+    target = float(t.target_train_loss)
+    # Compared: runs that did not diverge and, with the target stop on, reached the target.
+    ok = ~col["diverged"] & (col["converged"] if target > 0 else True)
     fig = plots.batch_size_panels(col["batch_size"], col["learning_rate"], col["lambda_max"], col["hessian_trace"],
-                                  col["test_accuracy"], col["train_loss"], col["diverged"],
+                                  col["test_accuracy"], col["train_loss"], ~ok,
                                   title=f"{t.model} on {t.dataset} (n={n}): sharpness and flatness vs batch size")
     run_dir.figure("sharpness_vs_batch_size.png", fig)
 
@@ -119,8 +131,13 @@ def run(config, run_dir: results.RunDir) -> dict:
         labels=(f"B={b_small}", f"B={b_large}"),
         title=f"small- vs large-batch solution (seed {lc.seed}, η={lc.learning_rate:g})"))
 
-    ok = ~col["diverged"]
+    if target > 0 and not col["converged"][~col["diverged"]].all():
+        print(f"{int((~col['converged'] & ~col['diverged']).sum())} of {len(rows)} runs did not reach train loss "
+              f"{target:g} within their step budget (epochs / min_steps): left out of the comparisons")
     noise = col["learning_rate"] / col["batch_size"]
+
+    def rho(a, b):
+        return rank_correlations(a[ok], b[ok])["spearman_rho"]
 
     def mean_at(b, key):
         sel = ok & (col["batch_size"] == b) & np.isclose(col["learning_rate"], lc.learning_rate)
@@ -136,11 +153,20 @@ def run(config, run_dir: results.RunDir) -> dict:
         "train_accuracy_small_batch": mean_at(b_small, "train_accuracy"),
         "train_accuracy_large_batch": mean_at(b_large, "train_accuracy"),
         "at_reference_learning_rate": {f"B={b}": {k: mean_at(b, k) for k in ("train_loss", "lambda_max", "hessian_trace",
-                                                                           "test_accuracy")} for b in sizes},
-        "spearman_lambda_max_vs_lr_over_b": float(stats.spearmanr(noise[ok], col["lambda_max"][ok]).statistic),
-        "spearman_trace_vs_lr_over_b": float(stats.spearmanr(noise[ok], col["hessian_trace"][ok]).statistic),
-        "spearman_test_accuracy_vs_lambda_max": float(stats.spearmanr(col["lambda_max"][ok],
-                                                                      col["test_accuracy"][ok]).statistic),
+                                                                           "test_accuracy", "steps_to_target")}
+                                       for b in sizes},
+        "spearman_lambda_max_vs_lr_over_b": rho(noise, col["lambda_max"]),
+        "spearman_trace_vs_lr_over_b": rho(noise, col["hessian_trace"]),
+        "spearman_test_accuracy_vs_lambda_max": rho(col["lambda_max"], col["test_accuracy"]),
+        "spearman_test_accuracy_vs_lr_over_b": rho(noise, col["test_accuracy"]),
+        "spearman_lambda_max_vs_train_loss": rho(col["train_loss"], col["lambda_max"]),
+        "spearman_test_accuracy_vs_train_loss": rho(col["train_loss"], col["test_accuracy"]),
+        "target_train_loss": target, "num_compared": int(ok.sum()),
+        "num_not_converged": int((~col["converged"] & ~col["diverged"]).sum()) if target > 0 else 0,
+        "not_converged": [{k: r[k] for k in ("batch_size", "learning_rate", "seed", "train_loss")} for r in rows
+                          if target > 0 and not r["converged"] and not r["diverged"]],
+        "train_loss_range": ([float(np.min(col["train_loss"][ok])), float(np.max(col["train_loss"][ok]))]
+                             if ok.any() else [float("nan")] * 2),
         "interpolation_max_train_loss": float(np.max(land["interp"]["train_loss"][
             (land["interp_alphas"] >= 0) & (land["interp_alphas"] <= 1)])),
         "num_runs": len(rows), "num_diverged": int(col["diverged"].sum()), "sweep_seconds": timing,
@@ -153,7 +179,11 @@ def run(config, run_dir: results.RunDir) -> dict:
                                             for s, b in zip(sizes, config.batch_sizes)},
                    "landscape": ("1D slices along one Gaussian direction per solution, filter-normalized (Li et al. "
                                  "2018; biases not perturbed), losses on the full train and test sets in eval mode"),
-                   "diverged_runs": "measures recorded as null; left out of figures and headline"}
+                   "diverged_runs": "measures recorded as null; left out of figures and headline",
+                   "target_stop_comparisons": ("with target_train_loss > 0 only runs that reached it are compared "
+                                               "(figures, correlations, means); the others are listed in "
+                                               "headline.not_converged. Rows: steps = steps_to_target if reached, "
+                                               "else the budget step_budget")}
     max_len = max(len(c[1]) for c in curves)
     pad = lambda v: np.pad(v, ((0, 0), (0, max_len - v.shape[1])), constant_values=np.nan)  # noqa: E731
     results.write_results(run_dir, config, "batch_size_sharpness", conventions, rows, headline, {

@@ -60,7 +60,7 @@ def test_feature_count_sweep_rejects_bad_counts(x64):
         rf.feature_count_sweep(feats, x, y, xt, [10, 61])
 
 
-def test_feature_count_curve_matches_primal_lstsq_per_draw():
+def test_feature_count_curve_matches_primal_lstsq_per_draw(x64):
     """The curve's losses, errors and norms equal those of β̂ = lstsq(Φ_p, Y) (the primal SVD form
     of dl_course.linalg) for each draw and count away from p = n, where both forms are well
     conditioned (cond(Φ) < 1e3 here): float64, so 1e-8 relative covers the squared condition

@@ -81,39 +81,50 @@ def test_random_labels_drive_test_accuracy_to_chance(tmp_path):
 
 
 def test_small_batch_is_flatter_than_full_batch_at_equal_loss(tmp_path):
-    """n = 128, a 40-16-10 MLP, η = 0.4, 300 steps: B = 8 and B = n (GD) end at about the same
-    training loss (0.043 vs 0.046), and λmax of the B = 8 solution is half the GD one (0.61 vs
-    1.21); a factor 1.4 leaves room for Lanczos (10 iterations) and float32 noise, while equal
-    sharpness (no batch-size effect) fails it. GD's λmax stays below its stability bound 2/η."""
+    """n = 128, a 40-16-10 MLP, 300 steps at most, every run stopped at train loss 0.05: at
+    η = 0.4 B = 8 and B = n (GD) stop at about the same loss, and λmax of the B = 8 solution is
+    about half the GD one (0.6 vs 1.2 unstopped); a factor 1.4 leaves room for Lanczos (10
+    iterations) and float32 noise, while equal sharpness (no batch-size effect) fails it. GD's
+    λmax stays below its stability bound 2/η. The η = 0.002 runs cannot reach the target in 300
+    steps: counted as not converged and left out of the comparisons."""
     out, s = _run("batch_size_sharpness", [
         "--config.train.dataset_options.num_train=128", "--config.train.eval_every=50", "--config.train.seeds=[0]",
         "--config.train.model_options.width=16", "--config.train.model_options.depth=1", "--config.batch_sizes=[8, 0]",
-        "--config.epochs=1", "--config.min_steps=300", "--config.train.learning_rates=[0.4]",
+        "--config.epochs=1", "--config.min_steps=300", "--config.train.learning_rates=[0.002, 0.4]",
+        "--config.train.target_train_loss=0.05",
         "--config.landscape.learning_rate=0.4", "--config.measure.examples=128", "--config.measure.lanczos_iters=10",
         "--config.measure.trace_samples=4", "--config.landscape.points=3"], tmp_path)
     h = s["headline"]
     small, large = h["at_reference_learning_rate"]["B=8"], h["at_reference_learning_rate"]["B=128"]
+    assert small["train_loss"] <= 0.05 and large["train_loss"] <= 0.05  # frozen at the first evaluation below
     assert 0.5 < small["train_loss"] / large["train_loss"] < 2.0  # compared at (about) equal loss
+    assert 0 < small["steps_to_target"] <= 300 and 0 < large["steps_to_target"] <= 300
+    assert h["num_not_converged"] == 2 and h["num_compared"] == 2
+    assert {(r["learning_rate"], r["converged"]) for r in s["runs"]} == {(0.002, False), (0.4, True)}
+    assert all(r["steps_to_target"] == -1 for r in s["runs"] if not r["converged"])
     assert h["lambda_max_large_batch"] > 1.4 * h["lambda_max_small_batch"]
     assert h["lambda_max_large_batch"] < 2 / 0.4
-    assert [r["batch_size"] for r in s["runs"]] == [8, 128]
+    assert [r["batch_size"] for r in s["runs"]] == [8, 8, 128, 128]
     assert (out / "sharpness_vs_batch_size.png").exists() and (out / "landscape.png").exists()
 
 
 def test_optimizer_comparison_gd_sharper_than_sgd_and_below_two_over_eta(tmp_path):
-    """The same tiny task through the optimizer entries: full-batch GD and SGD (B = 8) at η = 0.4
-    reach about the same training loss; GD's λmax is about twice SGD's (factor 1.4 required, as
-    in the batch-size test) and below 2/η = 5 (Cohen et al. 2021: GD cannot stay sharper)."""
+    """The same tiny task through the optimizer entries, every run stopped at train loss 0.05:
+    full-batch GD and SGD (B = 8) at η = 0.4 both reach it; GD's λmax is about twice SGD's
+    (factor 1.4 required, as in the batch-size test) and below 2/η = 5 (Cohen et al. 2021: GD
+    cannot stay sharper)."""
     _, s = _run("optimizer_comparison", [
         "--config.train.dataset_options.num_train=128", "--config.train.steps=300", "--config.train.eval_every=50",
         "--config.train.seeds=[0]", "--config.train.model_options.width=16", "--config.train.model_options.depth=1",
         "--config.optimizers={'gd': {'rule': 'sgd', 'options': {}, 'batch_size': 0, 'learning_rates': [0.4]}, "
         "'sgd': {'rule': 'sgd', 'options': {}, 'batch_size': 8, 'learning_rates': [0.4]}}",
-        "--config.measure.examples=128", "--config.measure.lanczos_iters=10", "--config.measure.trace_samples=4"],
-        tmp_path)
+        "--config.measure.examples=128", "--config.measure.lanczos_iters=10", "--config.measure.trace_samples=4",
+        "--config.train.target_train_loss=0.05"], tmp_path)
     runs = {r["optimizer"]: r for r in s["runs"]}
     assert runs["gd"]["batch_size"] == 128 and runs["sgd"]["batch_size"] == 8
-    assert 0.5 < runs["gd"]["train_loss"] / runs["sgd"]["train_loss"] < 2.0
+    assert runs["gd"]["converged"] and runs["sgd"]["converged"] and s["headline"]["num_not_converged"] == 0
+    assert runs["gd"]["train_loss"] <= 0.05 and runs["sgd"]["train_loss"] <= 0.05
+    assert 0 < runs["gd"]["steps_to_target"] <= 300
     assert runs["gd"]["lambda_max"] > 1.4 * runs["sgd"]["lambda_max"]
     assert runs["gd"]["lambda_max"] < 2 / 0.4
     assert s["headline"]["optimizers"]["gd"]["median_lambda_max"] == runs["gd"]["lambda_max"]
