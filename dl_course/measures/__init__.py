@@ -17,6 +17,16 @@ fixed amount of work, and works under ``jax.vmap`` over a leading run axis of ``
 * ``trace_estimators``: Hutch++, XTrace, Hutchinson / exact diagonals, Frobenius norms;
   ``blocks``: per-layer traces, eigenvalues, densities; ``kfac`` (+ ``kfac_conv``): K-FAC / EK-FAC
   of Dense and Conv layers; ``solves``: damped inverse-curvature solves by CG and K-FAC.
+* ``complexity``, ``flatness``, ``gradient_noise``: the norm/margin, PAC-Bayes / worst-case /
+  adaptive sharpness and gradient-noise measures of Jiang et al. (2020); ``generalization``: their
+  registry, one run at a time and vmapped; ``correlation``: Kendall τ, granulated Ψ, the CMI test
+  and the robust sign-error (Dziugaite et al. 2020).
+* ``solutions``: λmax, trace and margins of every final solution of a sweep in one program;
+  ``comparison``: two solutions' slices and interpolation; ``memorization``: steps to fit and
+  corrupted fractions; ``outliers``: Hessian vs Gauss–Newton top spectra and outlier counts;
+  ``implicit_bias``: directions and margins of linear iterates against the max-margin solutions
+  (``max_margin_solvers``); ``modified_flow``: backward error of GD against the gradient and
+  modified flows (diffrax); ``classification``: confusion matrices.
 """
 
 from dl_course.measures.curvature import (
