@@ -11,8 +11,6 @@ import ml_collections
 import numpy as np
 
 from dl_course import cli
-from dl_course import data as data_lib
-from dl_course.generative import toy_densities
 from dl_course.studies import langevin_mixture
 
 
@@ -46,19 +44,6 @@ def test_score_toy_reports_every_sampler_and_its_likelihood_pipeline_gives_the_t
     assert m["gaussian_mixture/seed0/logp_grid"].shape == (25,)
     assert m["gaussian_mixture/seed0/ode/samples"].shape == (32, 2)
     assert h["gaussian_mixture_nll"] == rows[0]["nll"]
-
-
-def test_score_toy_reference_densities_are_normalised():
-    """The exact mixture density and the KDE both integrate to ~1 over a grid that covers the data
-    (Riemann sum on an 80^2 grid; 2% tolerance covers the grid error and the mass outside)."""
-    for name, options in (("gaussian_mixture", {"n_train": 200, "n_test": 10}), ("moons", {"n_train": 200, "n_test": 10})):
-        data = data_lib.load(name, **options)
-        g, pts = toy_densities.grid_points((-6.0, 6.0), 80)
-        logp = toy_densities.reference_logpdf(name, data, options, pts, num_kde=1000)
-        mass = np.exp(logp).sum() * (g[1] - g[0]) ** 2
-        assert abs(mass - 1.0) < 0.02, (name, mass)
-    same = toy_densities.density_only(data_lib.load("moons", n_train=20, n_test=10))
-    assert same.num_classes == 0 and same.y_train.shape == (20, 1) and same.x_train.shape == (20, 2)
 
 
 def test_langevin_mixture_annealing_recovers_the_weight_that_plain_langevin_loses(tmp_path):
