@@ -39,7 +39,8 @@ GALLERY = [{
     "shows": "the same measures, 4 seeds × lr 0.03 / 0.1 / 0.3, every run stopped at the first evaluation (every 100 "
              "steps) with train loss ≤ 0.05 (`train.target_train_loss`)",
     "ours": ("{num_converged} of {num_runs} runs reach the target, after {mean_steps_to_target_by_lr:.0f} steps "
-             "(lr {learning_rates:g}); final train losses {final_train_loss_range:.3f}. Survives: larger learning rates "
+             "(lr {learning_rates:g}); final train losses {final_train_loss_range[0]:.3f} to "
+             "{final_train_loss_range[1]:.3f}. Survives: larger learning rates "
              "end flatter (λmax {mean_lambda_max_by_lr:.1f}). Reversed: the flat runs are now *better* calibrated (ECE "
              "{mean_ece_by_lr:.3f}, NLL {mean_nll_by_lr:.2f}; τ(λmax, ECE) = " + _TAU % "ece" + ", τ(λmax, NLL) = "
              + _TAU % "nll" + "), though they stopped at the lower losses (τ(λmax, final train loss) = "
