@@ -97,8 +97,10 @@ def run(config, run_dir: results.RunDir) -> dict:
     x = np.concatenate([in_data.x_test] + list(sets.values()))
     preds = mem.predictives_from_config(config, members, x, train_data.x_train, temps, methods)
     n_in, sizes = in_data.n_test, {k: len(v) for k, v in sets.items()}
-    scores = {m: {s: np.asarray(v) for s, v in mem.member_ood_scores(p.sample_logits, names).items()}
-              for m, p in preds.items()}
+    scores = {}
+    for m, p in preds.items():
+        by_score = mem.member_ood_scores(p.sample_logits, names)   # a jitted dict comes back sorted by key
+        scores[m] = {s: np.asarray(by_score[s]) for s in names}
     accuracy = {m: float(np.mean(mem.predictive_accuracy(p.sample_logits[:, :, :n_in], in_data.y_test)))
                 for m, p in preds.items()}
     rows = detection_rows(members, scores, n_in, sizes)

@@ -149,17 +149,24 @@ def run(config, run_dir: results.RunDir) -> dict:
                 "max_lambda_max_rel_residual": float(np.nanmax(curv["lambda_max_rel_residual"])),
                 "seconds": res.timing["total_s"]}
     lrs = sorted({g["learning_rate"] for g in res.grid})
+    ok = included(rows)
+
+    def by_lr(k):
+        """Mean of ``k`` over each learning rate's included runs (None if it has none)."""
+        return [float(np.mean([r[k] for r in ok if r["learning_rate"] == lr]))
+                if any(r["learning_rate"] == lr for r in ok) else None for lr in lrs]
+
+    headline.update({"learning_rates": lrs, "mean_lambda_max_by_lr": by_lr("lambda_max"), "mean_ece_by_lr": by_lr("ece"),
+                     "mean_nll_by_lr": by_lr("nll"), "mean_final_train_loss_by_lr": by_lr("final_train_loss")})
     if target_stop:
         conv = [r for r in rows if r["converged"]]
         headline.update({
             "target_train_loss": float(t.target_train_loss), "num_converged": len(conv),
-            "learning_rates": lrs,
             "mean_steps_to_target_by_lr": [float(np.mean([r["steps_to_target"] for r in conv if r["learning_rate"] == lr]))
                                            if any(r["learning_rate"] == lr for r in conv) else None for lr in lrs]})
         if len(conv) < 3:
             print(f"only {len(conv)} of {len(rows)} runs reached train loss {t.target_train_loss:g} within "
                   f"{t.steps} steps: too few for rank correlations (raise train.steps or the target)")
-    ok = included(rows)
     headline["final_train_loss_range"] = [float(min(r["final_train_loss"] for r in ok)),
                                           float(max(r["final_train_loss"] for r in ok))] if ok else None
     conventions = {**res.conventions, "hessian": f"of the mean cross-entropy over the first {n_meas} training "

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import json
 
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from dl_course import cli
 from dl_course.train.config import ConfigError
-from dl_course.uncertainty import calibration, shift_evaluation, shifted_sets
 from dl_course.uncertainty import members as unc
+from dl_course.uncertainty import shifted_sets
 
 TINY_TRAINING = ["--config.train.steps=20", "--config.train.eval_every=20", "--config.train.batch_size=64",
                  "--config.train.model_options.width=8", "--config.train.seeds=[0, 1]", "--config.swag.collect_every=4",
@@ -133,25 +132,6 @@ def test_sharpness_vs_calibration_at_one_train_loss_larger_learning_rates_end_fl
     # Within one learning rate there are 2 seeds: tau = +-1; the headline is the mean over the two rates.
     within = [stats.kendalltau([r["lambda_max"] for r in g], [r["ece"] for r in g]).statistic for g in (small, large)]
     assert h["within_lr_kendall_tau"]["lambda_max"]["ece"] == pytest.approx(np.nanmean(within))
-
-
-def test_pooled_reliability_equals_the_diagram_of_the_pooled_points():
-    """Bin statistics of 3 members x 2 segments combined = the diagram of the 300 points at once."""
-    import jax
-
-    rng = np.random.default_rng(0)
-    logits = rng.normal(size=(3, 2, 50, 4)) * 2  # [members, segments, n, K]
-    probs = jnp.asarray(np.exp(logits) / np.exp(logits).sum(-1, keepdims=True), jnp.float32)
-    y = jnp.asarray(rng.integers(0, 4, size=50))
-    per = jax.jit(jax.vmap(jax.vmap(calibration.reliability_diagram, in_axes=(0, None)), in_axes=(0, None)))(probs, y)
-    diagram, ece = shift_evaluation.pooled_reliability(jax.tree_util.tree_map(np.asarray, per), [0, 1])
-    pts, yy = probs.reshape(-1, 4), jnp.tile(y, 6)
-    ref = calibration.reliability_diagram(pts, yy)
-    np.testing.assert_array_equal(diagram.count, ref.count)
-    # float32 bin means summed in a different order: ~1e-7 relative.
-    np.testing.assert_allclose(diagram.confidence, ref.confidence, rtol=1e-5)
-    np.testing.assert_allclose(diagram.accuracy, ref.accuracy, rtol=1e-5)
-    assert ece == pytest.approx(float(calibration.expected_calibration_error(pts, yy)), abs=1e-6)
 
 
 def test_digits_corruptions_keep_level_zero_and_grow():
