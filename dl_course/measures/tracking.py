@@ -16,9 +16,10 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
+from dl_course.measures.curvature import DEFAULT_HVP_METHOD
 from dl_course.measures.preconditioned import adam_preconditioner, preconditioned_operator
 from dl_course.measures.spectrum import hessian_operator, operator_eigenpairs
-from dl_course.measures.trace import hessian_trace
+from dl_course.measures.trace import operator_trace
 from dl_course.train.hooks import Hook, HookContext
 
 
@@ -52,6 +53,7 @@ def sharpness_tracker(
     b2: float = 0.999,
     eps: float = 1e-8,
     prefix: str = "",
+    hvp_method: str = DEFAULT_HVP_METHOD,
 ) -> Hook:
     """A hook measuring curvature at every evaluation point of every run.
 
@@ -92,14 +94,14 @@ def sharpness_tracker(
 
     def on_eval(state: SharpnessTrackerState, ctx: HookContext):
         key_h, key_t, key_p = jax.random.split(ctx.key, 3)
-        hess = hessian_operator(ctx.loss_fn, ctx.params)
+        hess = hessian_operator(ctx.loss_fn, ctx.params, hvp_method)  # shared by every measure below
         res, vectors = _top(hess, ctx.params, state.eigenvectors, k, num_iters, key_h)
         metrics = {"lambda_max": res.eigenvalues[0], "lambda_max_residual": res.residuals[0]}
         if k > 1:
             metrics["top_eigenvalues"] = res.eigenvalues
             metrics["top_eigenvalue_residuals"] = res.residuals
         if trace_samples > 0:
-            est, se = hessian_trace(ctx.loss_fn, ctx.params, key=key_t, num_samples=trace_samples)
+            est, se = operator_trace(hess, ctx.params, key=key_t, num_samples=trace_samples)
             metrics["hessian_trace"], metrics["hessian_trace_stderr"] = est, se
         pre_vectors = None
         if preconditioned:
