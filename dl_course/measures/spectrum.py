@@ -53,11 +53,11 @@ def flat_operator(operator: Operator, params: PyTree) -> tuple[Callable, jax.Arr
 def hessian_operator(
     loss_fn: Callable[[PyTree], jax.Array], params: PyTree, method: str = DEFAULT_HVP_METHOD
 ) -> Operator:
-    """``v -> ∇²L(θ) v`` as a pytree operator. ``method``: ``"linearize"`` (default; the gradient
-    linearized once at ``θ``, each product about one gradient's cost, the linearization's
-    residuals held in memory) or ``"forward_over_reverse"`` (a full JVP of the gradient per
-    product, about two gradients, no extra memory); see
-    :func:`~dl_course.measures.curvature.hessian_vector_operator`."""
+    """``v -> ∇²L(θ) v`` as a pytree operator. ``method``: ``"forward_over_reverse"`` (default; a
+    JVP of the gradient per product) or ``"linearize"`` (the gradient linearized once at ``θ``,
+    each product the tangent part only, the linearization's residuals held in memory); equal in
+    time and memory inside jitted loops (see
+    :func:`~dl_course.measures.curvature.hessian_vector_operator`)."""
     return hessian_vector_operator(loss_fn, params, method)
 
 

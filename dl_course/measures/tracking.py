@@ -100,11 +100,11 @@ def sharpness_tracker(
     Every metric name is prefixed with ``prefix`` (e.g. to run two trackers in one sweep).
     The cost per evaluation is ``num_iters`` HVPs (plus ``num_iters`` for the preconditioned
     sharpness and ``trace_samples`` for the trace), nothing more: the relative overhead is about
-    ``(1 + num_iters × HVP/gradient cost) / eval_every`` for full-batch GD (one linearization,
-    then each HVP about one gradient; ``benchmarks/bench_hvp.py``).
+    ``num_iters × (HVP/gradient cost ≈ 2) / eval_every`` for full-batch GD
+    (``benchmarks/bench_hvp.py``).
 
-    Accuracy (``benchmarks/bench_curvature.py``: 4 step sizes of full-batch GD on the
-    edge-of-stability problem, evaluation every 100 steps, errors against 120-iteration Lanczos
+    Accuracy (the setting of ``benchmarks/bench_curvature.py``: 4 step sizes of full-batch GD on the
+    edge-of-stability problem, evaluation every 100 steps; errors against cold 120-step Lanczos
     at the same points): at the edge of stability several eigenvalues hover within a few percent
     of ``2/η`` and their eigenvectors mix completely between evaluations, so the top one changes
     identity. A single warm-start vector (the previous top eigenvector, or the sum of the previous
@@ -117,8 +117,8 @@ def sharpness_tracker(
     ``lambda_max_residual / lambda_max`` bounds the relative distance to *an* eigenvalue at
     every point.
 
-    ``hvp_method``: see :func:`~dl_course.measures.spectrum.hessian_operator` (the default
-    linearizes the gradient once per evaluation and shares it between the measures).
+    ``hvp_method``: see :func:`~dl_course.measures.spectrum.hessian_operator` (one operator per
+    evaluation, shared by the measures).
     """
     block = max(k, block_size)
     if k < 1 or num_iters < block:
