@@ -12,9 +12,9 @@ open-source builds; 0.10.2 is the newest jaxlib on this project's index.
 
 On the CPU backend these functions therefore compute on the host with numpy's LAPACK
 (``jax.pure_callback``, batched over every leading axis, so ``vmap`` adds no Python loop); on
-accelerators they are ``jnp.linalg``'s. Inputs are small (tridiagonal Lanczos matrices, layer
-weights, trajectory PCA), so the host round trip costs microseconds on CPU. They are not
-differentiable (measures are never differentiated through).
+accelerators they are ``jnp.linalg``'s. Inputs are small (layer weights, trajectory PCA), so
+the host round trip itself costs microseconds on CPU. They are not differentiable (measures are
+never differentiated through).
 
 :func:`eigh_tridiagonal` (the eigenproblem of every Lanczos call) needs no host at all: on CPU it
 is a parallel-order cyclic Jacobi method written in XLA operations, so a Lanczos run inside a
@@ -23,7 +23,6 @@ training scan never leaves the device program (see its docstring for why this ma
 
 from __future__ import annotations
 
-import functools
 
 import jax
 import jax.numpy as jnp
@@ -201,13 +200,20 @@ def eigh_tridiagonal(d: jax.Array, e: jax.Array) -> tuple[jax.Array, jax.Array]:
     convention), computed inside the XLA program on every backend.
 
     On CPU: :func:`jacobi_eigh` of the dense ``n × n`` matrix (XLA operations; no LAPACK call, so
-    no deadlock under ``vmap``, and no host round trip). A ``jax.pure_callback`` inside a training
-    scan makes every evaluation point wait for the host: XLA's CPU thread pool and numpy's
-    OpenBLAS threads then compete for the same cores, which made 20-iteration Lanczos tracking
-    several times slower per iteration than 10 (``benchmarks/bench_lanczos_cost.py``).
-    ``jax.scipy.linalg.eigh_tridiagonal`` (bisection) gives eigenvalues only in XLA operations; its
-    eigenvectors use LAPACK's batched tridiagonal solver and QR. On accelerators:
-    ``jnp.linalg.eigh`` of the dense matrix. Under ``vmap`` both work on a batch of matrices.
+    no deadlock under ``vmap``, and no host round trip). Why not :func:`eigh`'s host callback: a
+    ``jax.pure_callback`` inside a training scan stops the program at every evaluation point
+    until numpy returns, and numpy's LAPACK runs on OpenBLAS threads that then compete with
+    XLA's busy CPU threads (and, on a shared machine, other processes). From the sizes where
+    LAPACK's symmetric eigensolver calls multithreaded BLAS the wall time explodes: measured on
+    the 2-core machine under load, 10 callbacks for 16 matrices 30 × 30 inside a scan took
+    1.46 s (0.08 s with ``OPENBLAS_NUM_THREADS=1``; this Jacobi solver 0.15 s, the same scan
+    without any eigensolver 0.09 s), and a vmapped 20-step Lanczos of 16 runs took 1.07 s with
+    the callback against 0.62 s without the eigenproblem — the reported "10 → 20 Lanczos
+    iterations cost 7× the first 10" (``benchmarks/bench_lanczos_cost.py`` times the three
+    paths, compile and run separately). ``jax.scipy.linalg.eigh_tridiagonal`` (bisection)
+    computes eigenvalues in XLA operations too, but its eigenvectors use LAPACK's batched
+    tridiagonal solver and QR. On accelerators: ``jnp.linalg.eigh`` of the dense matrix. Under
+    ``vmap`` both work on a batch of matrices.
     """
     n = d.shape[-1]
     if d.ndim != 1 or e.shape != (n - 1,):
