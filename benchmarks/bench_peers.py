@@ -122,6 +122,7 @@ def main() -> None:
     ap.add_argument("--torch-python", default=sys.executable, help="interpreter with torch and pyhessian")
     ap.add_argument("--skip-torch", action="store_true", help="the JAX measurements only")
     ap.add_argument("--lambda-train-steps", type=int, default=1000)
+    ap.add_argument("--only", default="compute_bound,dispatch_bound,lambda_max", help="groups to run")
     ap.add_argument("--out", default="results/benchmarks/peers.json")
     args = ap.parse_args()
     from dl_course import results
@@ -130,7 +131,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         grid_data, lam_data = write_inputs(Path(tmp), args.lambda_train_steps)
         jobs = []
-        for grid, g in GRIDS.items():
+        only = set(args.only.split(","))
+        for grid, g in ((k, v) for k, v in GRIDS.items() if k in only):
             runs = [[s, lr] for s in range(g["seeds"]) for lr in LRS]
             payload = {"data": str(grid_data), "width": g["width"], "batch": 128, "runs": runs,
                        "steps": max(1, round(g["steps"] * args.steps_scale))}
@@ -140,9 +142,10 @@ def main() -> None:
             if grid == "compute_bound":
                 jobs.append((grid, "jax_matmul_peak", payload))
         lam_payload = {"data": str(lam_data), "tol": TOL, "max_iter": 1000, "seed": 0}
-        jobs.append(("lambda_max", "jax_lanczos", {**lam_payload, "max_iter": 150}))
-        if not args.skip_torch:
-            jobs.append(("lambda_max", "pyhessian", lam_payload))
+        if "lambda_max" in only:
+            jobs.append(("lambda_max", "jax_lanczos", {**lam_payload, "max_iter": 150}))
+            if not args.skip_torch:
+                jobs.append(("lambda_max", "pyhessian", lam_payload))
         for r in range(args.rounds):
             for group, name, payload in jobs:
                 torch_side = name.startswith("torch") or name == "pyhessian"
@@ -153,7 +156,7 @@ def main() -> None:
                 print(f"round {r}: {group:14s} {name:16s} {json.dumps(out)[:160]}", flush=True)
 
     summary: dict = {}
-    for grid, g in GRIDS.items():
+    for grid, g in ((k, v) for k, v in GRIDS.items() if k in samples):
         t = {name: median([s["seconds"] for s in samples[grid][name]]) for name in TRAINERS if name in samples[grid]}
         steps = max(1, round(g["steps"] * args.steps_scale))
         row = {"seconds": t, "runs": g["seeds"] * len(LRS), "steps": steps, "width": g["width"],
@@ -167,8 +170,8 @@ def main() -> None:
                         "fraction_of_matmul_rate": flops / peak})
         row["target"] = TARGETS[grid]
         summary[grid] = row
-    lam = {name: {k: median([s.get(k) for s in v]) for k in v[0]} for name, v in samples["lambda_max"].items()}
-    lz, ph = lam["jax_lanczos"], lam.get("pyhessian", {})
+    lam = {name: {k: median([s.get(k) for s in v]) for k in v[0]} for name, v in samples.get("lambda_max", {}).items()}
+    lz, ph = lam.get("jax_lanczos", {}), lam.get("pyhessian", {})
     summary["lambda_max"] = {
         **lam, "tolerance": TOL,
         "hvp_ratio_lanczos_over_pyhessian_oracle": ratio(lz.get("hvps_oracle"), ph.get("hvps_oracle")),
@@ -179,7 +182,7 @@ def main() -> None:
     out = {"device": results.device_info(), "versions": results.package_versions(), "steps_scale": args.steps_scale,
            "rounds": args.rounds, "protocol": "one process per measurement, interleaved; medians over rounds",
            "summary": summary, "samples": samples, "host_load_average_1_5_15_min": list(os.getloadavg())}
-    for grid in GRIDS:
+    for grid in (g for g in GRIDS if g in summary):
         s = summary[grid]
         line = ", ".join(f"{k} {v:.2f}s ({s['speedup_over_torch_eager'][k] or float('nan'):.2f}x torch eager)"
                          for k, v in s["seconds"].items())
