@@ -35,6 +35,57 @@ def hvp(loss_fn: Callable[[PyTree], jax.Array], params: PyTree, v: PyTree) -> Py
     return jax.jvp(jax.grad(loss_fn), (params,), (v,))[1]
 
 
+def linearized_hvp(loss_fn: Callable[[PyTree], jax.Array], params: PyTree) -> Callable[[PyTree], PyTree]:
+    """``v -> H v`` at a fixed ``θ`` with the gradient linearized once: ``jax.linearize(∇L, θ)``.
+
+    ``H v = ∂(∇L)(θ)[v]`` is the same JVP as in :func:`hvp`, but the forward and backward passes
+    at ``θ`` (the primal part of forward-over-reverse) run once, when this function is called;
+    each product then evaluates only the tangent (linear) part, about one gradient's cost instead
+    of a full forward-over-reverse product (Pearlmutter 1994; JAX's ``linearize`` = JVP + partial
+    evaluation, Frostig et al. 2021, "Decomposing reverse-mode automatic differentiation"). For
+    ``k`` products at one point (Lanczos, Hutchinson, SLQ) this saves ``k − 1`` primal passes by
+    construction. Measured (``benchmarks/bench_hvp.py``, the edge-of-stability MLP, CPU): inside
+    a jitted ``lax.scan`` XLA already hoists the loop-invariant primal part of :func:`hvp` out of
+    the loop, so both methods take the same time (ratios 0.96–1.06, one run or vmapped over 16)
+    and the same temporary memory; the tangent part alone costs about 2 gradients (each layer's
+    products are differentiated once more).
+
+    Memory trade-off: the returned function holds the *residuals* of the linearization — the
+    forward activations and the backward pass's intermediates at ``θ`` (for an MLP on ``n``
+    examples about ``n × Σ widths`` values, a small multiple of what one gradient stores) — for as
+    long as it is used. When ``loss_fn`` scans over data batches (e.g. through
+    :func:`dataset_mean`) the residuals of *every* batch are stored at once, which forward-over-
+    reverse avoids: use :func:`hvp` (``method="forward_over_reverse"``) for losses whose
+    activations do not fit in memory at once.
+    """
+    return jax.linearize(jax.grad(loss_fn), params)[1]
+
+
+def _forward_over_reverse(loss_fn, params):
+    return lambda v: hvp(loss_fn, params, v)
+
+
+#: Constructors ``(loss_fn, params) -> (v -> H v)`` of the Hessian operator at ``params``.
+HVP_METHODS = {"linearize": linearized_hvp, "forward_over_reverse": _forward_over_reverse}
+#: Default of every Hessian measure's ``hvp_method``. ``benchmarks/bench_hvp.py`` measured no
+#: difference inside jitted loops (XLA hoists the invariant primal of forward-over-reverse), so
+#: the default stays the method that needs no explicit residuals; ``"linearize"`` guarantees the
+#: hoisting where a compiler would not (e.g. products applied from Python, outside one program).
+DEFAULT_HVP_METHOD = "forward_over_reverse"
+
+
+def hessian_vector_operator(
+    loss_fn: Callable[[PyTree], jax.Array], params: PyTree, method: str = DEFAULT_HVP_METHOD
+) -> Callable[[PyTree], PyTree]:
+    """The operator ``v -> ∇²L(θ) v`` by ``method`` in :data:`HVP_METHODS`: ``"linearize"``
+    (:func:`linearized_hvp`: the gradient linearized once, each product evaluates the tangent part
+    only; holds the linearization's residuals) or ``"forward_over_reverse"`` (:func:`hvp` per
+    product; inside a jitted loop XLA hoists its primal part, outside it is recomputed)."""
+    if method not in HVP_METHODS:
+        raise ValueError(f"unknown hvp method {method!r}; valid: {sorted(HVP_METHODS)}")
+    return HVP_METHODS[method](loss_fn, params)
+
+
 def ggn_vp(
     output_fn: Callable[[PyTree], jax.Array],
     output_loss_fn: Callable[[jax.Array], jax.Array],

@@ -21,6 +21,7 @@ from typing import Any, Callable, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
+from dl_course.measures.curvature import DEFAULT_HVP_METHOD
 from dl_course.measures.krylov import lanczos
 from dl_course.measures.spectrum import Operator, flat_operator, hessian_operator
 
@@ -122,11 +123,13 @@ def spectral_density(
     sigma_rel: float = 0.01,
     grid: Optional[jax.Array] = None,
     batch_size: Optional[int] = None,
+    hvp_method: str = DEFAULT_HVP_METHOD,
 ) -> tuple[jax.Array, jax.Array]:
     """Hessian spectral density ``(grid, density)`` by SLQ, integrating to 1 over ``grid``
-    (Ghorbani et al. 2019). See :func:`operator_spectral_density` for the arguments."""
+    (Ghorbani et al. 2019). See :func:`operator_spectral_density` for the arguments and
+    :func:`~dl_course.measures.spectrum.hessian_operator` for ``hvp_method``."""
     return operator_spectral_density(
-        hessian_operator(loss_fn, params), params, key=key, num_probes=num_probes,
+        hessian_operator(loss_fn, params, hvp_method), params, key=key, num_probes=num_probes,
         num_iters=num_iters, num_points=num_points, sigma=sigma, sigma_rel=sigma_rel, grid=grid,
         batch_size=batch_size,
     )

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from dl_course.measures.curvature import hvp
+from dl_course.measures.curvature import DEFAULT_HVP_METHOD, hessian_vector_operator
 from dl_course.measures.krylov import extreme_ritz_pairs, lanczos, power_iteration
 
 PyTree = Any
@@ -50,9 +50,15 @@ def flat_operator(operator: Operator, params: PyTree) -> tuple[Callable, jax.Arr
     return matvec, flat, unravel
 
 
-def hessian_operator(loss_fn: Callable[[PyTree], jax.Array], params: PyTree) -> Operator:
-    """``v -> ∇²L(θ) v`` as a pytree operator (forward-over-reverse HVP)."""
-    return lambda v: hvp(loss_fn, params, v)
+def hessian_operator(
+    loss_fn: Callable[[PyTree], jax.Array], params: PyTree, method: str = DEFAULT_HVP_METHOD
+) -> Operator:
+    """``v -> ∇²L(θ) v`` as a pytree operator. ``method``: ``"forward_over_reverse"`` (default; a
+    JVP of the gradient per product) or ``"linearize"`` (the gradient linearized once at ``θ``,
+    each product the tangent part only, the linearization's residuals held in memory); equal in
+    time and memory inside jitted loops (see
+    :func:`~dl_course.measures.curvature.hessian_vector_operator`)."""
+    return hessian_vector_operator(loss_fn, params, method)
 
 
 def _unravel_rows(unravel: Callable, rows: jax.Array) -> PyTree:
@@ -104,11 +110,14 @@ def hessian_eigenpairs(
     num_iters: int = DEFAULT_NUM_ITERS,
     which: str = "top",
     v0: Optional[PyTree] = None,
+    hvp_method: str = DEFAULT_HVP_METHOD,
 ) -> EigenResult:
     """Extreme eigenpairs of the Hessian ``∇²L(θ)`` with Ritz residuals (Lanczos; see
-    :func:`operator_eigenpairs`). ``which="top"``: ``λ_1 ≥ … ≥ λ_k``; ``"bottom"``: ascending."""
+    :func:`operator_eigenpairs`). ``which="top"``: ``λ_1 ≥ … ≥ λ_k``; ``"bottom"``: ascending.
+    ``hvp_method``: see :func:`hessian_operator`."""
     return operator_eigenpairs(
-        hessian_operator(loss_fn, params), params, k, key=key, num_iters=num_iters, which=which, v0=v0
+        hessian_operator(loss_fn, params, hvp_method), params, k, key=key, num_iters=num_iters,
+        which=which, v0=v0,
     )
 
 
@@ -119,13 +128,16 @@ def top_eigenvalues(
     *,
     key: jax.Array,
     num_iters: int = DEFAULT_NUM_ITERS,
+    hvp_method: str = DEFAULT_HVP_METHOD,
 ) -> tuple[jax.Array, PyTree]:
     """Top-``k`` Hessian eigenvalues (descending) and eigenvectors (pytree, leading axis ``k``).
 
     Lanczos with full reorthogonalization, ``num_iters`` Hessian-vector products. For the Ritz
     residuals (reliability) use :func:`hessian_eigenpairs`.
     """
-    res = hessian_eigenpairs(loss_fn, params, k, key=key, num_iters=num_iters, which="top")
+    res = hessian_eigenpairs(
+        loss_fn, params, k, key=key, num_iters=num_iters, which="top", hvp_method=hvp_method
+    )
     return res.eigenvalues, res.eigenvectors
 
 
@@ -136,13 +148,16 @@ def bottom_eigenvalues(
     *,
     key: jax.Array,
     num_iters: int = DEFAULT_NUM_ITERS,
+    hvp_method: str = DEFAULT_HVP_METHOD,
 ) -> tuple[jax.Array, PyTree]:
     """Bottom-``k`` Hessian eigenvalues (ascending: most negative first) and eigenvectors.
 
     The smallest eigenvalues of a trained network's Hessian are clustered near 0, so they
     converge more slowly than the top ones; check residuals via :func:`hessian_eigenpairs`.
     """
-    res = hessian_eigenpairs(loss_fn, params, k, key=key, num_iters=num_iters, which="bottom")
+    res = hessian_eigenpairs(
+        loss_fn, params, k, key=key, num_iters=num_iters, which="bottom", hvp_method=hvp_method
+    )
     return res.eigenvalues, res.eigenvectors
 
 

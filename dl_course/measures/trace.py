@@ -7,6 +7,7 @@ from typing import Any, Callable, Optional
 import jax
 import jax.numpy as jnp
 
+from dl_course.measures.curvature import DEFAULT_HVP_METHOD
 from dl_course.measures.spectrum import Operator, flat_operator, hessian_operator
 
 PyTree = Any
@@ -65,10 +66,13 @@ def hessian_trace(
     key: jax.Array,
     num_samples: int = 100,
     batch_size: Optional[int] = None,
+    hvp_method: str = DEFAULT_HVP_METHOD,
 ) -> tuple[jax.Array, jax.Array]:
     """Hutchinson estimate of ``tr ∇²L(θ)`` and its standard error (Rademacher probes, one HVP
     each). Used as a flatness measure by e.g. Yao et al. (2020, PyHessian) and Jiang et al. (2020,
-    "Fantastic generalization measures")."""
+    "Fantastic generalization measures"). ``hvp_method``: see
+    :func:`~dl_course.measures.spectrum.hessian_operator`."""
     return operator_trace(
-        hessian_operator(loss_fn, params), params, key=key, num_samples=num_samples, batch_size=batch_size
+        hessian_operator(loss_fn, params, hvp_method), params, key=key, num_samples=num_samples,
+        batch_size=batch_size,
     )
