@@ -4,6 +4,7 @@ against SGD, MC dropout and temperature scaling, in distribution and under datas
 from dl_course import configs
 from dl_course.studies import uncertainty
 from dl_course.train import default_config
+from dl_course.uncertainty.members import LAPLACE_DEFAULTS
 
 VARIANTS = {
     # For a GPU: the 1D CNN of the MNIST-1D paper (94% test accuracy there), lr 0.05 (at the MLP's
@@ -106,7 +107,7 @@ def member_keys() -> dict:
     one snapshot per epoch, K = 20, 20 samples; MC dropout rate 0.2, 20 masks; 10% validation."""
     return {"val_fraction": 0.1, "val_seed": 0, "eval_seed": 0,
             "swag": {"start_fraction": 0.55, "collect_every": 0, "num_deviations": 20, "num_samples": 20},
-            "mc_dropout": {"rate": 0.2, "num_samples": 20}}
+            "mc_dropout": {"rate": 0.2, "num_samples": 20}, "laplace": dict(LAPLACE_DEFAULTS)}
 
 
 def main(config, run):
