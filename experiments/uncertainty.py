@@ -48,10 +48,12 @@ GALLERY = [
      "title": "Uncertainty under shift, 8×8 digits",
      "figures": ["nll_vs_shift.png", "reliability.png"],
      "shows": "the same methods on the 8×8 digits; corruptions: Gaussian pixel noise and rotation, 5 levels each",
-     "ours": ("clean NLL SGD {in_distribution[sgd][nll]:.3f} vs SWAG / MultiSWAG / ensemble "
-              + _nums(_CLEAN, "nll", _ENS, ".3f") + "; level-5 NLL {by_level_mean_over_corruptions[sgd][nll][5]:.2f} "
-              "vs " + _nums(_LEVEL5, "nll", _ENS)),
-     "paper": "members barely differ on an easy in-distribution task; no method helps much"},
+     "ours": ("clean NLL SGD {in_distribution[sgd][nll]:.3f} vs SWAG / MultiSWAG / ensemble / Laplace / MultiLaplace "
+              + _nums(_CLEAN, "nll", _BAYES, ".3f") + " (Laplace underconfident: clean ECE {in_distribution[laplace][ece]:.3f} "
+              "vs SGD {in_distribution[sgd][ece]:.3f}); level-5 NLL {by_level_mean_over_corruptions[sgd][nll][5]:.2f} "
+              "vs " + _nums(_LEVEL5, "nll", _BAYES)),
+     "paper": "members barely differ on an easy in-distribution task; no method helps much. The evidence-chosen "
+              "last-layer Laplace over-flattens the clean predictive of a small training set and helps under shift"},
 ]
 
 
@@ -86,7 +88,9 @@ def get_config(variant=None):
     far better under shift (level-5 NLL 2.18, between SWAG and MultiSWAG); MultiLaplace is
     underconfident on clean data (ECE 0.084, NLL 0.76) and the best method under shift (level-5
     NLL 1.90, ECE 0.14 vs 0.19 for the ensemble). On digits the five seeds barely differ and every
-    method is within 0.01 NLL of SGD in distribution.
+    method but Laplace is within 0.01 NLL of SGD in distribution; Laplace (prior precision ~2.2
+    on ~1200 training images) is underconfident there (clean NLL 0.17 vs 0.09, ECE 0.10 vs 0.03)
+    and better under shift (level-5 NLL 2.05 vs 2.50).
     Writes: nll_vs_shift.png, metrics_vs_shift.png, reliability.png, config.json, summary.json
     (rows: method, seed, corruption, shift_level, accuracy, nll, ece, brier; headline.laplace: the
     set-up and each seed's prior precision), metrics.npz (probs_<method> [n_seeds or 1, n_test, 10]
