@@ -301,12 +301,22 @@ def train_from_config(config, data, run_dir=None, methods=METHODS) -> Members:
     """:func:`train_members` for a study config with ``train`` (the engine's), ``swag``
     (``start_fraction``, ``collect_every``, ``num_deviations``) and ``mc_dropout.rate`` (used
     when ``mc_dropout`` is among ``methods``); checkpoints in ``run_dir`` (a ``RunDir``) if given."""
+    if {"laplace", "multilaplace"} & set(methods):
+        check_laplace_config(config.laplace)  # before training, not after
     rate = float(config.mc_dropout.rate) if "mc_dropout" in methods else 0.0
     if "mc_dropout" in methods and rate <= 0:
         raise ConfigError("method mc_dropout needs mc_dropout.rate > 0")
     return train_members(config.train, data, swag=config.swag.to_dict(), dropout_rate=rate,
                          checkpoint_dir=None if run_dir is None else run_dir.checkpoint_dir,
                          resume=bool(run_dir is not None and run_dir.resume))
+
+
+def check_laplace_config(c) -> None:
+    """``ConfigError`` for an unknown ``laplace.structure``, ``laplace.prior`` or ``laplace.predictive``."""
+    for key, valid in (("structure", STRUCTURES), ("prior", ("evidence", "fixed")),
+                       ("predictive", LAPLACE_PREDICTIVES)):
+        if str(c[key]) not in valid:
+            raise ConfigError(f"unknown laplace.{key} {c[key]!r}; valid: {', '.join(valid)}")
 
 
 def laplaces_from_config(config, members: Members, x_train, y_train, methods=METHODS):

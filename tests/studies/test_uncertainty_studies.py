@@ -206,4 +206,6 @@ def test_swag_schedule_and_bad_input_raise_config_errors(tmp_path):
         cli.run_study("uncertainty", ["--config.shift.corruptions=['blur']"], workdir=str(tmp_path / "b"))
     with pytest.raises(ConfigError, match="unknown methods"):
         cli.run_study("ood_detection", ["--config.methods=['bnn']"], workdir=str(tmp_path / "c"))
+    with pytest.raises(ConfigError, match="unknown laplace.predictive"):  # raised before any training
+        cli.run_study("uncertainty", ["--config.laplace.predictive=probitt"], workdir=str(tmp_path / "d"))
     assert not any(tmp_path.iterdir())
