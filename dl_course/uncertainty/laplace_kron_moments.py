@@ -19,7 +19,7 @@ around the layer: the model is unchanged).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Optional
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -65,7 +65,7 @@ def applies(la: Laplace, model: Any, x: jax.Array) -> bool:
 
 
 def kfac_layer_function_moments(la: Laplace, model: Any, x: jax.Array,
-                                batch_size: Optional[int] = None) -> tuple[jax.Array, jax.Array]:
+                                batch_size: int | None = None) -> tuple[jax.Array, jax.Array]:
     """``(μ [N, K], S [N, K, K])``: ``μ = f(x; θ*)`` and ``S = C diag(m) Cᵀ`` (module docstring)
     for a posterior accepted by :func:`applies` (else ``ValueError``). Vmappable over runs."""
     if not applies(la, model, x):

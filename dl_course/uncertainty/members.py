@@ -44,7 +44,11 @@ from dl_course.train.config import ConfigError
 from dl_course.uncertainty import calibration
 from dl_course.uncertainty import ood as ood_lib
 from dl_course.uncertainty.bma import swag_predictive
-from dl_course.uncertainty.laplace import STRUCTURES, fit_laplace, optimize_prior_precision
+from dl_course.uncertainty.laplace import (
+    STRUCTURES,
+    fit_laplace,
+    optimize_prior_precision,
+)
 from dl_course.uncertainty.laplace_predictives import METHODS as LAPLACE_PREDICTIVES
 from dl_course.uncertainty.laplace_predictives import laplace_predictive
 from dl_course.uncertainty.mc_dropout import mc_dropout_predict

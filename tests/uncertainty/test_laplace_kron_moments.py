@@ -46,7 +46,7 @@ def test_closed_form_moments_vmapped_over_runs_and_coverage():
     _, params2, _, _ = _problem()
     params2 = jax.tree_util.tree_map(lambda v: 1.3 * v, params2)
     stacked_params = jax.tree_util.tree_map(lambda a, b: jnp.stack([a, b]), params, params2)
-    fit = lambda p: L.optimize_prior_precision(L.fit_laplace(model, p, x, y, subset="last_layer"))  # noqa: E731
+    fit = lambda p: L.optimize_prior_precision(L.fit_laplace(model, p, x, y, subset="last_layer"))
     stacked = jax.vmap(fit)(stacked_params)
     mu, s = jax.vmap(lambda la: KM.kfac_layer_function_moments(la, model, x))(stacked)
     for r, p in enumerate((params, params2)):
