@@ -1,12 +1,13 @@
 """Out-of-distribution detection with every score of every uncertainty method (Hendrycks & Gimpel
 2017, "A baseline for detecting misclassified and out-of-distribution examples"; Lakshminarayanan
-et al. 2017, §3.5; Maddox et al. 2019; Liu et al. 2020 for the energy score).
+et al. 2017, §3.5; Maddox et al. 2019; Daxberger et al. 2021; Liu et al. 2020 for the energy score).
 
 Orchestration only. The networks are trained on the in-distribution classes of
 ``uncertainty.ood_benchmark`` (the held-out classes' test examples are the "near" OOD set, noise
 inputs matched to the training inputs the "far" ones) as the members of
 ``dl_course.uncertainty.members`` (one sweep over seeds with the SWAG hook, one for MC dropout;
-temperature fitted on a validation split of the in-distribution training set).
+temperature fitted on a validation split of the in-distribution training set; a last-layer K-FAC
+Laplace posterior per seed, pooled for MultiLaplace).
 
 For every method, member, score and OOD set: AUROC, AUPR (OOD positive, "AUPR-Out") and
 FPR@95%TPR from ``dl_course.uncertainty.ood`` — OOD is the POSITIVE class and every score is
@@ -95,7 +96,8 @@ def run(config, run_dir: results.RunDir) -> dict:
     members = mem.train_from_config(config, train_data, run_dir, methods)
     temps = mem.fit_temperatures(members, x_val, y_val) if "temp_scaling" in methods else None
     x = np.concatenate([in_data.x_test] + list(sets.values()))
-    preds = mem.predictives_from_config(config, members, x, train_data.x_train, temps, methods)
+    laplaces = mem.laplaces_from_config(config, members, train_data.x_train, train_data.y_train, methods)
+    preds = mem.predictives_from_config(config, members, x, train_data.x_train, temps, methods, laplace=laplaces)
     n_in, sizes = in_data.n_test, {k: len(v) for k, v in sets.items()}
     scores = {}
     for m, p in preds.items():
@@ -117,7 +119,8 @@ def run(config, run_dir: results.RunDir) -> dict:
                           for o, by_m in table.items()},
                 "best": {o: {"method": m, "score": s, "auroc": table[o][m][s]["auroc"]} for o, (m, s) in best.items()},
                 "in_distribution_accuracy": accuracy, "ood_sets": {k: int(v) for k, v in sizes.items()},
-                "num_in_distribution_test": int(n_in), "num_diverged": int(members.result.diverged.sum())}
+                "num_in_distribution_test": int(n_in), "num_diverged": int(members.result.diverged.sum()),
+                "laplace": mem.laplace_summary(config, members, laplaces)}
     conventions = {**members.result.conventions, **CONVENTIONS, "ood_sets": {
         "held_out_classes": f"test examples of classes {list(config.ood.held_out_classes)} of {data.name}; "
                             "the networks never see these classes",

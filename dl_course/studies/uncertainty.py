@@ -1,9 +1,11 @@
-"""Predictive uncertainty of SGD, SWA, SWAG, MultiSWAG, deep ensembles, MC dropout and temperature
-scaling, in distribution and under dataset shift (Maddox et al. 2019; Lakshminarayanan et al. 2017;
-Ovadia et al. 2019; Gal & Ghahramani 2016; Guo et al. 2017).
+"""Predictive uncertainty of SGD, SWA, SWAG, MultiSWAG, deep ensembles, MC dropout, temperature
+scaling, Laplace and MultiLaplace, in distribution and under dataset shift (Maddox et al. 2019;
+Lakshminarayanan et al. 2017; Ovadia et al. 2019; Gal & Ghahramani 2016; Guo et al. 2017; Daxberger
+et al. 2021; Eschenhagen et al. 2021).
 
 Orchestration only: the members and their predictives come from ``dl_course.uncertainty.members``
-(one sweep over seeds with the SWAG hook, a dropout twin), the shifted test sets from
+(one sweep over seeds with the SWAG hook, a dropout twin; a Laplace posterior fitted at each
+seed's final iterate on the training split), the shifted test sets from
 ``uncertainty.shifted_sets``, the metrics on every shift level from ``uncertainty.shift_evaluation``.
 A validation split carved from the training set is held out of both sweeps; temperature scaling
 is fitted on it.
@@ -68,7 +70,9 @@ def run(config, run_dir: results.RunDir) -> dict:
     train_data, x_val, y_val = split_validation(data, float(config.val_fraction), int(config.val_seed))
     members = mem.train_from_config(config, train_data, run_dir)
     temps = mem.fit_temperatures(members, x_val, y_val)
-    preds = mem.predictives_from_config(config, members, se.stack_shifted_inputs(sets), train_data.x_train, temps)
+    laplaces = mem.laplaces_from_config(config, members, train_data.x_train, train_data.y_train)
+    preds = mem.predictives_from_config(config, members, se.stack_shifted_inputs(sets), train_data.x_train, temps,
+                                        laplace=laplaces)
     metrics, diagrams, probs = se.shift_metrics(preds, sets)
     means = se.level_means(metrics, sets)
     num_levels = sets.num_levels
@@ -87,6 +91,7 @@ def run(config, run_dir: results.RunDir) -> dict:
         "by_level_mean_over_corruptions": means,
         "temperatures": dict(zip(map(str, seeds), temps.tolist())),
         "swag": members.swag,
+        "laplace": mem.laplace_summary(config, members, laplaces),
         "num_diverged": int(members.result.diverged.sum()),
         "seconds": members.result.timing["total_s"] + (members.dropout.timing["total_s"] if members.dropout else 0.0),
     }

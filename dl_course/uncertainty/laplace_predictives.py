@@ -36,6 +36,8 @@ from dl_course.uncertainty.laplace import (
     posterior_covariance_vp,
     sample,
 )
+from dl_course.uncertainty.laplace_kron_moments import applies as kron_moments_apply
+from dl_course.uncertainty.laplace_kron_moments import kfac_layer_function_moments
 from dl_course.uncertainty.predictive import Predictive, map_batches, pool_runs
 
 METHODS = ("probit", "extended_probit", "mc", "nn_mc")
@@ -108,7 +110,9 @@ def laplace_predictive(
             lambda k: {"params": la.merge(sample(la, k)), **la.model_state},
             key, x, num_samples, chunk_size, batch_size,
         )
-    mean, cov = function_moments(la, model, x, batch_size)
+    # One K-FAC layer (e.g. the last): the same moments in closed form (laplace_kron_moments).
+    moments = kfac_layer_function_moments if kron_moments_apply(la, model, x) else function_moments
+    mean, cov = moments(la, model, x, batch_size)
     if method == "mc":
         return Predictive(_mc_glm_logits(mean, cov, key, num_samples))
     return Predictive(probit_logits(mean, cov, binary=None if method == "probit" else False)[None])

@@ -16,7 +16,13 @@ Methods (``METHODS``); "per seed" methods give one predictive per seed, "pooled"
   θ_s = θ̄ + Σ^{1/2} z_s (diagonal, or diagonal + low rank D D^T / (K − 1));
 * ``multiswag``: the S·M samples of the M seeds' SWAG posteriors in one mixture (pooled);
 * ``ensemble``: the M final iterates (pooled; p(y|x) = (1/M) Σ_m softmax f(x; θ_m));
-* ``mc_dropout``: T dropout masks at test time on the dropout network.
+* ``mc_dropout``: T dropout masks at test time on the dropout network;
+* ``laplace``: a Laplace posterior at each seed's final iterate (MacKay 1992; Daxberger et al.
+  2021): by default the practitioner's choice of Laplace Redux — last-layer K-FAC GGN, prior
+  precision τ maximizing each member's Laplace evidence, the (extended) probit predictive
+  ``softmax(μ_k / √(1 + π S_kk / 8))`` of the linearized network (S = 1; :func:`fit_laplaces`);
+* ``multilaplace``: the M seeds' Laplace predictives in one mixture (pooled; Eschenhagen et al.
+  2021, "Mixtures of Laplace approximations").
 
 Predictions over members are ``jax.vmap``-ed (one compiled program per method), posterior samples
 ``lax.map``-ed inside.
@@ -38,21 +44,35 @@ from dl_course.train.config import ConfigError
 from dl_course.uncertainty import calibration
 from dl_course.uncertainty import ood as ood_lib
 from dl_course.uncertainty.bma import swag_predictive
+from dl_course.uncertainty.laplace import (
+    STRUCTURES,
+    fit_laplace,
+    optimize_prior_precision,
+)
+from dl_course.uncertainty.laplace_predictives import METHODS as LAPLACE_PREDICTIVES
+from dl_course.uncertainty.laplace_predictives import laplace_predictive
 from dl_course.uncertainty.mc_dropout import mc_dropout_predict
 from dl_course.uncertainty.predictive import Predictive
 from dl_course.uncertainty.swag import swag_hook
 from dl_course.uncertainty.temperature import fit_temperature
 
-METHODS = ("sgd", "temp_scaling", "swa", "swag_diag", "swag", "multiswag", "ensemble", "mc_dropout")
-POOLED = ("multiswag", "ensemble")
+METHODS = ("sgd", "temp_scaling", "swa", "swag_diag", "swag", "multiswag", "ensemble", "mc_dropout", "laplace",
+           "multilaplace")
+POOLED = ("multiswag", "ensemble", "multilaplace")
+LAPLACE_DEFAULTS = {"structure": "kfac", "subset": "last_layer", "prior": "evidence", "prior_precision": 1.0,
+                    "predictive": "probit", "num_samples": 20, "batch_size": 500}
 
 CONVENTIONS = {
     **{k: calibration.CONVENTIONS[k] for k in ("nll", "brier", "ece")},
     "accuracy": "top-1 of the model average",
     "evaluation_mode": "eval mode (train=False); MC dropout turns only the dropout layers on",
-    "model_average": "p(y|x) = (1/S) sum_s softmax(f(x; theta_s)); S = 1 for sgd, temp_scaling, swa",
-    "per_seed_vs_pooled": "per-seed methods have one row per seed; pooled methods (multiswag, ensemble) "
-                          "one row with seed null, over the non-diverged seeds",
+    "model_average": "p(y|x) = (1/S) sum_s softmax(f(x; theta_s)); S = 1 for sgd, temp_scaling, swa and the "
+                     "probit laplace (its one row of logits: mu_k / sqrt(1 + pi S_kk / 8), S = J Sigma J^T)",
+    "laplace": "q(theta) = N(theta*, (G + tau I)^-1) at each seed's final iterate, G the GGN (Fisher) of the "
+               "summed training NLL (the study's training split), eval mode; structure / subset / prior / "
+               "predictive: config.laplace and headline.laplace",
+    "per_seed_vs_pooled": "per-seed methods have one row per seed; pooled methods (multiswag, ensemble, "
+                          "multilaplace) one row with seed null, over the non-diverged seeds",
     "shift_level": "0 = clean test set (corruption 'none'); 1..5 = increasing intensity of one corruption",
     "dtype": "float32",
 }
@@ -173,6 +193,47 @@ def _dropout_all(model, params, model_state, x, keys, num_samples):
     return jax.vmap(one)(params, model_state, keys)
 
 
+@functools.partial(jax.jit, static_argnames=("model", "structure", "subset", "evidence", "batch_size"))
+def _fit_all(model, params, model_state, x, y, tau, structure, subset, evidence, batch_size):
+    def one(p, ms):
+        la = fit_laplace(model, p, x, y, structure=structure, subset=subset, prior_precision=tau, model_state=ms,
+                         batch_size=batch_size)
+        return optimize_prior_precision(la) if evidence else la
+    return jax.vmap(one)(params, model_state)
+
+
+def fit_laplaces(members: Members, x_train, y_train, *, structure: str = "kfac", subset: str = "last_layer",
+                 prior: str = "evidence", prior_precision: float = 1.0, batch_size: int | None = 500):
+    """One Laplace posterior per seed (a stacked ``Laplace``, leading run axis), fitted at the
+    final iterates on the training inputs ``(x_train, y_train)`` in eval mode (vmapped
+    :func:`dl_course.uncertainty.laplace.fit_laplace`): ``q_m(θ) = N(θ_m*, (G_m + τ_m I)⁻¹)``.
+
+    The defaults are Daxberger et al. 2021's recommendation: the last layer (``subset``), a K-FAC
+    GGN (``structure``: ``diag`` / ``kfac`` / ``ekfac`` / ``full``), and ``prior="evidence"``: each
+    member's τ_m maximizes its own Laplace evidence (MacKay's fixed point τ = γ/‖θ*‖²,
+    :func:`~dl_course.uncertainty.laplace.optimize_prior_precision`); ``prior="fixed"`` uses
+    ``prior_precision`` for all. ``batch_size`` bounds memory only."""
+    if structure not in STRUCTURES:
+        raise ConfigError(f"unknown laplace.structure {structure!r}; valid: {', '.join(STRUCTURES)}")
+    if prior not in ("evidence", "fixed"):
+        raise ConfigError(f"unknown laplace.prior {prior!r}; valid: evidence, fixed")
+    res = members.result
+    try:
+        return _fit_all(members.model, res.params, res.state.model_state, jnp.asarray(x_train),
+                        jnp.asarray(y_train), float(prior_precision), structure, subset, prior == "evidence",
+                        None if not batch_size else int(batch_size))
+    except ValueError as e:  # a subset that is not a params key, a layer K-FAC does not cover
+        raise ConfigError(f"laplace: {str(e).splitlines()[0]}") from None
+
+
+@functools.partial(jax.jit, static_argnames=("model", "method", "num_samples", "batch_size"))
+def _laplace_all(model, stacked, x, keys, method, num_samples, batch_size):
+    def one(la, key):
+        return laplace_predictive(la, model, x, method=method, key=key, num_samples=num_samples,
+                                  batch_size=batch_size).sample_logits
+    return jax.vmap(one)(stacked, keys)
+
+
 def _keys(seed: int, method: str, seeds) -> jax.Array:
     base = jax.random.fold_in(jax.random.PRNGKey(seed), METHODS.index(method))
     return jax.vmap(lambda s: jax.random.fold_in(base, s))(jnp.asarray(seeds, jnp.uint32))
@@ -188,11 +249,16 @@ def fit_temperatures(members: Members, x_val, y_val) -> np.ndarray:
 
 
 def predictives(members: Members, x, x_train, *, methods=METHODS, temperatures=None, eval_seed: int = 0,
-                swag_samples: int = 20, dropout_samples: int = 20) -> dict:
+                swag_samples: int = 20, dropout_samples: int = 20, laplace=None, laplace_predictive_method="probit",
+                laplace_samples: int = 20, batch_size: int | None = 500) -> dict:
     """``method -> Predictive`` with logits ``[M, S, N, K]``: M = number of seeds for per-seed
     methods, 1 for pooled ones (over the non-diverged seeds); ``temperatures`` (per seed) for
     ``temp_scaling``; ``x_train`` refreshes batch statistics of sampled weights. MultiSWAG pools
-    the very samples of ``swag``; ``eval_seed`` keys the posterior samples and dropout masks."""
+    the very samples of ``swag``, MultiLaplace those of ``laplace``; ``eval_seed`` keys the
+    posterior samples and dropout masks. ``laplace``: the stacked posteriors of
+    :func:`fit_laplaces`, predicted with ``laplace_predictive_method`` (``probit``,
+    ``extended_probit``, ``mc``, ``nn_mc``; ``laplace_samples`` for the MC ones) in input batches
+    of ``batch_size`` (memory only)."""
     res, seeds = members.result, members.seeds
     x, x_train = jnp.asarray(x), jnp.asarray(x_train)
     ok = ~np.asarray(res.diverged)
@@ -206,6 +272,15 @@ def predictives(members: Members, x, x_train, *, methods=METHODS, temperatures=N
                 cache[name] = _swag_all(members.model, res.state.extras["swag"], res.state.model_state, x, x_train,
                                         _keys(int(eval_seed), name, seeds), name,
                                         1 if name == "swa" else int(swag_samples))
+            elif name == "laplace":
+                if laplace is None:
+                    raise ConfigError("methods laplace / multilaplace need the fitted posteriors (fit_laplaces)")
+                if laplace_predictive_method not in LAPLACE_PREDICTIVES:
+                    raise ConfigError(f"unknown laplace.predictive {laplace_predictive_method!r}; "
+                                      f"valid: {', '.join(LAPLACE_PREDICTIVES)}")
+                cache[name] = _laplace_all(members.model, laplace, x, _keys(int(eval_seed), name, seeds),
+                                           laplace_predictive_method, int(laplace_samples),
+                                           None if not batch_size else int(batch_size))
             else:
                 d = members.dropout
                 if d is None:
@@ -216,7 +291,8 @@ def predictives(members: Members, x, x_train, *, methods=METHODS, temperatures=N
 
     out = {}
     for m in check_methods(methods):
-        logits = base({"temp_scaling": "sgd", "ensemble": "sgd", "multiswag": "swag"}.get(m, m))
+        logits = base({"temp_scaling": "sgd", "ensemble": "sgd", "multiswag": "swag",
+                       "multilaplace": "laplace"}.get(m, m))
         if m == "temp_scaling":
             logits = logits / jnp.asarray(temperatures)[:, None, None, None]
         if m in POOLED:
@@ -229,6 +305,8 @@ def train_from_config(config, data, run_dir=None, methods=METHODS) -> Members:
     """:func:`train_members` for a study config with ``train`` (the engine's), ``swag``
     (``start_fraction``, ``collect_every``, ``num_deviations``) and ``mc_dropout.rate`` (used
     when ``mc_dropout`` is among ``methods``); checkpoints in ``run_dir`` (a ``RunDir``) if given."""
+    if {"laplace", "multilaplace"} & set(methods):
+        check_laplace_config(config.laplace)  # before training, not after
     rate = float(config.mc_dropout.rate) if "mc_dropout" in methods else 0.0
     if "mc_dropout" in methods and rate <= 0:
         raise ConfigError("method mc_dropout needs mc_dropout.rate > 0")
@@ -237,9 +315,44 @@ def train_from_config(config, data, run_dir=None, methods=METHODS) -> Members:
                          resume=bool(run_dir is not None and run_dir.resume))
 
 
-def predictives_from_config(config, members: Members, x, x_train, temperatures=None, methods=METHODS) -> dict:
-    """:func:`predictives` with ``config.eval_seed``, ``config.swag.num_samples`` and
-    ``config.mc_dropout.num_samples``."""
+def check_laplace_config(c) -> None:
+    """``ConfigError`` for an unknown ``laplace.structure``, ``laplace.prior`` or ``laplace.predictive``."""
+    for key, valid in (("structure", STRUCTURES), ("prior", ("evidence", "fixed")),
+                       ("predictive", LAPLACE_PREDICTIVES)):
+        if str(c[key]) not in valid:
+            raise ConfigError(f"unknown laplace.{key} {c[key]!r}; valid: {', '.join(valid)}")
+
+
+def laplaces_from_config(config, members: Members, x_train, y_train, methods=METHODS):
+    """:func:`fit_laplaces` with ``config.laplace`` (``structure``, ``subset``, ``prior``,
+    ``prior_precision``, ``batch_size``) when ``laplace`` or ``multilaplace`` is among
+    ``methods``; else ``None``."""
+    if not {"laplace", "multilaplace"} & set(methods):
+        return None
+    c = config.laplace
+    return fit_laplaces(members, x_train, y_train, structure=str(c.structure), subset=str(c.subset),
+                        prior=str(c.prior), prior_precision=float(c.prior_precision), batch_size=int(c.batch_size))
+
+
+def laplace_summary(config, members: Members, laplace) -> dict:
+    """The Laplace set-up for a headline: structure, subset, prior rule, predictive, and the prior
+    precision τ of each seed (``{}`` without posteriors)."""
+    if laplace is None:
+        return {}
+    c = config.laplace
+    return {"structure": str(c.structure), "subset": str(c.subset), "prior": str(c.prior),
+            "predictive": str(c.predictive),
+            "prior_precision": dict(zip(map(str, members.seeds), np.asarray(laplace.prior_precision).tolist()))}
+
+
+def predictives_from_config(config, members: Members, x, x_train, temperatures=None, methods=METHODS,
+                            laplace=None) -> dict:
+    """:func:`predictives` with ``config.eval_seed``, ``config.swag.num_samples``,
+    ``config.mc_dropout.num_samples`` and ``config.laplace`` (``predictive``, ``num_samples``,
+    ``batch_size``) for the posteriors ``laplace`` of :func:`laplaces_from_config`."""
+    c = config.laplace
     return predictives(members, x, x_train, methods=methods, temperatures=temperatures,
                        eval_seed=int(config.eval_seed), swag_samples=int(config.swag.num_samples),
-                       dropout_samples=int(config.mc_dropout.num_samples))
+                       dropout_samples=int(config.mc_dropout.num_samples), laplace=laplace,
+                       laplace_predictive_method=str(c.predictive), laplace_samples=int(c.num_samples),
+                       batch_size=int(c.batch_size))

@@ -1,4 +1,4 @@
-"""Uncertainty studies (issue 8): tiny smoke runs through the launchers' code path
+"""Uncertainty studies (issues 8, 19): tiny smoke runs through the launchers' code path
 (``dl_course.cli.run_study``) that check the summary schema and recompute the reported numbers from
 what the run saved, plus cheap checks of the studies' own pieces (pooled reliability diagrams,
 the digits corruptions, the SWAG schedule, bad input)."""
@@ -35,7 +35,18 @@ def test_uncertainty_study_reports_every_method_and_its_saved_probs_reproduce_th
     assert {r["shift_level"] for r in rows} == set(range(6))
     # Per-seed methods: one row per seed and level; pooled ones: seed null.
     clean = {(r["method"], r["seed"]): r for r in rows if r["shift_level"] == 0}
-    assert len(clean) == 6 * 2 + 2 and clean[("ensemble", None)]["members"] == [0, 1]
+    assert len(clean) == (len(unc.METHODS) - len(unc.POOLED)) * 2 + len(unc.POOLED)
+    assert clean[("ensemble", None)]["members"] == clean[("multilaplace", None)]["members"] == [0, 1]
+    # The headline's clean-test table has every method, Laplace and MultiLaplace included, each
+    # with the same metrics; every seed's evidence-maximizing prior precision is positive and
+    # strictly inside the bisection's bracket [e^-15, e^15] (an interior maximizer).
+    h = summary["headline"]
+    assert set(h["in_distribution"]) == set(unc.METHODS)
+    assert all(set(v) == set(h["in_distribution"]["sgd"]) == {"accuracy", "nll", "ece", "brier"}
+               for v in h["in_distribution"].values())
+    assert h["laplace"]["structure"] == "kfac" and h["laplace"]["subset"] == "last_layer"
+    taus = list(h["laplace"]["prior_precision"].values())
+    assert len(taus) == 2 and all(np.exp(-14) < t < np.exp(14) for t in taus)
     with np.load(out / "metrics.npz") as f:
         y = f["y_test"]
         assert y.shape == (40,) and list(f["seeds"]) == [0, 1]
@@ -57,33 +68,50 @@ def test_uncertainty_study_reports_every_method_and_its_saved_probs_reproduce_th
                 assert ece == pytest.approx(row["ece"], abs=1e-5)
         # Temperature scaling divides the SGD logits: same argmax, hence the same predictions.
         np.testing.assert_array_equal(f["probs_sgd"].argmax(-1), f["probs_temp_scaling"].argmax(-1))
+        # MultiLaplace is the equal-weight mixture of the two seeds' Laplace predictives, exactly
+        # (float32 softmaxes averaged in log space: ~1e-7).
+        np.testing.assert_allclose(f["probs_multilaplace"][0], f["probs_laplace"].mean(0), atol=2e-6)
+        # The probit predictive softmax(mu_k / sqrt(1 + pi S_kk / 8)) shrinks the MAP's logits by
+        # the linearized network's variance: per seed, its mean confidence on the clean test set is
+        # below the MAP network's (measured 0.0024 and 0.0095 below at this size, where the MAP's
+        # mean confidence is only 0.15-0.24; the 1e-3 margin is 2.4x below the smaller gap and far
+        # above float32 noise; a predictive that ignored the posterior, e.g. --config.laplace.prior=
+        # fixed with prior_precision 1e8, equals the MAP and fails), and its NLL is finite.
+        for i in range(2):
+            assert f["probs_laplace"][i].max(-1).mean() < f["probs_sgd"][i].max(-1).mean() - 1e-3, i
+            assert np.isfinite(clean[("laplace", [0, 1][i])]["nll"])
     assert summary["conventions"]["nll"].startswith("mean over examples")
     # The pooled predictives average probabilities over members: by Jensen's inequality
     # -log((1/M) sum_m p_m) <= (1/M) sum_m -log p_m, strictly when the members disagree (two seeds
     # of a 20-step network always do), at every shift level. The ensemble pools the SGD members,
-    # MultiSWAG the SWAG members; a pooling that drops, duplicates or misaligns members breaks it.
+    # MultiSWAG the SWAG members, MultiLaplace the Laplace members; a pooling that drops, duplicates or misaligns members breaks it.
     for level in range(6):
         at = {(r["method"], r["seed"], r["corruption"]): r["nll"] for r in rows if r["shift_level"] == level}
         for corruption in {c for (_, _, c) in at}:
-            for pooled, members in (("ensemble", "sgd"), ("multiswag", "swag")):
+            for pooled, members in (("ensemble", "sgd"), ("multiswag", "swag"), ("multilaplace", "laplace")):
                 mean_member = np.mean([at[(members, s, corruption)] for s in (0, 1)])
                 assert at[(pooled, None, corruption)] < mean_member - 1e-4, (level, pooled)
 
 
 def test_ood_detection_study_rows_and_the_mutual_information_of_a_single_network(tmp_path):
     out = cli.run_study("ood_detection", TINY_TRAINING + [
-        "--config.train.dataset=digits", "--config.methods=['sgd', 'multiswag']",
+        "--config.train.dataset=digits", "--config.methods=['sgd', 'multiswag', 'multilaplace']",
         "--config.scores=['msp', 'mutual_information']", "--config.ood.noise=['uniform']"], workdir=str(tmp_path / "x"))
-    rows = _summary(out)["runs"]
+    summary = _summary(out)
+    rows = summary["runs"]
     assert {"method", "score", "ood_set", "auroc", "aupr", "fpr95"} <= set(rows[0])
     assert {r["ood_set"] for r in rows} == {"held_out_classes", "uniform_noise"}
-    assert len(rows) == (2 + 1) * 2 * 2  # (2 seeds of sgd + 1 pooled) x scores x OOD sets
+    assert len(rows) == (2 + 1 + 1) * 2 * 2  # (2 seeds of sgd + 2 pooled) x scores x OOD sets
+    assert set(summary["headline"]["auroc"]["held_out_classes"]) == {"sgd", "multiswag", "multilaplace"}
+    assert len(summary["headline"]["laplace"]["prior_precision"]) == 2
     assert all(0.0 <= r[k] <= 1.0 for r in rows for k in ("auroc", "aupr", "fpr95"))
     # S = 1: the mutual information is identically 0, a tie everywhere: AUROC exactly 1/2 and
     # FPR@95 = 1; with posterior samples (MultiSWAG) it is not constant.
     single = [r for r in rows if r["method"] == "sgd" and r["score"] == "mutual_information"]
     assert single and all(r["auroc"] == 0.5 and r["fpr95"] == 1.0 for r in single)
-    assert any(r["auroc"] != 0.5 for r in rows if r["method"] == "multiswag" and r["score"] == "mutual_information")
+    # MultiLaplace's mixture components are the seeds' probit predictives: they disagree too.
+    for m in ("multiswag", "multilaplace"):
+        assert any(r["auroc"] != 0.5 for r in rows if r["method"] == m and r["score"] == "mutual_information"), m
     # The reported AUROCs are those of the saved scores (in-distribution test first, then the OOD
     # sets in order, OOD positive): a wrong orientation or set boundary changes them.
     from dl_course.uncertainty import ood as ood_lib
@@ -157,5 +185,7 @@ def test_swag_schedule_and_bad_input_raise_config_errors(tmp_path):
     with pytest.raises(ConfigError, match="unknown mnist1d corruptions"):
         cli.run_study("uncertainty", ["--config.shift.corruptions=['blur']"], workdir=str(tmp_path / "b"))
     with pytest.raises(ConfigError, match="unknown methods"):
-        cli.run_study("ood_detection", ["--config.methods=['laplace']"], workdir=str(tmp_path / "c"))
+        cli.run_study("ood_detection", ["--config.methods=['bnn']"], workdir=str(tmp_path / "c"))
+    with pytest.raises(ConfigError, match="unknown laplace.predictive"):  # raised before any training
+        cli.run_study("uncertainty", ["--config.laplace.predictive=probitt"], workdir=str(tmp_path / "d"))
     assert not any(tmp_path.iterdir())
