@@ -7,8 +7,9 @@ checkpoints for ``--resume``) while holding an exclusive advisory lock (``fcntl.
 staging directory the result in ONE rename, so a reader never sees a half-written result; a
 directory without ``complete.json`` is unfinished (:func:`status`). A finished result is replaced
 only with ``overwrite=True``, by an atomic exchange of the two directories (Linux
-``renameat2(RENAME_EXCHANGE)``; elsewhere two renames); a ``runs/`` folder inside it (the
-timestamped runs of ``results/<study>/runs/``) is carried over.
+``renameat2(RENAME_EXCHANGE)``; elsewhere two renames); results kept inside it are carried over:
+``runs/`` (the timestamped runs of ``results/<study>/runs/``) and any finished result directory
+(e.g. the reference run of a variant, ``results/uncertainty/digits``).
 
 Only process 0 of a multi-process run writes (``primary``); the others' writes are no-ops.
 """
@@ -186,9 +187,11 @@ class RunDir:
                 os.rename(self.final, aside)
                 os.rename(self.staging, self.final)
                 os.rename(aside, self.staging)
-            for keep in KEEP_INSIDE:  # the old directory is now at `staging`
-                if (self.staging / keep).exists() and not (self.final / keep).exists():
-                    os.rename(self.staging / keep, self.final / keep)
+            for sub in sorted(self.staging.iterdir()):  # the old directory is now at `staging`
+                # results kept inside it (runs/, the reference run of a variant) move across
+                carried = sub.is_dir() and (sub.name in KEEP_INSIDE or status(sub) == "finished")
+                if carried and not (self.final / sub.name).exists():
+                    os.rename(sub, self.final / sub.name)
             shutil.rmtree(self.staging)
         self.release()
         return self.final
