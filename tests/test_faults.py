@@ -140,3 +140,22 @@ def test_unfinished_directories_are_not_results(tmp_path):
     (d / "config.json").write_text("{}")  # a kill during an old-style file-by-file commit
     assert status(d) == "incomplete"
     assert status(tmp_path / "nothing") == "absent"
+
+
+def test_overwrite_keeps_the_results_stored_inside(tmp_path):
+    """``--overwrite`` of results/<study> replaces its own files and keeps runs/ and the finished
+    reference run of a variant stored inside it (e.g. results/uncertainty/digits)."""
+    final = tmp_path / "study"
+    for where, text in ((final, "old"), (final / "digits", "variant")):
+        run = RunDir(where).acquire()
+        run.json("summary.json", {"runs": [], "headline": {"v": text}})
+        run.commit()
+    (final / "runs").mkdir()
+    (final / "runs" / "note.txt").write_text("a timestamped run")
+    run = RunDir(final, overwrite=True).acquire()
+    run.json("summary.json", {"runs": [], "headline": {"v": "new"}})
+    run.commit()
+    assert json.loads((final / "summary.json").read_text())["headline"]["v"] == "new"
+    assert json.loads((final / "digits" / "summary.json").read_text())["headline"]["v"] == "variant"
+    assert (final / "runs" / "note.txt").read_text() == "a timestamped run"
+    assert status(final / "digits") == "finished" and not list(tmp_path.glob("*.partial"))
