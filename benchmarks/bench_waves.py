@@ -60,7 +60,10 @@ def main() -> None:
     report = {"runs": runs, "steps": steps, "wave_size": wave, "all_at_once": whole, "in_waves": waves,
               "time_ratio_waves_over_all": waves["seconds"] / whole["seconds"],
               "peak_memory_ratio_waves_over_all": waves["max_rss_mb"] / whole["max_rss_mb"],
-              "same_final_loss": abs(waves["final_loss_mean"] - whole["final_loss_mean"]) < 1e-5}
+              # float32: different batch shapes sum in different orders; 500 steps amplify that
+              "final_loss_relative_difference": abs(waves["final_loss_mean"] / whole["final_loss_mean"] - 1),
+              "machine_load_note": "measured while the 2-core machine ran other work (load average 10-20): "
+                                   "the time ratio is indicative, the memory ratio is not affected"}
     print(json.dumps(report, indent=2))
     if not args.quick:
         sys.path.insert(0, str(ROOT))
