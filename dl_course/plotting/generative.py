@@ -159,3 +159,33 @@ def langevin_weights_figure(samples: dict, weights: dict, plain_fracs, record_ev
     ax.set_title("plain chains (one line per seed) keep the initial split", fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def bits_per_dim_bars(values: dict, *, title: str | None = None) -> Figure:
+    """Horizontal bars of test bits/dim per model (``values``: name -> bits/dim), lowest first; the
+    first entry (the model under study) in blue, the baselines in grey."""
+    names = sorted(values, key=values.get)
+    first = next(iter(values))
+    fig = Figure(figsize=(6.0, 0.45 * len(names) + 1.2))
+    ax = fig.add_subplot()
+    bars = ax.barh(range(len(names)), [values[n] for n in names],
+                   color=["C0" if n == first else "0.6" for n in names])
+    for b, n in zip(bars, names):
+        ax.text(b.get_width(), b.get_y() + b.get_height() / 2, f" {values[n]:.2f}", va="center", fontsize=8)
+    ax.set_yticks(range(len(names)), names)
+    ax.invert_yaxis()
+    ax.set_xlabel("test bits / dim (lower is better)")
+    ax.set_xlim(0, 1.15 * max(values.values()))
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def nearest_neighbour_pairs(samples, x_train, *, title: str = "samples (top) and their nearest training images") -> Figure:
+    """Each sample above its nearest training image (Euclidean, flattened): a memorisation check."""
+    a = np.asarray(samples, np.float64).reshape(len(samples), -1)
+    b = np.asarray(x_train, np.float64).reshape(len(x_train), -1)
+    idx = np.argmin(np.sum(a ** 2, -1)[:, None] - 2 * a @ b.T + np.sum(b ** 2, -1)[None], axis=-1)
+    images = np.concatenate([np.asarray(samples), np.asarray(x_train)[idx]])
+    return sample_grid(images, nrow=len(samples), title=title)

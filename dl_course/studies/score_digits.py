@@ -1,28 +1,24 @@
-"""A score-based model of small images (Song et al. 2021, ICLR): 8x8 digits by default, MNIST /
-CIFAR-10 at paper scale.
+"""A score-based model of 8x8 digits judged against simple density baselines and real data (Song
+et al. 2021, ICLR; Song, Durkan, Murray & Ermon 2021, NeurIPS).
 
-The score network (``ScoreMLP`` on the flattened image by default, ``ScoreUNet`` as an option) is
-trained by continuous-time denoising score matching through the engine (``dl_course.train.sweep``
-with ``generative.make_task``) on images rescaled from ``[0, 1]`` to ``[low, high]`` (default
-``[-1, 1]``, the scale of the VP prior). By default it is trained on ``dequantized_copies``
-uniformly dequantised copies of the training images, the continuous density that bits/dim
-evaluates (measured at the default CPU size: 4.28 bits/dim with 4 copies vs 4.33 with
-``dequantized_copies=0``, both worse than the uniform model's log2(17) = 4.09: the default model
-is undertrained, see the launcher). Then, per seed:
+Orchestration only; every piece lives in ``dl_course.generative``:
 
-* a grid of samples (Euler-Maruyama or predictor-corrector, with the final Tweedie denoising step
-  of the reference implementation), clipped to the data range for display;
-* test bits/dim: uniformly dequantised test images (``K`` levels: 17 for the digits stored as
-  ``k / 16``, 256 for 8-bit images), ``log p`` through the probability-flow ODE with Hutchinson's
-  divergence estimator (one Rademacher probe per example, as the reference), converted by
-  ``bits_per_dim`` -- an upper bound on the discrete NLL (Theis et al. 2016). The estimator of
-  ``log p`` is unbiased per example, so the test mean is unbiased up to the ODE solver's error.
-* a classifier-based score: a multinomial logistic regression fitted to the training images
-  (scikit-learn, its test accuracy recorded) labels the samples; we report the Inception-score-style
-  ``exp(E KL(p(y|x) || p(y)))`` (Salimans et al. 2016; max = number of classes), the mean confidence
-  and the class entropy, next to the same numbers for real test images. This measures how
-  recognisable and class-balanced the samples are; it is not an Inception score and is not
-  comparable with published IS values.
+* data: the digits (``K = 17`` levels, stored as ``k / 16``), optionally centre-cropped to
+  ``crop x crop`` pixels (tests), rescaled to ``[low, high]``; the model and the continuous
+  baselines are fitted on ``dequantized_copies`` fixed uniformly dequantised copies of the training
+  images (``image_data.dequantized_training_set``); the test images are dequantised ONCE (one fixed
+  key) and that same array is scored by the model and by every baseline: one table, one test split.
+* training: the engine (``dl_course.train.sweep``) with ``generative.make_task`` (continuous-time
+  DSM, ``loss_options``: likelihood weighting with importance sampling of ``t`` by default) and the
+  weight EMA hook (``generative.ema_hook``); samples and likelihoods use the EMA weights.
+* bits/dim: ``generative.likelihood`` (probability-flow ODE, adaptive Dopri5, ``rtol``/``atol``,
+  Hutchinson divergence), ``bits_per_dim``; the mean NFE and the solver's success are reported.
+* baselines: ``generative.baseline_bits_per_dim`` (per-pixel histogram, full-covariance Gaussian,
+  GMM, PCA-Gaussian, uniform) on the same arrays.
+* samples: ``generative.sample`` (Tweedie-denoised, clipped to the data range), judged by
+  ``generative.sample_quality_report``: a logistic-regression digits classifier fitted on the real
+  training images (class histogram, mean max-probability) and nearest-training-neighbour distances,
+  samples vs real test images.
 """
 
 from __future__ import annotations
@@ -33,36 +29,42 @@ import numpy as np
 
 from dl_course import data as data_lib
 from dl_course import results
+from dl_course.data.dataset import make_dataset
 from dl_course.generative import (
+    baseline_bits_per_dim,
     bits_per_dim,
-    classifier_score,
     dequantize,
+    ema_hook,
+    fit_digits_classifier,
     get_score_net,
     get_sde,
-    log_likelihood,
+    likelihood,
     make_score_fn,
     make_task,
-    mmd2,
     sample,
+    sample_quality_report,
 )
-from dl_course.generative.image_data import (
-    dequantized_training_set,
-    fit_classifier,
-    rescaled,
-)
-from dl_course.plotting.generative import sample_grid
+from dl_course.generative.image_data import dequantized_training_set, rescaled
+from dl_course.plotting.generative import bits_per_dim_bars, nearest_neighbour_pairs, sample_grid
 from dl_course.train import sweep
 
 
-def _scalars(d: dict, prefix: str) -> dict:
-    return {f"{prefix}{k}": float(v) for k, v in d.items() if np.ndim(v) == 0}
+def center_crop(data: data_lib.Dataset, size: int) -> data_lib.Dataset:
+    """The central ``size x size`` pixels of every image (``size = 0``: unchanged)."""
+    if not size:
+        return data
+    h, w = data.x_train.shape[1:3]
+    r, c = (h - size) // 2, (w - size) // 2
+    crop = lambda x: np.asarray(x)[:, r:r + size, c:c + size]
+    return make_dataset(crop(data.x_train), data.y_train, crop(data.x_test), data.y_test, data.num_classes,
+                        data.name, {**data.info, "center_crop": size})
 
 
 def run(config, run_dir: results.RunDir) -> dict:
-    """Train, sample, evaluate bits/dim and the classifier score; write the grid and summaries."""
+    """Train, score (model and baselines), sample, judge the samples; write figures and summaries."""
     t = config.train
     low, high, levels = float(config.low), float(config.high), int(config.num_levels)
-    raw = data_lib.load(t.dataset, **t.dataset_options.to_dict())
+    raw = center_crop(data_lib.load(t.dataset, **t.dataset_options.to_dict()), int(config.crop))
     if raw.x_train.ndim != 4:
         raise ValueError(f"score_digits expects image data [n, H, W, C]; {raw.name} has shape {raw.x_train.shape}")
     data = rescaled(raw, low, high)
@@ -70,17 +72,25 @@ def run(config, run_dir: results.RunDir) -> dict:
         data = dequantized_training_set(data, int(config.dequantized_copies), levels, low, high)
     sde = get_sde(config.sde, **config.sde_options.to_dict())
     model = get_score_net(config.net, **config.net_options.to_dict())
-    task = make_task(model, sde)
-    res = sweep(t, task=task, data=data, checkpoint_dir=run_dir.checkpoint_dir, resume=run_dir.resume,
+    task = make_task(model, sde, **config.loss_options.to_dict())
+    hooks = {"ema": ema_hook(float(config.ema_decay))} if float(config.ema_decay) > 0 else None
+    res = sweep(t, task=task, data=data, hooks=hooks, checkpoint_dir=run_dir.checkpoint_dir, resume=run_dir.resume,
                 progress=True)
     print(f"trained {len(res.grid)} run(s): final train loss {np.round(res.metrics['train_loss'][:, -1], 4).tolist()}, "
           f"{res.timing['total_s']:.0f}s")
-    logits_fn, clf_acc = fit_classifier(raw)
-    real = classifier_score(logits_fn, raw.x_test)
-    shape = (int(config.num_samples),) + data.input_shape
+    weights = res.state.extras["ema"].average if hooks else res.params
+
     n_eval = int(config.bpd_examples) or len(data.x_test)
-    x_eval = jnp.asarray(data.x_test[:n_eval])
+    x_eval = dequantize(jax.random.key(int(config.dequantization_seed)), jnp.asarray(data.x_test[:n_eval]),
+                        levels, low, high)
     dims = int(np.prod(data.input_shape))
+    baselines = baseline_bits_per_dim(data.x_train, np.asarray(x_eval), levels, low, high,
+                                      names=list(config.baselines), options=config.baseline_options.to_dict())
+    print("baselines (test bits/dim): " + ", ".join(f"{k} {v:.3f}" for k, v in baselines.items()))
+    classifier = fit_digits_classifier(raw.x_train, raw.y_train, raw.x_test, raw.y_test)
+    ode_options = dict(eps=float(config.likelihood_eps), solver=str(config.likelihood_solver),
+                       rtol=float(config.rtol), atol=float(config.atol), max_steps=int(config.max_steps))
+    shape = (int(config.num_samples),) + data.input_shape
 
     @jax.jit
     def samples_of(params, key):
@@ -88,68 +98,90 @@ def run(config, run_dir: results.RunDir) -> dict:
         return sample(sde, sf, shape, key, method=config.sampler, num_steps=int(config.sample_steps), denoise=True)
 
     @jax.jit
-    def bpd_of(params, key):
-        k_deq, k_ll = jax.random.split(key)
-        x = dequantize(k_deq, x_eval, levels, low, high)
+    def likelihood_of(params, key):
         sf = make_score_fn(model.apply, params, sde)
-        lp = log_likelihood(sde, sf, x, k_ll, divergence="hutchinson", num_probes=int(config.num_probes),
-                            eps=float(config.likelihood_eps), solver=config.likelihood_solver,
-                            num_steps=int(config.likelihood_steps))
-        return bits_per_dim(lp, dims, levels, low, high)
+        out = likelihood(sde, sf, x_eval, key, divergence="hutchinson", num_probes=int(config.num_probes),
+                         **ode_options)
+        return bits_per_dim(out.log_prob, dims, levels, low, high), out.nfe, out.success
 
-    runs, metrics, grids = [], {"steps": res.steps, **res.metrics}, None
+    runs, metrics = [], {"steps": res.steps, **res.metrics}
     for i, g in enumerate(res.grid):
-        params = jax.tree.map(lambda a: jnp.asarray(a[i]), res.params)
-        k_s, k_b, k_m = jax.random.split(jax.random.key(int(g["seed"])), 3)
-        xs = samples_of(params, k_s)
-        finite = bool(jnp.all(jnp.isfinite(xs)))
-        xs01 = np.clip((np.asarray(xs) - low) / (high - low), 0.0, 1.0)   # back to [0, 1] for the classifier
-        bpd = np.asarray(bpd_of(params, k_b))
-        cs = classifier_score(logits_fn, xs01)
-        n_m = min(len(xs01), len(raw.x_test))
-        mmd = float(mmd2(jnp.asarray(xs01[:n_m]), jnp.asarray(raw.x_test[:n_m])))
+        params = jax.tree.map(lambda a: jnp.asarray(a[i]), weights)
+        k_s, k_b = jax.random.split(jax.random.key(int(g["seed"])))
+        xs = np.asarray(samples_of(params, k_s))
+        finite = bool(np.all(np.isfinite(xs)))
+        xs01 = np.clip((np.nan_to_num(xs) - low) / (high - low), 0.0, 1.0)   # back to [0, 1] pixels
+        bpd, nfe, ok = (np.asarray(a) for a in likelihood_of(params, k_b))
+        quality = sample_quality_report(classifier, xs01, raw.x_test, raw.x_train)
         row = {"seed": int(g["seed"]), "learning_rate": g["learning_rate"], "diverged": bool(res.diverged[i]) or not finite,
                "final_train_loss": float(res.metrics["train_loss"][i, -1]),
                "final_test_loss": float(res.metrics["test_loss"][i, -1]),
                "bits_per_dim": float(np.mean(bpd)), "bits_per_dim_stderr": float(np.std(bpd, ddof=1) / np.sqrt(len(bpd))),
-               "mmd2_to_test": mmd, **_scalars(cs, "")}
-        row["class_frequencies"] = np.asarray(cs["class_frequencies"]).round(4).tolist()
+               "bits_per_dim_median": float(np.median(bpd)),
+               "mean_nfe": float(np.mean(nfe)), "max_nfe": int(np.max(nfe)), "ode_success": bool(np.all(ok)),
+               "samples": quality["samples"], "real_test": quality["real"],
+               "nn_distance_ratio": quality["nn_distance_ratio"]}
         runs.append(row)
-        metrics[f"seed{g['seed']}/samples"] = xs01[:64].astype(np.float32)
+        metrics[f"seed{g['seed']}/samples"] = xs01.astype(np.float32)
         metrics[f"seed{g['seed']}/bits_per_dim_per_example"] = bpd.astype(np.float32)
-        print(f"seed {g['seed']}: test bits/dim {row['bits_per_dim']:.3f} +- {row['bits_per_dim_stderr']:.3f}, "
-              f"classifier score {row['classifier_score']:.2f} (real test data {float(real['classifier_score']):.2f}), "
-              f"confidence {row['mean_confidence']:.3f}")
-        if grids is None:
-            grids = xs01[:64]
-            run_dir.figure("samples.png", sample_grid(
-                grids, nrow=8, title=f"{config.net} on {raw.name} ({config.sampler}, {config.sample_steps} steps)"))
-            real_imgs = np.asarray(raw.x_test[:64])
-            run_dir.figure("test_images.png", sample_grid(real_imgs, nrow=8, title=f"{raw.name}: test images"))
+        metrics[f"seed{g['seed']}/nfe_per_example"] = nfe.astype(np.int32)
+        print(f"seed {g['seed']}: test bits/dim {row['bits_per_dim']:.3f} +- {row['bits_per_dim_stderr']:.3f} "
+              f"(mean NFE {row['mean_nfe']:.0f}, solver ok {row['ode_success']}); classifier max-prob "
+              f"{quality['samples']['mean_max_probability']:.3f} (real {quality['real']['mean_max_probability']:.3f}); "
+              f"median NN distance {quality['samples']['median_nn_distance']:.3f} "
+              f"(real {quality['real']['median_nn_distance']:.3f})")
+        if i == 0:
+            title = f"{config.net} on {raw.name} ({config.sampler}, {config.sample_steps} steps, EMA weights)"
+            run_dir.figure("samples.png", sample_grid(xs01[:64], nrow=8, title=title))
+            run_dir.figure("test_images.png", sample_grid(np.asarray(raw.x_test[:64]), nrow=8,
+                                                          title=f"{raw.name}: test images"))
+            run_dir.figure("nearest_neighbours.png", nearest_neighbour_pairs(xs01[:16], raw.x_train))
 
-    ok = [r for r in runs if not r["diverged"]] or runs
-    headline = {"bits_per_dim": float(np.mean([r["bits_per_dim"] for r in ok])),
-                "classifier_score": float(np.mean([r["classifier_score"] for r in ok])),
-                "mean_confidence": float(np.mean([r["mean_confidence"] for r in ok])),
-                "class_entropy": float(np.mean([r["class_entropy"] for r in ok])),
-                **_scalars(real, "real_test_"), "classifier_test_accuracy": clf_acc,
-                "num_levels": levels, "uniform_model_bits_per_dim": float(np.log2(levels)),
-                "num_runs": len(runs), "num_diverged": int(sum(r["diverged"] for r in runs)),
-                "train_seconds": res.timing["total_s"]}
-    conventions = {**res.conventions,
-                   "task": f"denoising score matching (continuous time), eps-parameterized {config.net}",
-                   "sde": f"{config.sde} {dict(config.sde_options)}",
-                   "data_scaling": f"pixels in [0, 1] rescaled to [{low:g}, {high:g}]",
-                   "training_data": f"{config.dequantized_copies} uniformly dequantised copies of the training set "
-                                    "(0 = the discrete images)",
-                   "bits_per_dim": f"test set ({n_eval} images), uniform dequantisation with {levels} levels, PF-ODE "
-                                   f"from t = {config.likelihood_eps:g} ({config.likelihood_solver}, "
-                                   f"{config.likelihood_steps} steps), Hutchinson divergence "
-                                   f"({config.num_probes} Rademacher probe(s))",
-                   "samples": f"{config.sampler}, {config.sample_steps} steps, Tweedie denoising at the end, "
-                              "clipped to the data range",
-                   "classifier": "sklearn multinomial logistic regression on [0, 1] pixels (C = 1)",
-                   "classifier_score": "exp(mean KL(p(y|x) || mean p(y|x))), max = number of classes",
-                   "mmd2_to_test": "unbiased MMD^2, Gaussian kernel with median-heuristic bandwidth, [0, 1] pixels"}
+    good = [r for r in runs if not r["diverged"]] or runs
+    first = good[0]
+    bpd_model = float(np.mean([r["bits_per_dim"] for r in good]))
+    run_dir.figure("bits_per_dim.png", bits_per_dim_bars(
+        {f"score model ({config.net})": bpd_model, **baselines},
+        title=f"test bits/dim, {raw.name} ({dims} dims, {levels} levels, uniform dequantisation)"))
+    headline = {
+        "bits_per_dim": bpd_model,
+        "bits_per_dim_stderr": first["bits_per_dim_stderr"],
+        "bits_per_dim_median": first["bits_per_dim_median"],
+        "baselines": baselines,
+        "best_baseline": min((k for k in baselines if k != "uniform"), key=baselines.get),
+        "beats_every_baseline": bool(all(bpd_model < v for v in baselines.values())),
+        "ode": {"solver": ode_options["solver"], "rtol": ode_options["rtol"], "atol": ode_options["atol"],
+                "eps": ode_options["eps"], "mean_nfe": float(np.mean([r["mean_nfe"] for r in good])),
+                "all_succeeded": bool(all(r["ode_success"] for r in good))},
+        "classifier": {"samples": {k: first["samples"][k] for k in ("class_histogram", "mean_max_probability")},
+                       "real": {k: first["real_test"][k] for k in ("class_histogram", "mean_max_probability")},
+                       "test_accuracy": classifier.test_accuracy},
+        "nearest_neighbour": {"samples_median": first["samples"]["median_nn_distance"],
+                              "test_median": first["real_test"]["median_nn_distance"],
+                              "ratio": first["nn_distance_ratio"]},
+        "num_levels": levels, "num_dims": dims, "num_runs": len(runs),
+        "num_diverged": int(sum(r["diverged"] for r in runs)), "train_seconds": res.timing["total_s"]}
+    conventions = {
+        **res.conventions,
+        "task": f"continuous-time denoising score matching {dict(config.loss_options)}, eps-parameterized "
+                f"{config.net} {dict(config.net_options)}",
+        "sde": f"{config.sde} {dict(config.sde_options)}",
+        "weights": (f"EMA of the weights, decay {config.ema_decay} (debiased), for samples and likelihoods"
+                    if hooks else "the final weights"),
+        "data": f"{raw.name}" + (f", central {config.crop}x{config.crop} crop" if int(config.crop) else "")
+                + f", pixels in [0, 1] rescaled to [{low:g}, {high:g}]",
+        "dequantization": f"uniform, {levels} levels: training on {config.dequantized_copies} fixed dequantised "
+                          "copies of the training images (model and continuous baselines); test images dequantised "
+                          f"once (key {config.dequantization_seed}), the same array for the model and every baseline",
+        "bits_per_dim": f"test set ({n_eval} images), PF-ODE from t = {config.likelihood_eps:g} to T, "
+                        f"{config.likelihood_solver} rtol = {config.rtol:g}, atol = {config.atol:g}, Hutchinson "
+                        f"divergence ({config.num_probes} Rademacher probe(s)); an upper bound on the discrete NLL",
+        "baselines": f"fitted on the model's training array, scored on the same dequantised test array; options "
+                     f"{dict(config.baseline_options)}; uniform = log2({levels})",
+        "samples": f"{config.num_samples} samples, {config.sampler}, {config.sample_steps} steps, Tweedie denoising "
+                   "at the end, clipped to [0, 1]",
+        "classifier": "sklearn multinomial logistic regression (C = 1) on the real [0, 1] training images",
+        "nearest_neighbour": "Euclidean distance in [0, 1] pixels to the nearest real training image; median over "
+                             "samples vs over real test images"}
     results.write_results(run_dir, config, "score_digits", conventions, runs, headline, metrics)
     return headline

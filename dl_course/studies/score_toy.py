@@ -62,7 +62,7 @@ def _conventions(config, train_conventions) -> dict:
             "nll": f"mean -log p(x) over the test set in nats, probability-flow ODE from t = {config.likelihood_eps:g} "
                    f"to T, {config.likelihood_solver} with {config.likelihood_steps} steps, exact divergence",
             "samplers": f"{config.sample_steps} steps for SDE samplers (pc: reverse-diffusion predictor, 1 "
-                        f"Langevin corrector, snr {config.pc_snr}); ode: rk4 with {config.ode_steps} steps; "
+                        f"Langevin corrector, snr {config.pc_snr}); ode: probability-flow ODE, adaptive Dopri5 (rtol = atol = 1e-5); "
                         "no final denoising step",
             "reference_density": "gaussian_mixture: exact; others: Gaussian KDE (Scott) of 50000 fresh draws"}
 

@@ -73,26 +73,63 @@ def test_langevin_minor_fraction_counts_the_nearer_mean():
     np.testing.assert_allclose(mix.weights, [0.2, 0.8])
 
 
-def test_score_digits_reports_bits_per_dim_and_classifier_score(tmp_path):
-    out = cli.run_study("score_digits", [
-        "--config.train.steps=10", "--config.train.eval_every=10", "--config.train.batch_size=32",
-        "--config.net_options={'hidden_dims': (8,), 'embed_dim': 8}", "--config.sample_steps=2",
-        "--config.num_samples=16", "--config.bpd_examples=8", "--config.likelihood_steps=2"],
-        workdir=str(tmp_path / "x"))
+_TINY_DIGITS = [
+    # the central 2x2 pixels of the same digits (4 dims, 17 levels) for model AND baselines, a
+    # problem a small MLP fits in a couple of thousand steps; everything else is the default
+    # pipeline (likelihood weighting + importance sampling, EMA, adaptive Dopri5 at rtol = atol = 1e-5)
+    "--config.crop=2", "--config.train.steps=2000", "--config.train.eval_every=2000",
+    "--config.train.schedule_options.warmup_steps=50", "--config.dequantized_copies=4",
+    "--config.net_options={'hidden_dims': (128, 128), 'embed_dim': 32}", "--config.ema_decay=0.99",
+    "--config.sample_steps=50", "--config.num_samples=64", "--config.bpd_examples=200",
+    "--config.baselines=['histogram', 'gaussian', 'uniform']"]
+
+
+def _histogram_bits_per_dim(x_train01, x_test01, copies, levels=17):
+    """Closed form of the per-pixel histogram on dequantised data: each of the ``copies``
+    dequantised copies of a training image falls in the bin of its level, so the add-one estimate
+    is ``p_i(k) = (copies n_ik + 1) / (copies n + K)`` and the bin width cancels between density
+    and bits/dim: ``bpd = -mean_test sum_i log2 p_i(k_i) / D``."""
+    k_train = np.rint(x_train01.reshape(len(x_train01), -1) * (levels - 1)).astype(int)
+    k_test = np.rint(x_test01.reshape(len(x_test01), -1) * (levels - 1)).astype(int)
+    n, d = k_train.shape
+    total = 0.0
+    for i in range(d):
+        counts = np.bincount(k_train[:, i], minlength=levels)
+        p = (copies * counts + 1.0) / (copies * n + levels)
+        total += np.log2(p[k_test[:, i]]).mean()
+    return -total / d
+
+
+def test_score_digits_beats_the_gaussian_baseline_of_the_same_run(tmp_path):
+    """On the central 2x2 pixels the score model's PF-ODE bits/dim beats the full-covariance
+    Gaussian fitted in the same run on the same dequantised arrays (measured: 4.13 +- 0.05 vs
+    4.43); a broken likelihood (sign or scale of the divergence, a fixed-step solver on this peaked
+    data) or a broken trainer fails it (checked: 50 instead of 2000 steps gives 6.25). It does NOT beat the
+    per-pixel histogram (3.69) nor the uniform model (4.09) at this size: the comparison the issue
+    asks for is not met, see the launcher of score_digits. The histogram baseline matches its
+    closed form to 1e-6 (float64 sums on both sides)."""
+    out = cli.run_study("score_digits", _TINY_DIGITS, workdir=str(tmp_path / "x"))
     s = _summary(out)
+    h = s["headline"]
     (row,) = s["runs"]
-    assert {"seed", "learning_rate", "diverged", "bits_per_dim", "classifier_score", "mean_confidence",
-            "class_entropy", "class_frequencies"} <= set(row)
-    assert 1.0 <= row["classifier_score"] <= 10.0 and np.isclose(sum(row["class_frequencies"]), 1.0, atol=1e-3)
+    assert set(h["baselines"]) == {"histogram", "gaussian", "uniform"} and h["num_dims"] == 4
+    raw = data_lib.load("digits")
+    crop = lambda x: np.asarray(x)[:, 3:5, 3:5]
+    expected = _histogram_bits_per_dim(crop(raw.x_train), crop(raw.x_test)[:200], copies=4)
+    assert abs(h["baselines"]["histogram"] - expected) < 1e-6, (h["baselines"]["histogram"], expected)
+    assert h["baselines"]["uniform"] == np.log2(17)
+    assert h["ode"]["solver"] == "dopri5" and h["ode"]["rtol"] == 1e-5 and h["ode"]["all_succeeded"]
+    assert 0 < h["ode"]["mean_nfe"] < 4096 * 6
+    # 0.15 bits/dim: half the measured gap, three standard errors of the 200-image test mean (0.05)
+    assert h["bits_per_dim"] < h["baselines"]["gaussian"] - 0.15, (h["bits_per_dim"], h["baselines"])
     m = np.load(out / "metrics.npz")
     bpd = m["seed0/bits_per_dim_per_example"]
-    assert bpd.shape == (8,) and np.isclose(bpd.mean(), row["bits_per_dim"], rtol=1e-5)
-    assert m["seed0/samples"].shape == (16, 8, 8, 1) and 0.0 <= m["seed0/samples"].min()
-    h = s["headline"]
-    assert h["classifier_test_accuracy"] > 0.9
-    # Samples of a 10-step model are noise: the classifier sees few, unconfident classes in them
-    # (measured score 2.6), real test digits score near the number of classes (7.0); less than
-    # half the real score shows the score separates digits from non-digits.
-    assert h["real_test_classifier_score"] > 5.0
-    assert row["classifier_score"] < 0.5 * h["real_test_classifier_score"]
-    assert h["uniform_model_bits_per_dim"] == np.log2(17)
+    assert bpd.shape == (200,) and np.isclose(bpd.mean(), row["bits_per_dim"], rtol=1e-5)
+    assert m["seed0/samples"].shape == (64, 2, 2, 1)
+    for key in ("samples", "real"):
+        stats = h["classifier"][key]
+        assert np.isclose(sum(stats["class_histogram"]), 1.0) and 0.1 <= stats["mean_max_probability"] <= 1.0
+    nn = h["nearest_neighbour"]
+    assert nn["test_median"] > 0 and np.isclose(nn["ratio"], nn["samples_median"] / nn["test_median"])
+    for fig in ("samples.png", "bits_per_dim.png", "nearest_neighbours.png"):
+        assert (out / fig).stat().st_size > 0
