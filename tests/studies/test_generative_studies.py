@@ -11,6 +11,7 @@ import ml_collections
 import numpy as np
 
 from dl_course import cli
+from dl_course import data as data_lib
 from dl_course.studies import langevin_mixture
 
 
