@@ -2,7 +2,6 @@
 generator fills rows from headlines (nested keys, lists) and fails loudly on a missing key."""
 
 import json
-import os
 from pathlib import Path
 
 import pytest
