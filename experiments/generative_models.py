@@ -25,7 +25,8 @@ GALLERY = {
     "shows": "three families trained by the engine on the same split and dequantization; test bits/dim next to simple "
              "baselines; classifier statistics and nearest-training-neighbour distances of samples; the VAE's "
              "rate–distortion curve over β",
-    "ours": "test bits/dim: score model (PF-ODE) {bits_per_dim[score]:.2f}, VAE IWAE-{iwae_samples} "
+    "ours": "test bits/dim: score model (PF-ODE; undertrained at CPU size, its mean dominated by a few test images) "
+            "{bits_per_dim[score]:.2f}, VAE IWAE-{iwae_samples} "
             "{bits_per_dim[vae]:.2f} (ELBO {vae_elbo_bits_per_dim:.2f}), RealNVP {bits_per_dim[flow]:.2f}; baselines: "
             "per-pixel histogram {baselines[histogram]:.2f}, Gaussian {baselines[gaussian]:.2f}, GMM {baselines[gmm]:.2f}, "
             "PPCA {baselines[pca_gaussian]:.2f}; classifier mean max-probability on samples "
@@ -34,7 +35,7 @@ GALLERY = {
             "on test images; median nearest-training distance {nearest_neighbour[score]:.2f} / {nearest_neighbour[vae]:.2f} / "
             "{nearest_neighbour[flow]:.2f} vs {nearest_neighbour[test]:.2f} for test images",
     "paper": "likelihood families compared in bits/dim on one dequantization (Theis et al. 2016): on CIFAR-10 RealNVP "
-             "3.49, IWAE-bound VAEs ≈ 3.1–3.5 (Kingma et al. 2016), score SDE 2.99 (Song et al. 2021): not comparable",
+             "3.49, IAF VAE 3.11 (Kingma et al. 2016), score SDE 2.99 (Song et al. 2021): not comparable",
 }
 
 
@@ -44,12 +45,22 @@ def get_config(variant=None):
 
     Command: ``dl-course run generative_models`` (``generative_models:paper_scale`` for MNIST on a GPU;
     ``--config.pool=2`` for 4x4 average-pooled digits).
-    Runtime: RUNTIME_PLACEHOLDER
+    Runtime: 400 s of CPU time (user + sys, measured on the shared 2-core machine at load ~15, where it
+    took 21.5 minutes of wall time); on 2 otherwise idle cores 3.5-7 minutes.
     Sizes: 2 seeds per family in one vmapped sweep each; score MLP 3 x 256, 10k Adam steps (VP SDE,
     sigma^2-weighted DSM on freshly dequantised batches, EMA 0.999); VAE 64-256-16, 3000 steps; RealNVP
     8 couplings (128, 128), 3000 steps; 4 more VAE sweeps for the beta curve; bits/dim on the 450
     test images (IWAE-1000; PF-ODE with adaptive Dopri5, rtol = atol = 1e-5).
-    Expected: RESULT_PLACEHOLDER
+    Measured (reference run, 2 seeds, 450 test images; test bits/dim): VAE IWAE-1000 2.08 (ELBO 2.26),
+    RealNVP 2.27, score model 6.86 (+- 4.2 / 1.3 per seed: the mean is dominated by a few test images
+    of up to 1900 bits/dim; per-example median 3.13); baselines: per-pixel histogram 2.44, Gaussian
+    2.97, GMM (10) 3.07, PPCA (16) 3.50, uniform 4.09. The VAE and the flow beat every baseline; the
+    score model none (its per-example median only the uniform: its density must resolve the sharp
+    edges of the dequantisation bins; cf. score_digits). Classifier mean max-probability 0.68 / 0.70 / 0.72 (score /
+    VAE / flow) vs 0.90 on real test digits, near-uniform class histograms; median nearest-training
+    distance 1.44 / 1.36 / 1.25 vs 1.04 for test images (no memorisation; samples farther from the
+    data than test digits). beta-VAE: rate 34.7 -> 2.6 nats for beta 0.25 -> 4; the test ELBO is best
+    at beta = 2 (2.13 bits/dim), not 1 (2.26): the beta = 1 VAE overfits the 1347 digits.
     Writes: samples.png, rate_distortion.png, config.json, summary.json, metrics.npz.
     """
     t = default_config()
