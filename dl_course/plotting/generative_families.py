@@ -53,6 +53,8 @@ def rate_distortion_figure(betas, rates, distortions, num_dims: int) -> Figure:
     ax.set_title("VAE rate–distortion (test)")
     ax2.plot(betas, (rates + dists) / (num_dims * math.log(2.0)), "o-")
     ax2.set_xscale("log")
+    ax2.set_xticks(betas, [f"{b:g}" for b in betas])
+    ax2.minorticks_off()
     ax2.set_xlabel("β")
     ax2.set_ylabel("−ELBO (bits/dim)")
     ax2.set_title("the test ELBO of each β-VAE")
