@@ -25,8 +25,8 @@ GALLERY = {
     "shows": "three families trained by the engine on the same split and dequantization; test bits/dim next to simple "
              "baselines; classifier statistics and nearest-training-neighbour distances of samples; the VAE's "
              "rate–distortion curve over β",
-    "ours": "test bits/dim: score model (PF-ODE; undertrained at CPU size, its mean dominated by a few test images) "
-            "{bits_per_dim[score]:.2f}, VAE IWAE-{iwae_samples} "
+    "ours": "test bits/dim: score model (PF-ODE; undertrained at CPU size, its mean dominated by a few test images, "
+            "median {bits_per_dim_median[score]:.2f}) {bits_per_dim[score]:.2f}, VAE IWAE-{iwae_samples} "
             "{bits_per_dim[vae]:.2f} (ELBO {vae_elbo_bits_per_dim:.2f}), RealNVP {bits_per_dim[flow]:.2f}; baselines: "
             "per-pixel histogram {baselines[histogram]:.2f}, Gaussian {baselines[gaussian]:.2f}, GMM {baselines[gmm]:.2f}, "
             "PPCA {baselines[pca_gaussian]:.2f}; classifier mean max-probability on samples "
@@ -45,8 +45,9 @@ def get_config(variant=None):
 
     Command: ``dl-course run generative_models`` (``generative_models:paper_scale`` for MNIST on a GPU;
     ``--config.pool=2`` for 4x4 average-pooled digits).
-    Runtime: 400 s of CPU time (user + sys, measured on the shared 2-core machine at load ~15, where it
-    took 21.5 minutes of wall time); on 2 otherwise idle cores 3.5-7 minutes.
+    Runtime: 9.3 minutes of wall time and 363 s of CPU time (user + sys) on the shared 2-core machine at
+    load 6-9 (an earlier identical run at load ~15: 400 s CPU, 21.5 minutes wall); on 2 otherwise idle
+    cores 3-6 minutes.
     Sizes: 2 seeds per family in one vmapped sweep each; score MLP 3 x 256, 10k Adam steps (VP SDE,
     sigma^2-weighted DSM on freshly dequantised batches, EMA 0.999); VAE 64-256-16, 3000 steps; RealNVP
     8 couplings (128, 128), 3000 steps; 4 more VAE sweeps for the beta curve; bits/dim on the 450
