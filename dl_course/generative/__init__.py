@@ -68,3 +68,4 @@ from dl_course.generative.vae import VAE, iwae_bound
 from dl_course.generative.vae import make_task as make_vae_task
 from dl_course.generative.ema import EMAState, ema, ema_hook, ema_params
 from dl_course.generative.losses import importance_times, likelihood_weight_normalizer
+from dl_course.generative.dequantized_task import dequantized_task

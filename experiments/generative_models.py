@@ -1,0 +1,101 @@
+"""Three families of deep generative models on the same 8x8 digits: score model, VAE, RealNVP flow."""
+
+from dl_course import configs
+from dl_course.studies import generative_models
+from dl_course.train import default_config
+
+VARIANTS = {
+    # For a GPU: MNIST through tfds (download once with network access; 256 levels), the small
+    # U-Net score model, wider VAE and flow, 50k steps each, 5000 test images. Not yet run.
+    "paper_scale": {
+        "train.dataset": "tfds:mnist", "num_levels": 256, "train.steps": 50_000, "train.eval_every": 5000,
+        "train.batch_size": 128, "train.eval_batch_size": 1000, "train.eval_examples": 5000, "bpd_examples": 5000,
+        "score.net": "score_unet", "score.net_options": {"channels": (32, 64, 128), "embed_dim": 128},
+        "score.learning_rate": 2e-4, "score.steps": 0, "score.sample_steps": 1000,
+        "vae.hidden_dims": (512, 512), "vae.latent_dim": 32, "vae.learning_rate": 1e-3,
+        "flow.hidden_dims": (1024, 1024), "flow.num_couplings": 8, "flow.learning_rate": 1e-4,
+    },
+}
+
+GALLERY = {
+    "section": "Module 3 — generative models", "order": 3,
+    "title": "Score model vs VAE vs RealNVP on 8×8 digits (Song et al. 2021; Kingma & Welling 2014; Burda et al. 2016; "
+             "Dinh et al. 2017)",
+    "figures": ["samples.png", "rate_distortion.png"],
+    "shows": "three families trained by the engine on the same split and dequantization; test bits/dim next to simple "
+             "baselines; classifier statistics and nearest-training-neighbour distances of samples; the VAE's "
+             "rate–distortion curve over β",
+    "ours": "test bits/dim: score model (PF-ODE; undertrained at CPU size, its mean dominated by a few test images, "
+            "median {bits_per_dim_median[score]:.2f}) {bits_per_dim[score]:.2f}, VAE IWAE-{iwae_samples} "
+            "{bits_per_dim[vae]:.2f} (ELBO {vae_elbo_bits_per_dim:.2f}), RealNVP {bits_per_dim[flow]:.2f}; baselines: "
+            "per-pixel histogram {baselines[histogram]:.2f}, Gaussian {baselines[gaussian]:.2f}, GMM {baselines[gmm]:.2f}, "
+            "PPCA {baselines[pca_gaussian]:.2f}; classifier mean max-probability on samples "
+            "{classifier[score][mean_max_probability]:.2f} / {classifier[vae][mean_max_probability]:.2f} / "
+            "{classifier[flow][mean_max_probability]:.2f} (score / VAE / flow) vs {classifier[real][mean_max_probability]:.2f} "
+            "on test images; median nearest-training distance {nearest_neighbour[score]:.2f} / {nearest_neighbour[vae]:.2f} / "
+            "{nearest_neighbour[flow]:.2f} vs {nearest_neighbour[test]:.2f} for test images",
+    "paper": "likelihood families compared in bits/dim on one dequantization (Theis et al. 2016): on CIFAR-10 RealNVP "
+             "3.49, IAF VAE 3.11 (Kingma et al. 2016), score SDE 2.99 (Song et al. 2021): not comparable",
+}
+
+
+def get_config(variant=None):
+    """The score model, a VAE and a RealNVP flow on the 1347 training digits, each a Task in one
+    vmapped sweep over seeds; test bits/dim against baselines, sample quality, rate-distortion.
+
+    Command: ``dl-course run generative_models`` (``generative_models:paper_scale`` for MNIST on a GPU;
+    ``--config.pool=2`` for 4x4 average-pooled digits).
+    Runtime: 9.3 minutes of wall time and 363 s of CPU time (user + sys) on the shared 2-core machine at
+    load 6-9 (an earlier identical run at load ~15: 400 s CPU, 21.5 minutes wall); on 2 otherwise idle
+    cores 3-6 minutes.
+    Sizes: 2 seeds per family in one vmapped sweep each; score MLP 3 x 256, 10k Adam steps (VP SDE,
+    sigma^2-weighted DSM on freshly dequantised batches, EMA 0.999); VAE 64-256-16, 3000 steps; RealNVP
+    8 couplings (128, 128), 3000 steps; 4 more VAE sweeps for the beta curve; bits/dim on the 450
+    test images (IWAE-1000; PF-ODE with adaptive Dopri5, rtol = atol = 1e-5).
+    Measured (reference run, 2 seeds, 450 test images; test bits/dim): VAE IWAE-1000 2.08 (ELBO 2.26),
+    RealNVP 2.27, score model 6.86 (+- 4.2 / 1.3 per seed: the mean is dominated by a few test images
+    of up to 1900 bits/dim; per-example median 3.13); baselines: per-pixel histogram 2.44, Gaussian
+    2.97, GMM (10) 3.07, PPCA (16) 3.50, uniform 4.09. The VAE and the flow beat every baseline; the
+    score model none (its per-example median only the uniform: its density must resolve the sharp
+    edges of the dequantisation bins; cf. score_digits). Classifier mean max-probability 0.68 / 0.70 / 0.72 (score /
+    VAE / flow) vs 0.90 on real test digits, near-uniform class histograms; median nearest-training
+    distance 1.44 / 1.36 / 1.25 vs 1.04 for test images (no memorisation; samples farther from the
+    data than test digits). beta-VAE: rate 34.7 -> 2.6 nats for beta 0.25 -> 4; the test ELBO is best
+    at beta = 2 (2.13 bits/dim), not 1 (2.26): the beta = 1 VAE overfits the 1347 digits.
+    Writes: samples.png, rate_distortion.png, config.json, summary.json, metrics.npz.
+    """
+    t = default_config()
+    t.dataset = "digits"
+    t.optimizer = "adam"
+    t.steps = 3000
+    t.batch_size = 128
+    t.eval_every = 500
+    t.eval_batch_size = 500
+    t.seeds = [0, 1]
+    t.learning_rates = [1e-3]          # replaced per family (<family>.learning_rate)
+    c = configs.study_config(
+        t,
+        num_levels=17,                 # digits are stored as k / 16
+        pool=1,                        # > 1: average-pool the images by this factor (e.g. 2: 4x4 digits)
+        bpd_examples=0,                # 0 = the whole test set
+        eval_seed=0,                   # the test images' dequantisation noise, shared by every model
+        num_samples=256,
+        baselines=["histogram", "gaussian", "gmm", "pca_gaussian"],
+        baseline_options={"gmm": {"num_components": 10}, "pca_gaussian": {"num_components": 16}},
+        score={"learning_rate": 1e-3, "steps": 10_000, "low": -1.0, "high": 1.0,
+               "sde": "vp", "sde_options": {}, "net": "score_mlp",
+               "net_options": {"hidden_dims": (256, 256, 256), "embed_dim": 64},
+               "loss_options": {}, "ema_decay": 0.999,
+               "sampler": "euler_maruyama", "sample_steps": 300,
+               "likelihood": {"solver": "dopri5", "rtol": 1e-5, "atol": 1e-5, "eps": 1e-5, "num_probes": 1,
+                              "max_steps": 4096}},
+        vae={"learning_rate": 1e-3, "steps": 0, "latent_dim": 16, "hidden_dims": (256,), "dropout_rate": 0.2,
+             "iwae_samples": 1000, "elbo_samples": 16},
+        flow={"learning_rate": 1e-3, "steps": 0, "num_couplings": 8, "hidden_dims": (128, 128), "logit_alpha": 0.05,
+              "dropout_rate": 0.2},
+        betas=[0.25, 0.5, 1.0, 2.0, 4.0])
+    return configs.select_variant(c, variant, VARIANTS)
+
+
+def main(config, run):
+    return generative_models.run(config, run)

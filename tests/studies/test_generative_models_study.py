@@ -1,0 +1,61 @@
+"""The generative_models study at tiny size, through the launcher's code path (``cli.run_study``):
+every family beats the per-pixel histogram baseline of the same run on the same dequantised test
+images, the VAE's bounds are ordered, and the headline follows the results contract."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from dl_course import cli
+
+TINY = [  # 4x4 average-pooled digits (16 pixels, 17 levels): the effects of the 8x8 run at a quarter of the cost
+    "--config.pool=2", "--config.train.steps=400", "--config.train.eval_every=200", "--config.train.seeds=[0]",
+    "--config.score.steps=0", "--config.score.learning_rate=2e-3", "--config.score.ema_decay=0.99",
+    "--config.bpd_examples=100", "--config.num_samples=64", "--config.betas=[0.5, 1.0]",
+    "--config.vae.iwae_samples=64", "--config.vae.elbo_samples=4",
+    "--config.score.likelihood.rtol=1e-3", "--config.score.likelihood.atol=1e-3", "--config.score.sample_steps=20",
+    "--config.score.net_options={'hidden_dims': (128, 128), 'embed_dim': 32}",
+    "--config.flow.num_couplings=4", "--config.flow.hidden_dims=(64,)",
+    "--config.baselines=['histogram', 'gaussian']",
+]
+
+
+def test_vae_and_flow_beat_the_per_pixel_histogram_and_the_score_model_the_uniform_at_tiny_size(tmp_path):
+    """400 Adam steps per family on 4x4 average-pooled digits, 100 test images, one seed.
+
+    The VAE's IWAE bound and the flow's exact bits/dim are below the independent per-pixel
+    histogram's (fitted on the same training images, scored on the same dequantised test images) by
+    at least 0.05 bits/dim (measured: 0.16 and 0.11): the histogram cannot model any dependence
+    between pixels, so beating it by more than the test mean's standard error (~0.03 on 100
+    images) says the model learned the pixels' correlations. The score model does NOT beat the
+    histogram at this size, nor at any CPU size measured (8x8: 3.53 bits/dim after 3000 steps, 3.35
+    after 10k, histogram 2.44; 4x4 pooled: 3.31 after 400 steps, histogram 2.78: its density must
+    resolve the sharp edges of the dequantisation bins, which the histogram gets for free), so for
+    it the test asserts what it does reach: at least 0.3 bits/dim below the uniform density over
+    the 17 levels (measured ~0.8 below; a model that learned nothing sits at or above the uniform).
+    Further: the VAE's IWAE-k bound is below its ELBO (Burda et al. 2016); the beta-VAE's rate
+    falls and its distortion rises with beta; every number of the results contract is present."""
+    out = cli.run_study("generative_models", TINY, workdir=str(tmp_path / "run"))
+    summary = json.loads((out / "summary.json").read_text())
+    h = summary["headline"]
+    hist = h["baselines"]["histogram"]
+    margins = {f: hist - h["bits_per_dim"][f] for f in ("vae", "flow")}
+    assert all(m > 0.05 for m in margins.values()), (margins, h["bits_per_dim"], hist)
+    assert h["baselines"]["uniform"] - h["bits_per_dim"]["score"] > 0.3, (h["bits_per_dim"], h["baselines"])
+    assert h["bits_per_dim"]["vae"] < h["vae_elbo_bits_per_dim"]
+    rd = h["rate_distortion"]
+    assert rd["beta"] == [0.5, 1.0] and rd["rate"][0] > rd["rate"][1] and rd["distortion"][0] < rd["distortion"][1]
+    assert set(h["classifier"]) == {"score", "vae", "flow", "real"}
+    for stats in h["classifier"].values():
+        assert np.isclose(sum(stats["class_histogram"]), 1.0, atol=1e-3) and 0.1 <= stats["mean_max_probability"] <= 1
+    assert set(h["nearest_neighbour"]) == {"score", "vae", "flow", "test"}
+    assert all(np.isfinite(v) and v > 0 for v in h["nearest_neighbour"].values())
+    assert h["score_solver_success"] and h["score_nfe_mean"] > 0
+    rows = summary["runs"]
+    assert [r["family"] for r in rows] == ["score", "vae", "flow"] and not any(r["diverged"] for r in rows)
+    m = np.load(out / "metrics.npz")
+    assert m["flow/seed0/bits_per_dim_per_example"].shape == (100,)
+    np.testing.assert_allclose(m["flow/seed0/bits_per_dim_per_example"].mean(), h["bits_per_dim"]["flow"], rtol=1e-5)
+    assert (out / "samples.png").stat().st_size > 0 and (out / "rate_distortion.png").stat().st_size > 0
