@@ -16,7 +16,7 @@ GALLERY = {
     "section": "Measures — Hessian spectra, loss landscapes, generalization measures", "order": 5,
     "title": "Fantastic generalization measures (Jiang et al. 2020; Dziugaite et al. 2020)",
     "figures": ["measure_ranking.png", "best_and_worst.png"],
-    "shows": "MLPs on 1000 MNIST-1D examples over learning rate × momentum × weight decay (vmapped) × width × depth "
+    "shows": "MLPs on 500 MNIST-1D examples over learning rate × momentum × weight decay (vmapped) × width × depth "
              "(one program each), every model stopped at train cross-entropy 0.01; 32 measures + 2 optimization-based "
              "ones ranked by Kendall τ and granulated Ψ with the gap, CMI test, robust sign-error",
     "ours": "{num_models} models kept ({num_dropped} dropped: target not reached); best by Ψ {best_measure} "
@@ -30,11 +30,11 @@ GALLERY = {
 
 
 def get_config(variant=None):
-    """3^5 = 243 MLPs on 1000 MNIST-1D examples, each stopped at train cross-entropy 0.01.
+    """3^5 = 243 MLPs on 500 MNIST-1D examples, each stopped at train cross-entropy 0.01.
 
-    Axes: learning rate {0.02, 0.05, 0.1} x momentum {0, 0.5, 0.9} x weight decay {0, 1e-4, 1e-3}
-    (one vmapped program per architecture) x width {64, 128, 256} x depth {1, 2, 3} (9 programs).
-    SGD, batch 64, at most 8000 steps, evaluation (and the target check) every 100 steps.
+    Axes: learning rate {0.05, 0.1, 0.2} x momentum {0, 0.5, 0.9} x weight decay {0, 1e-4, 3e-4}
+    (one vmapped program per architecture) x width {32, 64, 128} x depth {1, 2, 3} (9 programs).
+    SGD, batch 64, at most 6000 steps, evaluation (and the target check) every 100 steps.
     Command: ``dl-course run generalization_measures``.
     Runtime: about 15 minutes on 2 CPU cores (training ~5, measures ~10).
     Expected: the sanity reference ``sanity_gap`` has τ = Ψ = 1 and ``sanity_noise`` τ ≈ 0; the
@@ -45,18 +45,18 @@ def get_config(variant=None):
     headline: kendall_tau, granulated_psi, psi_by_axis, num_models, num_dropped), metrics.npz.
     """
     t = default_config()
-    t.dataset_options.num_train = 1000
+    t.dataset_options.num_train = 500
     t.model = "mlp"
     t.optimizer = "momentum"
-    t.learning_rates = [0.02, 0.05, 0.1]
+    t.learning_rates = [0.05, 0.1, 0.2]
     t.seeds = [0]
-    t.steps = 8000
+    t.steps = 6000
     t.batch_size = 64
     t.eval_every = 100
     t.chunk_evals = 10
     t.target_train_loss = 0.01
     c = configs.study_config(
-        t, momenta=[0.0, 0.5, 0.9], weight_decays=[0.0, 1e-4, 1e-3], widths=[64, 128, 256], depths=[1, 2, 3],
+        t, momenta=[0.0, 0.5, 0.9], weight_decays=[0.0, 1e-4, 3e-4], widths=[32, 64, 128], depths=[1, 2, 3],
         measures=[], measure_examples=500, measure_seed=0, min_models=10, sanity_measures=True,
         measure={"num_mc_samples": 8, "num_bisection_steps": 16, "ascent_steps": 10, "lanczos_iters": 20,
                  "trace_samples": 10})
