@@ -24,7 +24,7 @@ def test_swag_schedule_counts_snapshots_per_epoch():
     with pytest.raises(ConfigError, match="need >= 2"):
         members.swag_schedule(100, 10, 200, start_fraction=0.9)
     with pytest.raises(ConfigError, match="unknown methods"):
-        members.check_methods(["sgd", "laplace"])
+        members.check_methods(["sgd", "hamiltonian_mc"])
 
 
 def test_member_metrics_match_numpy_per_member():
