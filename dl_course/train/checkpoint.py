@@ -113,8 +113,9 @@ def restore_newest(directory: str | Path, state_like, names=("done",)):
 
 
 def check_fingerprint(directory: str | Path, fingerprint: dict, resume: bool) -> None:
-    """Write ``fingerprint`` into ``directory``, or, when resuming, check that it equals the one
-    stored there: a difference is a ``ConfigError`` naming each differing key (old -> new)."""
+    """Write ``fingerprint`` into ``directory`` (a fresh start: earlier checkpoints there are
+    removed), or, when resuming, check that it equals the one stored there: a difference is a
+    ``ConfigError`` naming each differing key (old -> new)."""
     directory = Path(directory)
     path = directory / FINGERPRINT
     new = json.loads(json.dumps(fingerprint, sort_keys=True, default=str))
@@ -127,9 +128,11 @@ def check_fingerprint(directory: str | Path, fingerprint: dict, resume: bool) ->
             raise ConfigError(f"cannot resume: the checkpoints in {directory} were made by a different computation: "
                               f"{shown}{more}; resume with the original settings or start a new workdir")
         return
-    if jax.process_index() == 0:
+    if jax.process_index() == 0:  # a fresh start: checkpoints of an earlier computation must not survive it
         from dl_course.results import write_json
 
+        for old_wave in sorted(directory.glob("wave_*")):
+            shutil.rmtree(old_wave, ignore_errors=True)
         write_json(path, new)
 
 

@@ -99,3 +99,18 @@ def test_preempted_inside_a_later_wave_resumes_exactly(small_mnist1d, tmp_path):
     resumed = sweep(config, checkpoint_dir=tmp_path, resume=True, on_chunk=lambda i: calls.append(("r", i.wave)), **grid)
     assert ("r", 0) not in calls  # the finished wave is not retrained
     _equal(resumed, full)
+
+
+def test_a_fresh_start_into_a_used_checkpoint_dir_cannot_resume_the_old_computation(small_mnist1d, tmp_path):
+    """Run A is preempted after 3 chunks; run B (another grid) starts afresh in the same directory
+    and is preempted after 1: resuming B must continue B (A's chunk_000003 is gone), not A."""
+    config = tiny_config(checkpoint_every=1)
+    with pytest.raises(Preempted):
+        sweep(config, seeds=[0], learning_rates=[0.1], data=small_mnist1d, checkpoint_dir=tmp_path,
+              on_chunk=_stop_in_chunk(3))
+    with pytest.raises(Preempted):
+        sweep(config, seeds=[0], learning_rates=[0.3], data=small_mnist1d, checkpoint_dir=tmp_path,
+              on_chunk=_stop_in_chunk(1))
+    assert sorted(p.name for p in (tmp_path / "wave_000").iterdir()) == ["chunk_000001"]
+    resumed = sweep(config, seeds=[0], learning_rates=[0.3], data=small_mnist1d, checkpoint_dir=tmp_path, resume=True)
+    _equal(resumed, sweep(config, seeds=[0], learning_rates=[0.3], data=small_mnist1d))
