@@ -13,6 +13,8 @@ Modules (one concept each):
 * ``ode``: ODE solves through diffrax: adaptive Dopri5 / Tsit5, fixed-step Euler, Heun, midpoint, RK4; NFE.
 * ``likelihood``: ``log_likelihood`` through the probability-flow ODE (Hutchinson or exact
   divergence), ``dequantize`` and ``bits_per_dim``.
+* ``discrete_bound``: bits/dim of discrete pixels from a score model by Gaussian dequantisation at
+  a small time, the PF-ODE and a per-pixel level decoder (``discrete_log_likelihood_bound``).
 * ``ema``: debiased weight EMA (``ema_hook`` for the engine).
 * ``metrics``: MMD, sliced Wasserstein, Frechet distance, classifier score.
 * ``analytic``: exact marginals and scores for Gaussian-mixture data (tests, oracle baselines),
@@ -69,3 +71,5 @@ from dl_course.generative.vae import make_task as make_vae_task
 from dl_course.generative.ema import EMAState, ema, ema_hook, ema_params
 from dl_course.generative.losses import importance_times, likelihood_weight_normalizer
 from dl_course.generative.dequantized_task import dequantized_task
+from dl_course.generative.discrete_bound import (DiscreteBound, decode_levels, decoder_time, discrete_bits_per_dim,
+                                                 discrete_log_likelihood_bound)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
 from dl_course.generative.sde import _per_example
@@ -140,6 +141,24 @@ class FactorizedMixture:
     means: jax.Array
     stds: jax.Array
     rotation: jax.Array | None = None
+
+    @classmethod
+    def level_histogram(cls, x_train, num_levels: int, low=0.0, high=1.0, alpha: float = 1.0):
+        """Per-pixel histograms of grid-valued images ``x_train [n, ...]`` as point masses on the
+        ``K`` levels ``low + k (high - low) / (K - 1)``: weights ``(n_ik + alpha) / (n + K alpha)``
+        (add-alpha smoothing, as ``baselines.histogram_log_prob``), zero widths. Diffused by a linear
+        SDE this is exactly the independent-pixel model at time ``t`` (a ``K``-component 1-D mixture
+        per pixel), whose score is the base of a score network (``losses.make_score_fn(base=...)``):
+        at small ``t`` it snaps every pixel to its levels, the sawtooth a network finds hardest."""
+        flat = np.asarray(x_train, np.float64).reshape(len(x_train), -1)
+        k = np.clip(np.round((flat - low) / (high - low) * (num_levels - 1)), 0, num_levels - 1).astype(np.int64)
+        d = flat.shape[1]
+        counts = np.zeros((d, num_levels))
+        np.add.at(counts, (np.broadcast_to(np.arange(d), k.shape), k), 1.0)
+        weights = (counts + alpha) / (len(flat) + num_levels * alpha)
+        levels = low + (high - low) * np.arange(num_levels) / (num_levels - 1)
+        f32 = lambda a: jnp.asarray(a, jnp.float32)
+        return cls(f32(weights), f32(np.broadcast_to(levels, (d, num_levels))), f32(np.zeros((d, num_levels))))
 
     def _to_y(self, x):
         return x if self.rotation is None else x @ self.rotation       # rows: R^T x

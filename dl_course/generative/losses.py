@@ -173,8 +173,18 @@ def get_loss(name: str):
 
 
 def make_score_fn(apply_fn: Callable, params, sde, *, parameterization: str = "eps", model_state=None,
-                  train: bool = False, rngs=None):
+                  train: bool = False, rngs=None, base=None):
     """``score_fn(x, t)`` from a network ``apply_fn(variables, x, t, train=..., rngs=...)``.
+
+    ``base`` (optional, an object with ``score(sde, x, t)``, e.g. ``analytic.FactorizedMixture.
+    level_histogram``): the score is ``base.score(sde, x, t) + alpha(t) * network score``, so the
+    network learns the correction to an analytic model, trained, sampled and scored as one score
+    function. The factor ``alpha(t)`` (the SDE's mean coefficient; 1 for VE) follows the true
+    correction's decay: for data with covariance ``C`` and an independent-pixel base, ``score -
+    base = -[(alpha^2 C + std^2)^-1 - (alpha^2 diag C + std^2)^-1] x = O(alpha^2)`` as ``t -> T``.
+    It keeps the network's extrapolation off the late, nearly stationary part of the
+    probability-flow ODE, where an unscaled correction let held-out digits escape to huge latents
+    (``experiments/score_digits.py``).
 
     ``parameterization="eps"``: the network predicts the noise ``z`` of ``x_t = alpha x_0 + std z``
     and ``s = -net / std(t)`` (Ho et al. 2020; the reference's VP models; NCSN's ``s = net / sigma``
@@ -186,11 +196,18 @@ def make_score_fn(apply_fn: Callable, params, sde, *, parameterization: str = "e
         raise ValueError(f"unknown parameterization {parameterization!r}; valid: {valid}")
     variables = {"params": params, **(model_state or {})}
 
-    def score_fn(x, t):
+    def network_score(x, t):
         out = apply_fn(variables, x, t, train=train, rngs=rngs)
         if parameterization == "score":
             return out
         _, std = sde.marginal_coeffs(t)
         return -out / bcast(std, out)
 
-    return score_fn
+    if base is None:
+        return network_score
+
+    def corrected(x, t):
+        alpha, _ = sde.marginal_coeffs(t)
+        return base.score(sde, x, t) + bcast(alpha, x) * network_score(x, t)
+
+    return corrected

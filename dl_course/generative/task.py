@@ -16,7 +16,8 @@ from dl_course.generative import losses
 from dl_course.train import Task
 
 
-def make_task(model: nn.Module, sde, *, loss: str = "dsm", parameterization: str = "eps", **loss_options) -> Task:
+def make_task(model: nn.Module, sde, *, loss: str = "dsm", parameterization: str = "eps", base=None,
+              **loss_options) -> Task:
     """Task training the score network ``model`` (``__call__(x, t, train)``) with a score-matching loss.
 
     Args:
@@ -27,6 +28,7 @@ def make_task(model: nn.Module, sde, *, loss: str = "dsm", parameterization: str
       loss: ``"dsm"`` (continuous time) or ``"ncsn"`` (discrete noise levels); ``loss_options`` go
         to it (``eps``, ``weighting``, ``reduce``, ``num_scales``).
       parameterization: how the network output becomes a score (``losses.make_score_fn``).
+      base: an analytic score the network corrects (``losses.make_score_fn(base=...)``), or None.
     ``batch["y"]`` is ignored. ``metrics`` is empty: the loss itself is the engine's ``*_loss``.
     """
     per_example = losses.get_loss(loss)
@@ -46,7 +48,8 @@ def make_task(model: nn.Module, sde, *, loss: str = "dsm", parameterization: str
     def loss_fn(params, model_state, batch, key, train):
         k_dropout, k_loss = jax.random.split(key)
         score_fn = losses.make_score_fn(model.apply, params, sde, parameterization=parameterization,
-                                        model_state=model_state, train=train, rngs={"dropout": k_dropout})
+                                        model_state=model_state, train=train, rngs={"dropout": k_dropout},
+                                        base=base)
         value = jnp.mean(per_example(score_fn, batch["x"], k_loss, sde, **loss_options))
         return value, (model_state, {})
 
