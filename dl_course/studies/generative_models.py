@@ -1,19 +1,21 @@
-"""Three families of deep generative models on the same images, the same split and the same
-dequantisation: a score-based model (Song et al. 2021), a VAE (Kingma & Welling 2014) and a RealNVP
-flow (Dinh et al. 2017), next to simple density baselines.
+"""Three families of deep generative models on the same images and the same split: a score-based
+model (Song et al. 2021), a VAE (Kingma & Welling 2014) and a RealNVP flow (Dinh et al. 2017), next
+to simple density baselines; every bits/dim an upper bound on the same discrete NLL (Theis et al.
+2016).
 
 Each family is a ``Task`` trained by ``dl_course.train.sweep`` (vmapped over ``config.train.seeds``):
-``generative.make_task`` (denoising score matching on freshly dequantised batches,
-``dequantized_task``), ``make_vae_task`` (the beta-ELBO),
+``generative.make_task`` (denoising score matching; by default on the grid images for ``t >= eps``
+with the diffused per-pixel histogram as base score), ``make_vae_task`` (the beta-ELBO),
 ``make_flow_task`` (exact maximum likelihood on freshly dequantised batches). Then, per run:
 
-* test bits/dim, all on the same test images with the same uniform dequantisation noise
-  (``dequantize`` with one fixed key; the score model sees the affine image of the very same points
-  in its ``[low, high]`` scale, which ``bits_per_dim`` accounts for): the score model by the
-  probability-flow ODE likelihood (adaptive solver, Hutchinson divergence; solver, tolerances and
-  NFE recorded), the flow exactly, the VAE (categorical decoder over the K levels: a bound on the
-  *discrete* likelihood, which the dequantised bits/dim of a continuous model also bounds, Theis et
-  al. 2016) by the ELBO and the IWAE-k bound (Burda et al. 2016) -- upper bounds on bits/dim;
+* test bits/dim of the same test images: the score model by the discrete bound of
+  ``generative.discrete_bound`` (Gaussian dequantisation by the forward kernel at the decoding time,
+  the probability-flow ODE likelihood with an adaptive solver and Hutchinson divergence -- solver,
+  tolerances and NFE recorded --, a per-pixel level decoder; with ``score.dequantization="uniform"``
+  the PF-ODE density of the shared uniformly dequantised test images instead); the flow exactly on
+  the shared uniformly dequantised test images (``dequantize`` with one fixed key); the VAE
+  (categorical decoder over the K levels: a bound on the *discrete* likelihood) by the ELBO and the
+  IWAE-k bound (Burda et al. 2016);
 * the baselines of ``generative.baselines`` (per-pixel histogram, Gaussian, GMM, PPCA, uniform)
   fitted to one dequantised copy of the training images and scored on the same dequantised test
   images;
@@ -39,6 +41,7 @@ from dl_course import data as data_lib
 from dl_course import results
 from dl_course.generative import (
     VAE,
+    FactorizedMixture,
     RealNVP,
     baseline_bits_per_dim,
     bits_per_dim,
@@ -60,8 +63,17 @@ from dl_course.generative import (
     sample,
 )
 from dl_course.generative import vae as vae_lib
+from dl_course.generative.discrete_bound import (
+    decode_levels,
+    decoder_time,
+    discrete_bits_per_dim,
+    discrete_log_likelihood_bound,
+)
 from dl_course.generative.image_data import rescaled
-from dl_course.plotting.generative_families import family_samples_figure, rate_distortion_figure
+from dl_course.plotting.generative_families import (
+    family_samples_figure,
+    rate_distortion_figure,
+)
 from dl_course.train import sweep
 
 FAMILIES = ("score", "vae", "flow")
@@ -97,31 +109,57 @@ def _images01(x, low, high):
 
 
 def _score_family(config, raw, x_test_u, run_dir, shape):
-    """Train the score model on freshly dequantised batches (``dequantized_task``); per run: PF-ODE
-    bits/dim of the dequantised test images (in the model's ``[low, high]`` scale) and samples
-    mapped back to ``[0, 1]``."""
+    """Train the score model and score it on the test images. ``score.dequantization="gaussian"``
+    (default): trained on the grid images for ``t >= eps``, the network correcting the diffused
+    per-pixel histogram (``score.base_score``), bits/dim by the discrete bound of
+    ``generative.discrete_bound`` (decoded at ``std/alpha = decoder_ratio`` level spacings);
+    ``"uniform"``: trained on freshly dequantised batches (``dequantized_task``), bits/dim by the
+    PF-ODE density of the shared dequantised test images (in the model's ``[low, high]`` scale).
+    Samples are mapped back to ``[0, 1]``."""
     c, levels = config.score, int(config.num_levels)
     low, high = float(c.low), float(c.high)
+    if c.dequantization not in ("gaussian", "uniform") or c.base_score not in ("histogram", "none"):
+        raise ValueError(f"score.dequantization must be gaussian or uniform (got {c.dequantization!r}), score.base_score "
+                         f"histogram or none (got {c.base_score!r})")
+    gaussian = c.dequantization == "gaussian"
+    if c.base_score == "histogram" and not gaussian:
+        raise ValueError("score.base_score='histogram' needs score.dequantization='gaussian'")
     data = rescaled(raw, low, high)
     sde = get_sde(c.sde, **c.sde_options.to_dict())
     model = get_score_net(c.net, **c.net_options.to_dict())
-    task = dequantized_task(make_task(model, sde, **c.loss_options.to_dict()), levels, low, high)
+    lk = c.likelihood.to_dict()
+    loss_options = c.loss_options.to_dict()
+    base = FactorizedMixture.level_histogram(data.x_train, levels, low, high) if c.base_score == "histogram" else None
+    if gaussian:
+        eps = decoder_time(sde, levels, low, high, float(c.decoder_ratio))
+        lk["eps"] = loss_options["eps"] = eps
+        task = make_task(model, sde, base=base, **loss_options)
+    else:
+        task = dequantized_task(make_task(model, sde, **loss_options), levels, low, high)
     hooks = {"ema": ema_hook(float(c.ema_decay))} if float(c.ema_decay) > 0 else None
     res, seconds = _sweep(_train_config(config, "score"), task, data, run_dir, "score model", hooks)
     stacked = ema_params(res.state.extras["ema"]) if hooks else res.params
-    lk = c.likelihood.to_dict()
     x_eval = jnp.asarray(low + (high - low) * x_test_u)           # the same points, in the model's scale
+    x_grid = jnp.asarray(data.x_test)
     dims = int(np.prod(raw.input_shape))
+    alpha_eps, std_eps = sde.marginal_coeffs(jnp.asarray(lk["eps"], jnp.float32))
 
     @jax.jit
     def bpd_of(params, key):
-        sf = make_score_fn(model.apply, params, sde)
+        sf = make_score_fn(model.apply, params, sde, base=base)
+        if gaussian:
+            out = discrete_log_likelihood_bound(sde, sf, x_grid, key, num_levels=levels, low=low, high=high,
+                                                divergence="hutchinson", **lk)
+            return discrete_bits_per_dim(out.bound, dims), out.nfe, out.success
         out = likelihood(sde, sf, x_eval, key, divergence="hutchinson", **lk)
         return bits_per_dim(out.log_prob, dims, levels, low, high), out.nfe, out.success
 
     @jax.jit
     def samples_of(params, key):
-        sf = make_score_fn(model.apply, params, sde)
+        sf = make_score_fn(model.apply, params, sde, base=base)
+        if gaussian:   # down to the decoding time, then the decoder's most probable levels
+            z = sample(sde, sf, shape, key, method=c.sampler, num_steps=int(c.sample_steps), eps=lk["eps"])
+            return decode_levels(z, alpha_eps, std_eps, levels, low, high)
         return sample(sde, sf, shape, key, method=c.sampler, num_steps=int(c.sample_steps), denoise=True)
 
     out = []
@@ -332,14 +370,21 @@ def run(config, run_dir: results.RunDir) -> dict:
         "data": f"{raw.name}: {len(raw.x_train)} training, {len(raw.x_test)} test images {raw.input_shape}, "
                 f"{levels} pixel levels" + (f", {config.pool}x{config.pool} average-pooled" if int(config.pool) > 1 else ""),
         "dequantization": f"uniform, y = (k + u) / {levels}; the test images' u drawn once (key {int(config.eval_seed)}) "
-                          "and shared by every model and baseline",
+                          "and shared by every model and baseline"
+                          + ("; except the score model: Gaussian, the forward kernel at its decoding time with a "
+                             "per-pixel level decoder (generative.discrete_bound), one draw per test image"
+                             if sc.dequantization == "gaussian" else ""),
         "bits_per_dim": "mean over test images; upper bounds on the discrete negative log-likelihood (Theis et al. 2016); "
                         "bits_per_dim_median: the median over test images (not a bound; robust to a few outliers)",
         "score": f"{sc.net} {dict(sc.net_options)}, {sc.sde} SDE, DSM {dict(sc.loss_options)}, pixels in [{sc.low:g}, "
-                 f"{sc.high:g}], trained on freshly dequantised batches, EMA {sc.ema_decay:g}; likelihood: "
-                 f"PF-ODE from t = {lk.eps:g}, {lk.solver} rtol {lk.rtol:g} atol {lk.atol:g}, Hutchinson divergence "
-                 f"({lk.num_probes} Rademacher probe(s)), NFE per example in the runs; samples: {sc.sampler}, "
-                 f"{sc.sample_steps} steps, Tweedie denoising",
+                 f"{sc.high:g}], "
+                 + (f"trained on the grid images for t >= the decoding time (std/alpha = {sc.decoder_ratio:g} level "
+                    f"spacings), base score {sc.base_score}" if sc.dequantization == "gaussian"
+                    else "trained on freshly dequantised batches")
+                 + f", EMA {sc.ema_decay:g}; likelihood: PF-ODE, {lk.solver} rtol {lk.rtol:g} atol {lk.atol:g}, "
+                 f"Hutchinson divergence ({lk.num_probes} Rademacher probe(s)), NFE per example in the runs; samples: "
+                 f"{sc.sampler}, {sc.sample_steps} steps, "
+                 + ("then the decoder's most probable levels" if sc.dequantization == "gaussian" else "Tweedie denoising"),
         "vae": f"MLP {tuple(config.vae.hidden_dims)}, latent {config.vae.latent_dim}, categorical decoder over "
                f"{levels} levels, dropout {config.vae.dropout_rate:g}; bits/dim = IWAE-{config.vae.iwae_samples} "
                f"bound; ELBO averaged over {config.vae.elbo_samples} draws; samples = decoder mean of z ~ N(0, I)",
@@ -356,7 +401,7 @@ def run(config, run_dir: results.RunDir) -> dict:
 
 def _print_tables(h):
     print("\ntest bits/dim (lower is better; all upper bounds on the discrete NLL)")
-    print(f"  score model (PF-ODE)      {h['bits_per_dim']['score']:.3f}   (mean NFE {h['score_nfe_mean']:.0f})")
+    print(f"  score model (PF-ODE bound) {h['bits_per_dim']['score']:.3f}   (mean NFE {h['score_nfe_mean']:.0f})")
     print(f"  VAE IWAE-{h['iwae_samples']:<5d}           {h['bits_per_dim']['vae']:.3f}")
     print(f"  VAE ELBO                  {h['vae_elbo_bits_per_dim']:.3f}")
     print(f"  RealNVP (exact)           {h['bits_per_dim']['flow']:.3f}")

@@ -4,15 +4,22 @@ et al. 2021, ICLR; Song, Durkan, Murray & Ermon 2021, NeurIPS).
 Orchestration only; every piece lives in ``dl_course.generative``:
 
 * data: the digits (``K = 17`` levels, stored as ``k / 16``), optionally centre-cropped to
-  ``crop x crop`` pixels (tests), rescaled to ``[low, high]``; the model and the continuous
-  baselines are fitted on ``dequantized_copies`` fixed uniformly dequantised copies of the training
-  images (``image_data.dequantized_training_set``); the test images are dequantised ONCE (one fixed
-  key) and that same array is scored by the model and by every baseline: one table, one test split.
+  ``crop x crop`` pixels (tests), rescaled to ``[low, high]``. The test images are dequantised
+  uniformly ONCE (one fixed key) for the continuous baselines; every number of the table is an
+  upper bound on (the histogram's: equal to) the discrete negative log-likelihood of the same test
+  images in bits/dim (Theis et al. 2016).
+* ``dequantization="gaussian"`` (default): the score model is trained on the grid images for
+  ``t >= eps`` and scored by ``generative.discrete_bound`` (forward kernel at ``eps`` with
+  ``std / alpha = decoder_ratio`` level spacings, PF-ODE from ``eps``, per-pixel level decoder;
+  Ho et al. 2020, Kingma et al. 2021); ``base_score="histogram"``: the network corrects the exact
+  score of the diffused per-pixel histogram (``FactorizedMixture.level_histogram``).
+  ``dequantization="uniform"``: trained on ``dequantized_copies`` uniformly dequantised copies,
+  scored by the PF-ODE density of the dequantised test array (``bits_per_dim``), as Song et al.
 * training: the engine (``dl_course.train.sweep``) with ``generative.make_task`` (continuous-time
   DSM, ``loss_options``: likelihood weighting with importance sampling of ``t`` by default) and the
   weight EMA hook (``generative.ema_hook``); samples and likelihoods use the EMA weights.
-* bits/dim: ``generative.likelihood`` (probability-flow ODE, adaptive Dopri5, ``rtol``/``atol``,
-  Hutchinson divergence), ``bits_per_dim``; the mean NFE and the solver's success are reported.
+* likelihood: ``generative.likelihood`` (probability-flow ODE, adaptive Dopri5, ``rtol``/``atol``,
+  Hutchinson divergence); the mean NFE and the solver's success are reported.
 * baselines: ``generative.baseline_bits_per_dim`` (per-pixel histogram, full-covariance Gaussian,
   GMM, PCA-Gaussian, uniform) on the same arrays.
 * samples: ``generative.sample`` (Tweedie-denoised, clipped to the data range), judged by
@@ -31,6 +38,7 @@ from dl_course import data as data_lib
 from dl_course import results
 from dl_course.data.dataset import make_dataset
 from dl_course.generative import (
+    FactorizedMixture,
     baseline_bits_per_dim,
     bits_per_dim,
     dequantize,
@@ -44,8 +52,18 @@ from dl_course.generative import (
     sample,
     sample_quality_report,
 )
+from dl_course.generative.discrete_bound import (
+    decode_levels,
+    decoder_time,
+    discrete_bits_per_dim,
+    discrete_log_likelihood_bound,
+)
 from dl_course.generative.image_data import dequantized_training_set, rescaled
-from dl_course.plotting.generative import bits_per_dim_bars, nearest_neighbour_pairs, sample_grid
+from dl_course.plotting.generative import (
+    bits_per_dim_bars,
+    nearest_neighbour_pairs,
+    sample_grid,
+)
 from dl_course.train import sweep
 
 
@@ -60,19 +78,42 @@ def center_crop(data: data_lib.Dataset, size: int) -> data_lib.Dataset:
                         data.name, {**data.info, "center_crop": size})
 
 
+DEQUANTIZATIONS = ("gaussian", "uniform")
+BASE_SCORES = ("histogram", "none")
+
+
+def check_config(config):
+    """One line naming a bad study key and the valid choices, before any data or compilation."""
+    if config.dequantization not in DEQUANTIZATIONS:
+        raise ValueError(f"unknown dequantization {config.dequantization!r}; valid: {', '.join(DEQUANTIZATIONS)}")
+    if config.base_score not in BASE_SCORES:
+        raise ValueError(f"unknown base_score {config.base_score!r}; valid: {', '.join(BASE_SCORES)}")
+    if config.base_score == "histogram" and config.dequantization != "gaussian":
+        raise ValueError("base_score='histogram' (point masses on the levels) needs dequantization='gaussian'; "
+                         "use base_score='none' with uniform dequantisation")
+
+
 def run(config, run_dir: results.RunDir) -> dict:
     """Train, score (model and baselines), sample, judge the samples; write figures and summaries."""
+    check_config(config)
     t = config.train
     low, high, levels = float(config.low), float(config.high), int(config.num_levels)
+    gaussian = config.dequantization == "gaussian"
     raw = center_crop(data_lib.load(t.dataset, **t.dataset_options.to_dict()), int(config.crop))
     if raw.x_train.ndim != 4:
         raise ValueError(f"score_digits expects image data [n, H, W, C]; {raw.name} has shape {raw.x_train.shape}")
     data = rescaled(raw, low, high)
-    if int(config.dequantized_copies) > 0:
+    if int(config.dequantized_copies) > 0 and not gaussian:
         data = dequantized_training_set(data, int(config.dequantized_copies), levels, low, high)
     sde = get_sde(config.sde, **config.sde_options.to_dict())
     model = get_score_net(config.net, **config.net_options.to_dict())
-    task = make_task(model, sde, **config.loss_options.to_dict())
+    loss_options = config.loss_options.to_dict()
+    eps = float(config.likelihood_eps)
+    if gaussian:   # train on [eps, T]: the model is decoded at eps
+        eps = decoder_time(sde, levels, low, high, float(config.decoder_ratio))
+        loss_options["eps"] = eps
+    base = FactorizedMixture.level_histogram(data.x_train, levels, low, high) if config.base_score == "histogram" else None
+    task = make_task(model, sde, base=base, **loss_options)
     hooks = {"ema": ema_hook(float(config.ema_decay))} if float(config.ema_decay) > 0 else None
     res = sweep(t, task=task, data=data, hooks=hooks, checkpoint_dir=run_dir.checkpoint_dir, resume=run_dir.resume,
                 progress=True)
@@ -84,24 +125,36 @@ def run(config, run_dir: results.RunDir) -> dict:
     x_eval = dequantize(jax.random.key(int(config.dequantization_seed)), jnp.asarray(data.x_test[:n_eval]),
                         levels, low, high)
     dims = int(np.prod(data.input_shape))
-    baselines = baseline_bits_per_dim(data.x_train, np.asarray(x_eval), levels, low, high,
+    baseline_train = data.x_train
+    if gaussian:   # the continuous baselines need dequantised training images (a grid has zero-variance pixels)
+        copies = max(int(config.dequantized_copies), 1)
+        baseline_train = dequantized_training_set(rescaled(raw, low, high), copies, levels, low, high).x_train
+    baselines = baseline_bits_per_dim(baseline_train, np.asarray(x_eval), levels, low, high,
                                       names=list(config.baselines), options=config.baseline_options.to_dict())
     print("baselines (test bits/dim): " + ", ".join(f"{k} {v:.3f}" for k, v in baselines.items()))
     classifier = fit_digits_classifier(raw.x_train, raw.y_train, raw.x_test, raw.y_test)
-    ode_options = dict(eps=float(config.likelihood_eps), solver=str(config.likelihood_solver),
-                       rtol=float(config.rtol), atol=float(config.atol), max_steps=int(config.max_steps))
+    ode_options = dict(solver=str(config.likelihood_solver), rtol=float(config.rtol), atol=float(config.atol),
+                       max_steps=int(config.max_steps), divergence="hutchinson", num_probes=int(config.num_probes))
     shape = (int(config.num_samples),) + data.input_shape
+    x_grid = jnp.asarray(data.x_test[:n_eval])
+    alpha_eps, std_eps = sde.marginal_coeffs(jnp.asarray(eps, jnp.float32))
 
     @jax.jit
     def samples_of(params, key):
-        sf = make_score_fn(model.apply, params, sde)
+        sf = make_score_fn(model.apply, params, sde, base=base)
+        if gaussian:   # reverse SDE down to the decoding time, then the decoder's most probable levels
+            z = sample(sde, sf, shape, key, method=config.sampler, num_steps=int(config.sample_steps), eps=eps)
+            return decode_levels(z, alpha_eps, std_eps, levels, low, high)
         return sample(sde, sf, shape, key, method=config.sampler, num_steps=int(config.sample_steps), denoise=True)
 
     @jax.jit
     def likelihood_of(params, key):
-        sf = make_score_fn(model.apply, params, sde)
-        out = likelihood(sde, sf, x_eval, key, divergence="hutchinson", num_probes=int(config.num_probes),
-                         **ode_options)
+        sf = make_score_fn(model.apply, params, sde, base=base)
+        if gaussian:
+            out = discrete_log_likelihood_bound(sde, sf, x_grid, key, eps=eps, num_levels=levels, low=low, high=high,
+                                                **ode_options)
+            return discrete_bits_per_dim(out.bound, dims), out.nfe, out.success
+        out = likelihood(sde, sf, x_eval, key, eps=eps, **ode_options)
         return bits_per_dim(out.log_prob, dims, levels, low, high), out.nfe, out.success
 
     runs, metrics = [], {"steps": res.steps, **res.metrics}
@@ -142,7 +195,7 @@ def run(config, run_dir: results.RunDir) -> dict:
     bpd_model = float(np.mean([r["bits_per_dim"] for r in good]))
     run_dir.figure("bits_per_dim.png", bits_per_dim_bars(
         {f"score model ({config.net})": bpd_model, **baselines},
-        title=f"test bits/dim, {raw.name} ({dims} dims, {levels} levels, uniform dequantisation)"))
+        title=f"test bits/dim (discrete NLL bounds), {raw.name} ({dims} dims, {levels} levels)"))
     headline = {
         "bits_per_dim": bpd_model,
         "bits_per_dim_stderr": first["bits_per_dim_stderr"],
@@ -150,8 +203,9 @@ def run(config, run_dir: results.RunDir) -> dict:
         "baselines": baselines,
         "best_baseline": min((k for k in baselines if k != "uniform"), key=baselines.get),
         "beats_every_baseline": bool(all(bpd_model < v for v in baselines.values())),
+        "dequantization": str(config.dequantization), "base_score": str(config.base_score),
         "ode": {"solver": ode_options["solver"], "rtol": ode_options["rtol"], "atol": ode_options["atol"],
-                "eps": ode_options["eps"], "mean_nfe": float(np.mean([r["mean_nfe"] for r in good])),
+                "eps": eps, "mean_nfe": float(np.mean([r["mean_nfe"] for r in good])),
                 "all_succeeded": bool(all(r["ode_success"] for r in good))},
         "classifier": {"samples": {k: first["samples"][k] for k in ("class_histogram", "mean_max_probability")},
                        "real": {k: first["real_test"][k] for k in ("class_histogram", "mean_max_probability")},
@@ -163,23 +217,31 @@ def run(config, run_dir: results.RunDir) -> dict:
         "num_diverged": int(sum(r["diverged"] for r in runs)), "train_seconds": res.timing["total_s"]}
     conventions = {
         **res.conventions,
-        "task": f"continuous-time denoising score matching {dict(config.loss_options)}, eps-parameterized "
-                f"{config.net} {dict(config.net_options)}",
+        "task": f"continuous-time denoising score matching {loss_options} on t in [{eps:.3g}, T], eps-parameterized "
+                f"{config.net} {dict(config.net_options)}"
+                + (" correcting the exact score of the diffused per-pixel histogram (add-1 smoothing)" if base else ""),
         "sde": f"{config.sde} {dict(config.sde_options)}",
         "weights": (f"EMA of the weights, decay {config.ema_decay} (debiased), for samples and likelihoods"
                     if hooks else "the final weights"),
         "data": f"{raw.name}" + (f", central {config.crop}x{config.crop} crop" if int(config.crop) else "")
                 + f", pixels in [0, 1] rescaled to [{low:g}, {high:g}]",
-        "dequantization": f"uniform, {levels} levels: training on {config.dequantized_copies} fixed dequantised "
-                          "copies of the training images (model and continuous baselines); test images dequantised "
-                          f"once (key {config.dequantization_seed}), the same array for the model and every baseline",
-        "bits_per_dim": f"test set ({n_eval} images), PF-ODE from t = {config.likelihood_eps:g} to T, "
-                        f"{config.likelihood_solver} rtol = {config.rtol:g}, atol = {config.atol:g}, Hutchinson "
-                        f"divergence ({config.num_probes} Rademacher probe(s)); an upper bound on the discrete NLL",
-        "baselines": f"fitted on the model's training array, scored on the same dequantised test array; options "
+        "dequantization": (f"score model: Gaussian, the VP/VE kernel at t = {eps:.4g} (std/alpha = "
+                           f"{config.decoder_ratio:g} level spacings; one draw per test image), per-pixel "
+                           "uniform-prior level decoder (generative.discrete_bound); trained on the grid images"
+                           if gaussian else
+                           f"score model: uniform, trained on {config.dequantized_copies} fixed dequantised copies")
+                          + f"; continuous baselines: uniform, fitted on {max(int(config.dequantized_copies), 1)} "
+                          f"dequantised copies, scored on the test images dequantised once (key "
+                          f"{config.dequantization_seed}); {levels} levels",
+        "bits_per_dim": f"test set ({n_eval} images), every number an upper bound on (histogram: equal to) the "
+                        f"discrete NLL in bits/dim; PF-ODE from t = {eps:.4g} to T, {config.likelihood_solver} rtol = "
+                        f"{config.rtol:g}, atol = {config.atol:g}, Hutchinson divergence ({config.num_probes} "
+                        "Rademacher probe(s))",
+        "baselines": f"fitted on the dequantised training copies, scored on the same dequantised test array; options "
                      f"{dict(config.baseline_options)}; uniform = log2({levels})",
-        "samples": f"{config.num_samples} samples, {config.sampler}, {config.sample_steps} steps, Tweedie denoising "
-                   "at the end, clipped to [0, 1]",
+        "samples": f"{config.num_samples} samples, {config.sampler}, {config.sample_steps} steps, "
+                   + ("down to the decoding time, then the decoder's most probable levels" if gaussian
+                      else "Tweedie denoising at the end, clipped to [0, 1]"),
         "classifier": "sklearn multinomial logistic regression (C = 1) on the real [0, 1] training images",
         "nearest_neighbour": "Euclidean distance in [0, 1] pixels to the nearest real training image; median over "
                              "samples vs over real test images"}

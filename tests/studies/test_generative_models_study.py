@@ -22,28 +22,23 @@ TINY = [  # 4x4 average-pooled digits (16 pixels, 17 levels): the effects of the
 ]
 
 
-def test_vae_and_flow_beat_the_per_pixel_histogram_and_the_score_model_the_uniform_at_tiny_size(tmp_path):
+def test_every_family_beats_the_per_pixel_histogram_at_tiny_size(tmp_path):
     """400 Adam steps per family on 4x4 average-pooled digits, 100 test images, one seed.
 
-    The VAE's IWAE bound and the flow's exact bits/dim are below the independent per-pixel
-    histogram's (fitted on the same training images, scored on the same dequantised test images) by
-    at least 0.05 bits/dim (measured: 0.16 and 0.11): the histogram cannot model any dependence
-    between pixels, so beating it by more than the test mean's standard error (~0.03 on 100
-    images) says the model learned the pixels' correlations. The score model does NOT beat the
-    histogram at this size, nor at any CPU size measured (8x8: 3.53 bits/dim after 3000 steps, 3.35
-    after 10k, histogram 2.44; 4x4 pooled: 3.31 after 400 steps, histogram 2.78: its density must
-    resolve the sharp edges of the dequantisation bins, which the histogram gets for free), so for
-    it the test asserts what it does reach: at least 0.3 bits/dim below the uniform density over
-    the 17 levels (measured ~0.8 below; a model that learned nothing sits at or above the uniform).
-    Further: the VAE's IWAE-k bound is below its ELBO (Burda et al. 2016); the beta-VAE's rate
-    falls and its distortion rises with beta; every number of the results contract is present."""
+    The score model's discrete bound (Gaussian dequantisation, level decoder, PF-ODE), the VAE's
+    IWAE bound and the flow's exact bits/dim are each below the independent per-pixel histogram's
+    (fitted on the same training images, scored on the same test images) by at least 0.05 bits/dim
+    (measured: score 0.16, VAE 0.16, flow 0.11): the histogram cannot model any dependence between
+    pixels, so beating it by more than the test mean's standard error (~0.03 on 100 images) says the
+    model learned the pixels' correlations. Further: the VAE's IWAE-k bound is below its ELBO (Burda
+    et al. 2016); the beta-VAE's rate falls and its distortion rises with beta; every number of the
+    results contract is present."""
     out = cli.run_study("generative_models", TINY, workdir=str(tmp_path / "run"))
     summary = json.loads((out / "summary.json").read_text())
     h = summary["headline"]
     hist = h["baselines"]["histogram"]
-    margins = {f: hist - h["bits_per_dim"][f] for f in ("vae", "flow")}
+    margins = {f: hist - h["bits_per_dim"][f] for f in ("score", "vae", "flow")}
     assert all(m > 0.05 for m in margins.values()), (margins, h["bits_per_dim"], hist)
-    assert h["baselines"]["uniform"] - h["bits_per_dim"]["score"] > 0.3, (h["bits_per_dim"], h["baselines"])
     assert h["bits_per_dim"]["vae"] < h["vae_elbo_bits_per_dim"]
     rd = h["rate_distortion"]
     assert rd["beta"] == [0.5, 1.0] and rd["rate"][0] > rd["rate"][1] and rd["distortion"][0] < rd["distortion"][1]
