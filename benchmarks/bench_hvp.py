@@ -44,7 +44,7 @@ K = 20
 
 def problem(width: int, num_train: int):
     """``(loss_fn(params, batch), params, batch)`` of the edge-of-stability study's MLP."""
-    c = load_study("edge_of_stability").get_config()
+    c = load_study("edge_of_stability").get_config().train
     c.model_options.width, c.dataset_options.num_train = width, num_train
     data = load_data(c)
     task = supervised_task(make_model(c, data), c.loss, data.num_classes)

@@ -51,7 +51,7 @@ def worker(solver: str, iters: list[int], runs: int, points: int, reps: int) -> 
                 return linalg.eigh(jnp.diag(d) + jnp.diag(e, 1) + jnp.diag(e, -1))
 
         krylov.linalg = HostSolver
-    c = load_study("edge_of_stability").get_config()
+    c = load_study("edge_of_stability").get_config().train
     data = load_data(c)
     task = supervised_task(make_model(c, data), c.loss, data.num_classes)
     batch = {"x": jnp.asarray(data.x_train), "y": jnp.asarray(data.y_train)}

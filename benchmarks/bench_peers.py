@@ -70,7 +70,7 @@ def write_inputs(tmp: Path, quick_train_steps: int) -> tuple[Path, Path]:
     grid_data = tmp / "grid_data.npz"
     np.savez(grid_data, x_train=data.x_train, y_train=data.y_train)
 
-    c = load_study("edge_of_stability").get_config()
+    c = load_study("edge_of_stability").get_config().train
     c.steps, c.eval_every, c.seeds, c.learning_rates = quick_train_steps, quick_train_steps, [0], [0.15]
     res = sweep(c)
     eos = load_data(c)
@@ -179,7 +179,12 @@ def main() -> None:
         "hvp_ratio_same_rule": ratio(lz.get("hvps_stop_relative_change"), ph.get("hvps_stop")),
         "time_ratio_pyhessian_over_lanczos": ratio(ph.get("seconds_to_stop"), lz.get("seconds_to_stop")),
         "target": TARGETS["lambda_max"]}
-    out = {"device": results.device_info(), "versions": results.package_versions(), "steps_scale": args.steps_scale,
+    versions = results.package_versions()
+    if not args.skip_torch:  # the peers' versions, from the interpreter that ran them
+        probe = "import torch, importlib.metadata as m; print(torch.__version__, m.version('pyhessian'))"
+        found = subprocess.run([args.torch_python, "-c", probe], capture_output=True, text=True).stdout.split()
+        versions.update(dict(zip(("torch", "pyhessian"), found)))
+    out = {"device": results.device_info(), "versions": versions, "steps_scale": args.steps_scale,
            "rounds": args.rounds, "protocol": "one process per measurement, interleaved; medians over rounds",
            "summary": summary, "samples": samples, "host_load_average_1_5_15_min": list(os.getloadavg())}
     for grid in (g for g in GRIDS if g in summary):
