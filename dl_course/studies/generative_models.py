@@ -74,7 +74,7 @@ from dl_course.plotting.generative_families import (
     family_samples_figure,
     rate_distortion_figure,
 )
-from dl_course.train import sweep
+from dl_course.train import ConfigError, sweep
 
 FAMILIES = ("score", "vae", "flow")
 
@@ -108,6 +108,15 @@ def _images01(x, low, high):
     return np.clip((np.asarray(x, np.float64) - low) / (high - low), 0.0, 1.0)
 
 
+def _check_score_config(c):
+    """One line naming a bad ``score.*`` choice and the valid ones, before any data or compilation."""
+    if c.dequantization not in ("gaussian", "uniform") or c.base_score not in ("histogram", "none"):
+        raise ConfigError(f"score.dequantization must be gaussian or uniform (got {c.dequantization!r}), score.base_score "
+                         f"histogram or none (got {c.base_score!r})")
+    if c.base_score == "histogram" and c.dequantization != "gaussian":
+        raise ConfigError("score.base_score='histogram' needs score.dequantization='gaussian'")
+
+
 def _score_family(config, raw, x_test_u, run_dir, shape):
     """Train the score model and score it on the test images. ``score.dequantization="gaussian"``
     (default): trained on the grid images for ``t >= eps``, the network correcting the diffused
@@ -118,12 +127,7 @@ def _score_family(config, raw, x_test_u, run_dir, shape):
     Samples are mapped back to ``[0, 1]``."""
     c, levels = config.score, int(config.num_levels)
     low, high = float(c.low), float(c.high)
-    if c.dequantization not in ("gaussian", "uniform") or c.base_score not in ("histogram", "none"):
-        raise ValueError(f"score.dequantization must be gaussian or uniform (got {c.dequantization!r}), score.base_score "
-                         f"histogram or none (got {c.base_score!r})")
     gaussian = c.dequantization == "gaussian"
-    if c.base_score == "histogram" and not gaussian:
-        raise ValueError("score.base_score='histogram' needs score.dequantization='gaussian'")
     data = rescaled(raw, low, high)
     sde = get_sde(c.sde, **c.sde_options.to_dict())
     model = get_score_net(c.net, **c.net_options.to_dict())
@@ -272,6 +276,7 @@ def _pooled(raw, factor: int, levels: int):
 def run(config, run_dir: results.RunDir) -> dict:
     """Train the three families, evaluate bits/dim, baselines, sample quality and the VAE's rate-
     distortion curve; write the tables' numbers, the figures and the summaries."""
+    _check_score_config(config.score)
     t, levels = config.train, int(config.num_levels)
     raw = data_lib.load(t.dataset, **t.dataset_options.to_dict())
     if raw.x_train.ndim != 4:

@@ -64,7 +64,7 @@ from dl_course.plotting.generative import (
     nearest_neighbour_pairs,
     sample_grid,
 )
-from dl_course.train import sweep
+from dl_course.train import ConfigError, sweep
 
 
 def center_crop(data: data_lib.Dataset, size: int) -> data_lib.Dataset:
@@ -85,11 +85,11 @@ BASE_SCORES = ("histogram", "none")
 def check_config(config):
     """One line naming a bad study key and the valid choices, before any data or compilation."""
     if config.dequantization not in DEQUANTIZATIONS:
-        raise ValueError(f"unknown dequantization {config.dequantization!r}; valid: {', '.join(DEQUANTIZATIONS)}")
+        raise ConfigError(f"unknown dequantization {config.dequantization!r}; valid: {', '.join(DEQUANTIZATIONS)}")
     if config.base_score not in BASE_SCORES:
-        raise ValueError(f"unknown base_score {config.base_score!r}; valid: {', '.join(BASE_SCORES)}")
+        raise ConfigError(f"unknown base_score {config.base_score!r}; valid: {', '.join(BASE_SCORES)}")
     if config.base_score == "histogram" and config.dequantization != "gaussian":
-        raise ValueError("base_score='histogram' (point masses on the levels) needs dequantization='gaussian'; "
+        raise ConfigError("base_score='histogram' (point masses on the levels) needs dequantization='gaussian'; "
                          "use base_score='none' with uniform dequantisation")
 
 

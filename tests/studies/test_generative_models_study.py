@@ -54,3 +54,13 @@ def test_every_family_beats_the_per_pixel_histogram_at_tiny_size(tmp_path):
     assert m["flow/seed0/bits_per_dim_per_example"].shape == (100,)
     np.testing.assert_allclose(m["flow/seed0/bits_per_dim_per_example"].mean(), h["bits_per_dim"]["flow"], rtol=1e-5)
     assert (out / "samples.png").stat().st_size > 0 and (out / "rate_distortion.png").stat().st_size > 0
+
+
+def test_bad_score_choices_fail_in_one_line_before_any_work(tmp_path):
+    import pytest
+
+    from dl_course.train import ConfigError
+
+    with pytest.raises(ConfigError, match="score.base_score histogram or none"):
+        cli.run_study("generative_models", ["--config.score.base_score=gmm"], workdir=str(tmp_path / "a"))
+    assert not (tmp_path / "a").exists()

@@ -138,3 +138,15 @@ def test_score_digits_beats_the_per_pixel_histogram_of_the_same_run(tmp_path):
     assert nn["test_median"] > 0 and np.isclose(nn["ratio"], nn["samples_median"] / nn["test_median"])
     for fig in ("samples.png", "bits_per_dim.png", "nearest_neighbours.png"):
         assert (out / fig).stat().st_size > 0
+
+
+def test_score_digits_rejects_bad_choices_in_one_line_before_any_work(tmp_path):
+    import pytest
+
+    from dl_course.train import ConfigError
+
+    with pytest.raises(ConfigError, match="valid: gaussian, uniform"):
+        cli.run_study("score_digits", ["--config.dequantization=boxes"], workdir=str(tmp_path / "a"))
+    with pytest.raises(ConfigError, match="needs dequantization='gaussian'"):
+        cli.run_study("score_digits", ["--config.dequantization=uniform"], workdir=str(tmp_path / "b"))
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
