@@ -14,7 +14,9 @@ Modules (one concept each):
 * ``likelihood``: ``log_likelihood`` through the probability-flow ODE (Hutchinson or exact
   divergence), ``dequantize`` and ``bits_per_dim``.
 * ``discrete_bound``: bits/dim of discrete pixels from a score model by Gaussian dequantisation at
-  a small time, the PF-ODE and a per-pixel level decoder (``discrete_log_likelihood_bound``).
+  a small time, the PF-ODE and a per-pixel level decoder (``discrete_log_likelihood_bound``);
+  ``level_models``: the score model of K-level images a study builds once (dequantisation, base
+  score, decoding time) with its test bits/dim and samples (``level_score_model``).
 * ``ema``: debiased weight EMA (``ema_hook`` for the engine).
 * ``metrics``: MMD, sliced Wasserstein, Frechet distance, classifier score.
 * ``analytic``: exact marginals and scores for Gaussian-mixture data (tests, oracle baselines),
@@ -73,3 +75,4 @@ from dl_course.generative.losses import importance_times, likelihood_weight_norm
 from dl_course.generative.dequantized_task import dequantized_task
 from dl_course.generative.discrete_bound import (DiscreteBound, decode_levels, decoder_time, discrete_bits_per_dim,
                                                  discrete_log_likelihood_bound)
+from dl_course.generative.level_models import LevelScoreModel, level_score_model

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from dl_course.generative.baselines import level_probabilities
 from dl_course.generative.sde import _per_example
 
 
@@ -153,9 +154,7 @@ class FactorizedMixture:
         flat = np.asarray(x_train, np.float64).reshape(len(x_train), -1)
         k = np.clip(np.round((flat - low) / (high - low) * (num_levels - 1)), 0, num_levels - 1).astype(np.int64)
         d = flat.shape[1]
-        counts = np.zeros((d, num_levels))
-        np.add.at(counts, (np.broadcast_to(np.arange(d), k.shape), k), 1.0)
-        weights = (counts + alpha) / (len(flat) + num_levels * alpha)
+        weights = level_probabilities(k, num_levels, alpha)
         levels = low + (high - low) * np.arange(num_levels) / (num_levels - 1)
         f32 = lambda a: jnp.asarray(a, jnp.float32)
         return cls(f32(weights), f32(np.broadcast_to(levels, (d, num_levels))), f32(np.zeros((d, num_levels))))

@@ -42,6 +42,15 @@ def bin_index(x, num_levels: int, low=0.0, high=1.0):
     return np.clip(k, 0, num_levels - 1).astype(np.int64)
 
 
+def level_probabilities(k, num_levels: int, alpha: float = 1.0):
+    """Per-pixel add-alpha level frequencies ``(n_ik + alpha) / (n + K alpha)`` ``[D, K]`` from integer
+    levels ``k [n, D]`` (``alpha = 1``: the posterior mean under a uniform Dirichlet prior)."""
+    n, d = k.shape
+    counts = np.zeros((d, num_levels))
+    np.add.at(counts, (np.broadcast_to(np.arange(d), k.shape), k), 1.0)
+    return (counts + alpha) / (n + num_levels * alpha)
+
+
 def histogram_log_prob(x_train, x_test, num_levels: int, low=0.0, high=1.0, alpha: float = 1.0):
     """Independent per-pixel histograms: ``log p(y) = sum_i [log p_i(k_i) - log a]`` per test example.
 
@@ -52,10 +61,8 @@ def histogram_log_prob(x_train, x_test, num_levels: int, low=0.0, high=1.0, alph
     """
     k_train = _flat(bin_index(x_train, num_levels, low, high)).astype(np.int64)
     k_test = _flat(bin_index(x_test, num_levels, low, high)).astype(np.int64)
-    n, d = k_train.shape
-    counts = np.zeros((d, num_levels))
-    np.add.at(counts, (np.broadcast_to(np.arange(d), k_train.shape), k_train), 1.0)
-    log_p = np.log(counts + alpha) - np.log(n + num_levels * alpha)                # [D, K]
+    d = k_train.shape[1]
+    log_p = np.log(level_probabilities(k_train, num_levels, alpha))                # [D, K]
     log_bin = np.log((high - low) / num_levels)
     return np.sum(log_p[np.arange(d), k_test], axis=-1) - d * log_bin
 

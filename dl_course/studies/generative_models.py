@@ -41,7 +41,6 @@ from dl_course import data as data_lib
 from dl_course import results
 from dl_course.generative import (
     VAE,
-    FactorizedMixture,
     RealNVP,
     baseline_bits_per_dim,
     bits_per_dim,
@@ -54,27 +53,19 @@ from dl_course.generative import (
     get_sde,
     iwae_bound,
     label_statistics,
-    likelihood,
     make_flow_task,
-    make_score_fn,
     make_task,
     make_vae_task,
     nearest_neighbour_distances,
-    sample,
 )
 from dl_course.generative import vae as vae_lib
-from dl_course.generative.discrete_bound import (
-    decode_levels,
-    decoder_time,
-    discrete_bits_per_dim,
-    discrete_log_likelihood_bound,
-)
 from dl_course.generative.image_data import rescaled
+from dl_course.generative.level_models import check_choices, level_score_model
 from dl_course.plotting.generative_families import (
     family_samples_figure,
     rate_distortion_figure,
 )
-from dl_course.train import ConfigError, sweep
+from dl_course.train import sweep
 
 FAMILIES = ("score", "vae", "flow")
 
@@ -108,15 +99,6 @@ def _images01(x, low, high):
     return np.clip((np.asarray(x, np.float64) - low) / (high - low), 0.0, 1.0)
 
 
-def _check_score_config(c):
-    """One line naming a bad ``score.*`` choice and the valid ones, before any data or compilation."""
-    if c.dequantization not in ("gaussian", "uniform") or c.base_score not in ("histogram", "none"):
-        raise ConfigError(f"score.dequantization must be gaussian or uniform (got {c.dequantization!r}), score.base_score "
-                         f"histogram or none (got {c.base_score!r})")
-    if c.base_score == "histogram" and c.dequantization != "gaussian":
-        raise ConfigError("score.base_score='histogram' needs score.dequantization='gaussian'")
-
-
 def _score_family(config, raw, x_test_u, run_dir, shape):
     """Train the score model and score it on the test images. ``score.dequantization="gaussian"``
     (default): trained on the grid images for ``t >= eps``, the network correcting the diffused
@@ -132,12 +114,13 @@ def _score_family(config, raw, x_test_u, run_dir, shape):
     sde = get_sde(c.sde, **c.sde_options.to_dict())
     model = get_score_net(c.net, **c.net_options.to_dict())
     lk = c.likelihood.to_dict()
+    lm = level_score_model(model.apply, sde, data.x_train, levels, low, high, dequantization=c.dequantization,
+                           decoder_ratio=float(c.decoder_ratio), base_score=c.base_score, uniform_eps=lk.pop("eps"),
+                           prefix="score.")
     loss_options = c.loss_options.to_dict()
-    base = FactorizedMixture.level_histogram(data.x_train, levels, low, high) if c.base_score == "histogram" else None
     if gaussian:
-        eps = decoder_time(sde, levels, low, high, float(c.decoder_ratio))
-        lk["eps"] = loss_options["eps"] = eps
-        task = make_task(model, sde, base=base, **loss_options)
+        loss_options["eps"] = lm.eps
+        task = make_task(model, sde, base=lm.base, **loss_options)
     else:
         task = dequantized_task(make_task(model, sde, **loss_options), levels, low, high)
     hooks = {"ema": ema_hook(float(c.ema_decay))} if float(c.ema_decay) > 0 else None
@@ -145,26 +128,14 @@ def _score_family(config, raw, x_test_u, run_dir, shape):
     stacked = ema_params(res.state.extras["ema"]) if hooks else res.params
     x_eval = jnp.asarray(low + (high - low) * x_test_u)           # the same points, in the model's scale
     x_grid = jnp.asarray(data.x_test)
-    dims = int(np.prod(raw.input_shape))
-    alpha_eps, std_eps = sde.marginal_coeffs(jnp.asarray(lk["eps"], jnp.float32))
 
     @jax.jit
     def bpd_of(params, key):
-        sf = make_score_fn(model.apply, params, sde, base=base)
-        if gaussian:
-            out = discrete_log_likelihood_bound(sde, sf, x_grid, key, num_levels=levels, low=low, high=high,
-                                                divergence="hutchinson", **lk)
-            return discrete_bits_per_dim(out.bound, dims), out.nfe, out.success
-        out = likelihood(sde, sf, x_eval, key, divergence="hutchinson", **lk)
-        return bits_per_dim(out.log_prob, dims, levels, low, high), out.nfe, out.success
+        return lm.test_bits_per_dim(params, key, x_grid, x_eval, divergence="hutchinson", **lk)
 
     @jax.jit
     def samples_of(params, key):
-        sf = make_score_fn(model.apply, params, sde, base=base)
-        if gaussian:   # down to the decoding time, then the decoder's most probable levels
-            z = sample(sde, sf, shape, key, method=c.sampler, num_steps=int(c.sample_steps), eps=lk["eps"])
-            return decode_levels(z, alpha_eps, std_eps, levels, low, high)
-        return sample(sde, sf, shape, key, method=c.sampler, num_steps=int(c.sample_steps), denoise=True)
+        return lm.samples(params, key, shape, method=c.sampler, num_steps=int(c.sample_steps))
 
     out = []
     for i, g in enumerate(res.grid):
@@ -276,7 +247,7 @@ def _pooled(raw, factor: int, levels: int):
 def run(config, run_dir: results.RunDir) -> dict:
     """Train the three families, evaluate bits/dim, baselines, sample quality and the VAE's rate-
     distortion curve; write the tables' numbers, the figures and the summaries."""
-    _check_score_config(config.score)
+    check_choices(config.score.dequantization, config.score.base_score, prefix="score.")
     t, levels = config.train, int(config.num_levels)
     raw = data_lib.load(t.dataset, **t.dataset_options.to_dict())
     if raw.x_train.ndim != 4:

@@ -38,33 +38,23 @@ from dl_course import data as data_lib
 from dl_course import results
 from dl_course.data.dataset import make_dataset
 from dl_course.generative import (
-    FactorizedMixture,
     baseline_bits_per_dim,
-    bits_per_dim,
     dequantize,
     ema_hook,
     fit_digits_classifier,
     get_score_net,
     get_sde,
-    likelihood,
-    make_score_fn,
     make_task,
-    sample,
     sample_quality_report,
 )
-from dl_course.generative.discrete_bound import (
-    decode_levels,
-    decoder_time,
-    discrete_bits_per_dim,
-    discrete_log_likelihood_bound,
-)
 from dl_course.generative.image_data import dequantized_training_set, rescaled
+from dl_course.generative.level_models import check_choices, level_score_model
 from dl_course.plotting.generative import (
     bits_per_dim_bars,
     nearest_neighbour_pairs,
     sample_grid,
 )
-from dl_course.train import ConfigError, sweep
+from dl_course.train import sweep
 
 
 def center_crop(data: data_lib.Dataset, size: int) -> data_lib.Dataset:
@@ -78,24 +68,9 @@ def center_crop(data: data_lib.Dataset, size: int) -> data_lib.Dataset:
                         data.name, {**data.info, "center_crop": size})
 
 
-DEQUANTIZATIONS = ("gaussian", "uniform")
-BASE_SCORES = ("histogram", "none")
-
-
-def check_config(config):
-    """One line naming a bad study key and the valid choices, before any data or compilation."""
-    if config.dequantization not in DEQUANTIZATIONS:
-        raise ConfigError(f"unknown dequantization {config.dequantization!r}; valid: {', '.join(DEQUANTIZATIONS)}")
-    if config.base_score not in BASE_SCORES:
-        raise ConfigError(f"unknown base_score {config.base_score!r}; valid: {', '.join(BASE_SCORES)}")
-    if config.base_score == "histogram" and config.dequantization != "gaussian":
-        raise ConfigError("base_score='histogram' (point masses on the levels) needs dequantization='gaussian'; "
-                         "use base_score='none' with uniform dequantisation")
-
-
 def run(config, run_dir: results.RunDir) -> dict:
     """Train, score (model and baselines), sample, judge the samples; write figures and summaries."""
-    check_config(config)
+    check_choices(config.dequantization, config.base_score)
     t = config.train
     low, high, levels = float(config.low), float(config.high), int(config.num_levels)
     gaussian = config.dequantization == "gaussian"
@@ -107,12 +82,13 @@ def run(config, run_dir: results.RunDir) -> dict:
         data = dequantized_training_set(data, int(config.dequantized_copies), levels, low, high)
     sde = get_sde(config.sde, **config.sde_options.to_dict())
     model = get_score_net(config.net, **config.net_options.to_dict())
+    lm = level_score_model(model.apply, sde, data.x_train, levels, low, high, dequantization=config.dequantization,
+                           decoder_ratio=float(config.decoder_ratio), base_score=config.base_score,
+                           uniform_eps=float(config.likelihood_eps))
+    eps, base = lm.eps, lm.base
     loss_options = config.loss_options.to_dict()
-    eps = float(config.likelihood_eps)
     if gaussian:   # train on [eps, T]: the model is decoded at eps
-        eps = decoder_time(sde, levels, low, high, float(config.decoder_ratio))
         loss_options["eps"] = eps
-    base = FactorizedMixture.level_histogram(data.x_train, levels, low, high) if config.base_score == "histogram" else None
     task = make_task(model, sde, base=base, **loss_options)
     hooks = {"ema": ema_hook(float(config.ema_decay))} if float(config.ema_decay) > 0 else None
     res = sweep(t, task=task, data=data, hooks=hooks, checkpoint_dir=run_dir.checkpoint_dir, resume=run_dir.resume,
@@ -137,25 +113,14 @@ def run(config, run_dir: results.RunDir) -> dict:
                        max_steps=int(config.max_steps), divergence="hutchinson", num_probes=int(config.num_probes))
     shape = (int(config.num_samples),) + data.input_shape
     x_grid = jnp.asarray(data.x_test[:n_eval])
-    alpha_eps, std_eps = sde.marginal_coeffs(jnp.asarray(eps, jnp.float32))
 
     @jax.jit
     def samples_of(params, key):
-        sf = make_score_fn(model.apply, params, sde, base=base)
-        if gaussian:   # reverse SDE down to the decoding time, then the decoder's most probable levels
-            z = sample(sde, sf, shape, key, method=config.sampler, num_steps=int(config.sample_steps), eps=eps)
-            return decode_levels(z, alpha_eps, std_eps, levels, low, high)
-        return sample(sde, sf, shape, key, method=config.sampler, num_steps=int(config.sample_steps), denoise=True)
+        return lm.samples(params, key, shape, method=config.sampler, num_steps=int(config.sample_steps))
 
     @jax.jit
     def likelihood_of(params, key):
-        sf = make_score_fn(model.apply, params, sde, base=base)
-        if gaussian:
-            out = discrete_log_likelihood_bound(sde, sf, x_grid, key, eps=eps, num_levels=levels, low=low, high=high,
-                                                **ode_options)
-            return discrete_bits_per_dim(out.bound, dims), out.nfe, out.success
-        out = likelihood(sde, sf, x_eval, key, eps=eps, **ode_options)
-        return bits_per_dim(out.log_prob, dims, levels, low, high), out.nfe, out.success
+        return lm.test_bits_per_dim(params, key, x_grid, x_eval, **ode_options)
 
     runs, metrics = [], {"steps": res.steps, **res.metrics}
     for i, g in enumerate(res.grid):

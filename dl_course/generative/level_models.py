@@ -1,0 +1,101 @@
+"""A score model of images whose pixels take ``K`` levels: the choices a study makes once
+(dequantisation, base score, decoding time) and the two things it does with trained weights
+(test bits/dim, samples), in one place for every study that scores discrete images.
+
+* ``dequantization="gaussian"``: trained on the grid images for ``t >= eps`` (``eps`` from
+  ``discrete_bound.decoder_time``), scored by ``discrete_bound.discrete_log_likelihood_bound``,
+  sampled down to ``eps`` and decoded to the nearest levels (Ho et al. 2020; Kingma et al. 2021).
+* ``dequantization="uniform"``: trained on uniformly dequantised images, scored by the PF-ODE
+  density of a uniformly dequantised test array (``likelihood.bits_per_dim``; Song et al. 2021),
+  sampled to ``sde.sampling_eps`` with Tweedie denoising.
+* ``base_score="histogram"`` (Gaussian only): the network corrects the exact score of the diffused
+  per-pixel histogram (``analytic.FactorizedMixture.level_histogram``, ``losses.make_score_fn``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax.numpy as jnp
+
+from dl_course.generative.analytic import FactorizedMixture
+from dl_course.generative.discrete_bound import (
+    decode_levels,
+    decoder_time,
+    discrete_bits_per_dim,
+    discrete_log_likelihood_bound,
+)
+from dl_course.generative.likelihood import bits_per_dim, likelihood
+from dl_course.generative.losses import make_score_fn
+from dl_course.generative.samplers import sample
+from dl_course.train import ConfigError
+
+DEQUANTIZATIONS = ("gaussian", "uniform")
+BASE_SCORES = ("histogram", "none")
+
+
+def check_choices(dequantization: str, base_score: str, prefix: str = "") -> None:
+    """One line naming a bad choice and the valid ones (``prefix``: the config path, e.g. ``score.``)."""
+    if dequantization not in DEQUANTIZATIONS:
+        raise ConfigError(f"unknown {prefix}dequantization {dequantization!r}; valid: {', '.join(DEQUANTIZATIONS)}")
+    if base_score not in BASE_SCORES:
+        raise ConfigError(f"unknown base score {base_score!r}; valid: {prefix}base_score "
+                          f"{' or '.join(BASE_SCORES)}")
+    if base_score == "histogram" and dequantization != "gaussian":
+        raise ConfigError(f"{prefix}base_score='histogram' (point masses on the levels) needs "
+                          f"{prefix}dequantization='gaussian'; use {prefix}base_score='none' with uniform dequantisation")
+
+
+class LevelScoreModel(NamedTuple):
+    """A network ``apply`` under ``sde`` for ``num_levels``-level images in ``[low, high]``; ``eps`` is
+    the decoding time (Gaussian) or the PF-ODE's start (uniform); ``base`` the analytic base score or
+    None."""
+
+    apply: Callable
+    sde: Any
+    base: Any
+    eps: float
+    gaussian: bool
+    num_levels: int
+    low: float
+    high: float
+
+    def score_fn(self, params):
+        """``score_fn(x, t)`` of the trained weights (base included)."""
+        return make_score_fn(self.apply, params, self.sde, base=self.base)
+
+    def test_bits_per_dim(self, params, key, x_grid, x_uniform, **ode_options):
+        """Per-image bits/dim, NFE and solver success: the discrete bound of the grid images
+        ``x_grid`` (Gaussian), or the PF-ODE density of the dequantised ``x_uniform`` (uniform).
+        ``ode_options`` go to ``likelihood`` (solver, rtol, atol, divergence, num_probes, ...)."""
+        dims = x_grid.size // x_grid.shape[0]
+        if self.gaussian:
+            out = discrete_log_likelihood_bound(self.sde, self.score_fn(params), x_grid, key, eps=self.eps,
+                                                num_levels=self.num_levels, low=self.low, high=self.high,
+                                                **ode_options)
+            return discrete_bits_per_dim(out.bound, dims), out.nfe, out.success
+        out = likelihood(self.sde, self.score_fn(params), x_uniform, key, eps=self.eps, **ode_options)
+        return bits_per_dim(out.log_prob, dims, self.num_levels, self.low, self.high), out.nfe, out.success
+
+    def samples(self, params, key, shape, *, method: str, num_steps: int):
+        """Images in ``[low, high]``: the reverse SDE down to the decoding time and the decoder's most
+        probable levels (Gaussian), or down to ``sde.sampling_eps`` with Tweedie denoising (uniform)."""
+        sf = self.score_fn(params)
+        if self.gaussian:
+            z = sample(self.sde, sf, shape, key, method=method, num_steps=num_steps, eps=self.eps)
+            alpha, std = self.sde.marginal_coeffs(jnp.asarray(self.eps, jnp.float32))
+            return decode_levels(z, alpha, std, self.num_levels, self.low, self.high)
+        return sample(self.sde, sf, shape, key, method=method, num_steps=num_steps, denoise=True)
+
+
+def level_score_model(apply, sde, x_train_grid, num_levels: int, low: float, high: float, *,
+                      dequantization: str = "gaussian", decoder_ratio: float = 0.2, base_score: str = "histogram",
+                      uniform_eps: float = 1e-5, prefix: str = "") -> LevelScoreModel:
+    """The choices checked (``check_choices``), the decoding time and the base score built from the
+    grid-valued training images ``x_train_grid``. Train with ``generative.make_task(model, sde,
+    base=m.base, eps=m.eps, ...)`` (Gaussian) on the grid images."""
+    check_choices(dequantization, base_score, prefix)
+    gaussian = dequantization == "gaussian"
+    eps = decoder_time(sde, num_levels, low, high, decoder_ratio) if gaussian else float(uniform_eps)
+    base = FactorizedMixture.level_histogram(x_train_grid, num_levels, low, high) if base_score == "histogram" else None
+    return LevelScoreModel(apply, sde, base, eps, gaussian, num_levels, float(low), float(high))
