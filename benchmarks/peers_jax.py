@@ -4,6 +4,8 @@ Usage (by ``bench_peers.py``): ``python peers_jax.py WORKER ARGS_JSON``; one JSO
 
 * ``jax_sweep``: ``dl_course.train.sweep`` on the grid (compile excluded: the timed call reuses
   the cached programs of a first call), via ``bench_sweep.py``'s set-up.
+* ``jax_sweep_index_shuffle``: the same with ``shuffle = "index_shuffle"`` (the epoch orders by
+  the sort-free ``dl_course.data.index_shuffle`` instead of ``jax.random.permutation``).
 * ``jax_handwritten``: what a user would write without the engine, in ~120 lines (below): the
   same MLP, loss, momentum rule and per-epoch minibatch permutations, ``vmap`` over runs, the run
   axis sharded over every device, one jitted ``lax.scan`` over epochs and steps, buffers donated.
@@ -111,6 +113,7 @@ def _engine_config(args: dict):
     lrs = sorted({lr for _, lr in args["runs"]})
     c = config_for(args["width"], args["steps"], len(seeds))
     c.seeds, c.learning_rates = seeds, lrs
+    c.shuffle = args.get("shuffle", "permutation")
     return c
 
 
@@ -177,7 +180,11 @@ def lanczos_lambda_max(args: dict) -> dict:
     return out
 
 
-WORKERS = {"jax_sweep": engine, "jax_handwritten": handwritten, "jax_matmul_peak": matmul_peak,
+def engine_index_shuffle(args: dict) -> dict:
+    return engine({**args, "shuffle": "index_shuffle"})
+
+
+WORKERS = {"jax_sweep": engine, "jax_sweep_index_shuffle": engine_index_shuffle, "jax_handwritten": handwritten, "jax_matmul_peak": matmul_peak,
            "jax_lanczos": lanczos_lambda_max}
 
 if __name__ == "__main__":

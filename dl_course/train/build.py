@@ -14,7 +14,7 @@ from dl_course import optim
 from dl_course.models import conv
 from dl_course.train import losses as losses_lib
 from dl_course.train.config import ConfigError, check_keys
-from dl_course.train.program import ENGINE_HPARAMS, Program
+from dl_course.train.program import ENGINE_HPARAMS, SHUFFLES, Program
 from dl_course.train.task import Task, supervised_task
 
 
@@ -126,6 +126,9 @@ def build_program(config, data: data_lib.Dataset, task: Task | None, hooks: dict
     bs = int(config.batch_size)
     if bs < 0 or bs > data.n_train:
         raise ConfigError(f"batch_size {bs} must be in [1, {data.n_train}] (the training set size), or 0 for full batch")
+    shuffle = config.get("shuffle", "permutation")
+    if shuffle not in SHUFFLES:
+        raise ConfigError(f"unknown shuffle {shuffle!r}; valid: {', '.join(SHUFFLES)}")
     try:
         schedule = optim.get_schedule(config.schedule, steps, **config.schedule_options.to_dict())
     except (ValueError, TypeError) as e:
@@ -158,5 +161,5 @@ def build_program(config, data: data_lib.Dataset, task: Task | None, hooks: dict
     prog = Program(task=task, factory=factory, optimizer_options=opt_options, schedule=schedule,
                    hooks=dict(hooks or {}), n_train=data.n_train, batch_size=bs, eval_every=every,
                    num_classes=data.num_classes, eval_chunk_train=chunk_train, eval_chunk_test=chunk_test, num_eval_train=n_eval_train,
-                   num_eval_test=n_eval_test)
+                   num_eval_test=n_eval_test, shuffle=SHUFFLES[shuffle])
     return prog, task

@@ -28,6 +28,9 @@ def default_config() -> ml_collections.ConfigDict:
         own); options are the rule's fixed hyperparameters (swept ones are passed as grid keys).
       schedule / schedule_options: learning-rate *shape* s(step); lr_t = learning_rate * s(step).
       steps: optimizer steps; batch_size: minibatch size, 0 for full-batch GD.
+      shuffle: how each epoch's example order is drawn (``dl_course.train.program.SHUFFLES``):
+        ``permutation`` (``jax.random.permutation``, uniform) or ``index_shuffle`` (a keyed Feistel
+        permutation without a sort, ~20x cheaper on CPU; a different order, so different results).
       eval_every: steps between evaluations (steps must be a multiple of it).
       eval_examples: training examples used for train metrics and the measurement loss of hooks
         (0 = all); eval_batch_size: evaluation chunk size.
@@ -57,6 +60,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.schedule_options = ml_collections.ConfigDict()
     c.steps = 1000
     c.batch_size = 128
+    c.shuffle = "permutation"
     c.eval_every = 100
     c.eval_examples = 0
     c.eval_batch_size = 4096

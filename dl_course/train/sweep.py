@@ -172,7 +172,8 @@ def conventions(config, prog, data, num_devices: int, engine_task: bool = True) 
         "loss": config.loss,
         "loss_reduction": "mean over examples",
         "batching": ("full-batch gradient descent" if prog.batch_size == 0 else
-                     f"minibatches of {prog.batch_size} from per-epoch permutations keyed by (seed, epoch); "
+                     f"minibatches of {prog.batch_size} from per-epoch orders keyed by (seed, epoch), drawn by "
+                     f"{config.get('shuffle', 'permutation')}; "
                      "last partial batch dropped"),
         "evaluation_mode": "eval (batch-norm running statistics, no dropout)",
         "train_metrics_examples": prog.num_eval_train,
