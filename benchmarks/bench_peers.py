@@ -9,7 +9,8 @@
 each by ``dl_course.train.sweep`` (with the default epoch order, ``jax.random.permutation``, and
 with ``shuffle = "index_shuffle"``, the sort-free order), a PyTorch eager loop (one model after another),
 ``torch.func.vmap`` over stacked parameters (``functional_call``), and a ~120-line hand-written
-JAX loop (vmap over runs + sharding over devices, ``peers_jax.handwritten``). Also the engine's
+JAX loop (vmap over runs + sharding over devices, ``peers_jax.handwritten``), and the same loop
+with i.i.d. minibatch indices (no epoch order: a floor for any vmapped JAX loop of the model). Also the engine's
 model FLOP/s (6 x batch x weights per step and run) as a fraction of the dense float32 matmul
 FLOP/s at the model's shapes, measured in the same run.
 
@@ -50,7 +51,8 @@ sys.path.insert(0, str(ROOT))
 LRS = (0.003, 0.01, 0.03, 0.1)
 GRIDS = {"compute_bound": {"width": 512, "seeds": 4, "steps": 2000},
          "dispatch_bound": {"width": 64, "seeds": 16, "steps": 500}}
-TRAINERS = ("jax_sweep", "jax_sweep_index_shuffle", "jax_handwritten", "torch_eager", "torch_vmap")
+TRAINERS = ("jax_sweep", "jax_sweep_index_shuffle", "jax_handwritten", "jax_handwritten_iid", "torch_eager",
+            "torch_vmap")
 TOL = 1e-3
 TARGETS = {"compute_bound": "sweep >= 1.6x torch eager, >= hand-written JAX, >= 85% of matmul FLOP/s",
            "dispatch_bound": "sweep >= 12x torch eager",
@@ -177,7 +179,7 @@ def main() -> None:
         summary[grid] = row
     lam = {name: {k: median([s.get(k) for s in v]) for k in v[0]} for name, v in samples.get("lambda_max", {}).items()}
     lz, ph = lam.get("jax_lanczos", {}), lam.get("pyhessian", {})
-    summary["lambda_max"] = {
+    summary["lambda_max"] = {} if not lam else {
         **lam, "tolerance": TOL,
         "hvp_ratio_lanczos_over_pyhessian_oracle": ratio(lz.get("hvps_oracle"), ph.get("hvps_oracle")),
         "hvp_ratio_lanczos_certified_over_pyhessian_stop": ratio(lz.get("hvps_stop"), ph.get("hvps_stop")),
@@ -201,7 +203,8 @@ def main() -> None:
         if "fraction_of_matmul_rate" in s:
             print(f"  sweep {s['sweep_model_gflops']:.1f} GFLOP/s = {s['fraction_of_matmul_rate']:.0%} of matmul "
                   f"{s['matmul_gflops']:.1f} GFLOP/s")
-    print(f"lambda_max: {json.dumps(summary['lambda_max'], default=str)}")
+    if lam:
+        print(f"lambda_max: {json.dumps(summary['lambda_max'], default=str)}")
     results.write_json(ROOT / args.out, out)
 
 

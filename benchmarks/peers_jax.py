@@ -9,6 +9,9 @@ Usage (by ``bench_peers.py``): ``python peers_jax.py WORKER ARGS_JSON``; one JSO
 * ``jax_handwritten``: what a user would write without the engine, in ~120 lines (below): the
   same MLP, loss, momentum rule and per-epoch minibatch permutations, ``vmap`` over runs, the run
   axis sharded over every device, one jitted ``lax.scan`` over epochs and steps, buffers donated.
+* ``jax_handwritten_iid``: the hand-written loop with minibatch indices drawn i.i.d. with
+  replacement (no epoch order, no sort): a floor for any vmapped JAX loop of this model, not a
+  protocol a study would use.
 * ``jax_matmul_peak``: dense float32 matmul FLOP/s at the compute-bound model's shapes
   (``bench_sweep.matmul_flops``), for the engine's fraction of it.
 * ``jax_lanczos``: λmax of the λmax problem by ``dl_course`` Lanczos: HVPs until the certified
@@ -45,6 +48,7 @@ def handwritten(args: dict) -> dict:
     z = np.load(args["data"])
     x, y = jnp.asarray(z["x_train"], jnp.float32), jnp.asarray(z["y_train"], jnp.int32)
     n, b, steps, width = x.shape[0], args["batch"], args["steps"], args["width"]
+    iid = args.get("order", "permutation") == "iid"
     per_epoch = n // b
     sizes = (x.shape[1], width, width, 10)
 
@@ -71,6 +75,8 @@ def handwritten(args: dict) -> dict:
             return (jax.tree.map(lambda p_, m_: p_ - lr * m_, p, m), m), None
 
         def batches(epoch, count):
+            if iid:  # the floor: no epoch order at all, indices drawn with replacement
+                return jax.random.randint(jax.random.fold_in(key, epoch), (count, b), 0, n)
             order = jax.random.permutation(jax.random.fold_in(key, epoch), n)
             return order[: count * b].reshape(count, b)
 
@@ -180,11 +186,16 @@ def lanczos_lambda_max(args: dict) -> dict:
     return out
 
 
+def handwritten_iid(args: dict) -> dict:
+    return handwritten({**args, "order": "iid"})
+
+
 def engine_index_shuffle(args: dict) -> dict:
     return engine({**args, "shuffle": "index_shuffle"})
 
 
-WORKERS = {"jax_sweep": engine, "jax_sweep_index_shuffle": engine_index_shuffle, "jax_handwritten": handwritten, "jax_matmul_peak": matmul_peak,
+WORKERS = {"jax_sweep": engine, "jax_sweep_index_shuffle": engine_index_shuffle, "jax_handwritten": handwritten,
+           "jax_handwritten_iid": handwritten_iid, "jax_matmul_peak": matmul_peak,
            "jax_lanczos": lanczos_lambda_max}
 
 if __name__ == "__main__":
