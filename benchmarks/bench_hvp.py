@@ -4,6 +4,8 @@
 pass at ``θ`` in every product; ``linearized_hvp`` (``jax.linearize(jax.grad(L), θ)``) runs them
 once and applies the linear map ``k`` times. Measured, as ratios to one jitted gradient:
 
+* ``k`` gradient-descent steps inside one ``lax.scan`` (a gradient in a loop, the fair
+  denominator for products in a loop: a single jitted gradient also pays a dispatch);
 * ``k`` chained products inside one ``lax.scan`` (each product's input depends on the previous
   output, as in Lanczos), including the linearization itself, for ``k = 20``;
 * a full ``hessian_eigenpairs`` call (Lanczos, 20 iterations) with each ``hvp_method``, for one
@@ -92,8 +94,12 @@ def measure(loss, params, batch, reps: int, runs: int) -> dict:
 
     stack = lambda t: jax.tree_util.tree_map(lambda x: jnp.stack([x] * runs), t)  # noqa: E731
     keys = jax.random.split(jax.random.key(2), runs)
-    fns = {"grad": jax.jit(jax.grad(loss))}
-    args = {"grad": (params, batch)}
+    def grad_chain(p, b):  # K gradient-descent steps in one scan: a gradient inside a loop
+        step = lambda q, _: (jax.tree_util.tree_map(lambda a, g: a - 1e-6 * g, q, jax.grad(loss)(q, b)), None)  # noqa: E731
+        return jax.lax.scan(step, p, None, length=K)[0]
+
+    fns = {"grad": jax.jit(jax.grad(loss)), f"grad_x{K}": jax.jit(grad_chain)}
+    args = {"grad": (params, batch), f"grad_x{K}": (params, batch)}
     for m in HVP_METHODS:
         fns[f"{m}_x{K}"], args[f"{m}_x{K}"] = chained(m), (params, batch, v)
         fns[f"lanczos_{m}"], args[f"lanczos_{m}"] = jax.jit(lanczos(m)), (params, batch, keys[0])
@@ -104,6 +110,8 @@ def measure(loss, params, batch, reps: int, runs: int) -> dict:
     g = t["grad"]
     for m in HVP_METHODS:
         out[m] = {f"hvp_over_grad_in_{K}_chain": t[f"{m}_x{K}"] / (K * g),
+                  f"hvp_chain_over_grad_chain_{K}": t[f"{m}_x{K}"] / t[f"grad_x{K}"],
+                  f"lanczos_{K}_over_grad_chain_{K}": t[f"lanczos_{m}"] / t[f"grad_x{K}"],
                   f"lanczos_{K}_over_grad": t[f"lanczos_{m}"] / g,
                   f"lanczos_{K}_vmap{runs}_over_grad": t[f"lanczos_{m}_vmap{runs}"] / (runs * g),
                   "temp_bytes_lanczos": temp_bytes(fns[f"lanczos_{m}"], *args[f"lanczos_{m}"])}
@@ -134,7 +142,9 @@ def main() -> None:
             x = r[m]
             print(f"  {m:21s}: HVP/grad in a {K}-chain {x[f'hvp_over_grad_in_{K}_chain']:.2f}, Lanczos({K})/grad "
                   f"{x[f'lanczos_{K}_over_grad']:.1f} (vmapped x{runs}: {x[f'lanczos_{K}_vmap{runs}_over_grad']:.1f} "
-                  f"per run), temp memory {x['temp_bytes_lanczos']} B")
+                  f"per run), temp memory {x['temp_bytes_lanczos']} B; in loops: HVP chain / gradient chain "
+                  f"{x[f'hvp_chain_over_grad_chain_{K}']:.2f}, Lanczos({K}) / gradient chain "
+                  f"{x[f'lanczos_{K}_over_grad_chain_{K}']:.2f}")
         print(f"  forward-over-reverse / linearize: {r['forward_over_reverse_over_linearize']}")
     out["host_load_average_1_5_15_min"] = list(os.getloadavg())
     out["quick"] = args.quick
