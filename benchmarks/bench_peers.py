@@ -174,7 +174,7 @@ def main() -> None:
             peak = median([s["gflops"] for s in samples[grid]["jax_matmul_peak"]]) * 1e9
             row.update({"sweep_model_gflops": flops["jax_sweep"] / 1e9, "matmul_gflops": peak / 1e9,
                         "fraction_of_matmul_rate": flops["jax_sweep"] / peak,
-                        "fraction_of_matmul_rate_index_shuffle": flops.get("jax_sweep_index_shuffle", 0.0) / peak})
+                        "fraction_of_matmul_rate_index_shuffle": ratio(flops.get("jax_sweep_index_shuffle"), peak)})
         row["target"] = TARGETS[grid]
         summary[grid] = row
     lam = {name: {k: median([s.get(k) for s in v]) for k in v[0]} for name, v in samples.get("lambda_max", {}).items()}

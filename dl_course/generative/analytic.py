@@ -20,6 +20,7 @@ import numpy as np
 from flax import struct
 
 from dl_course.generative.baselines import level_probabilities
+from dl_course.generative.likelihood import grid_index, level_values
 from dl_course.generative.sde import _per_example
 
 
@@ -151,13 +152,11 @@ class FactorizedMixture:
         SDE this is exactly the independent-pixel model at time ``t`` (a ``K``-component 1-D mixture
         per pixel), whose score is the base of a score network (``losses.make_score_fn(base=...)``):
         at small ``t`` it snaps every pixel to its levels, the sawtooth a network finds hardest."""
-        flat = np.asarray(x_train, np.float64).reshape(len(x_train), -1)
-        k = np.clip(np.round((flat - low) / (high - low) * (num_levels - 1)), 0, num_levels - 1).astype(np.int64)
-        d = flat.shape[1]
-        weights = level_probabilities(k, num_levels, alpha)
-        levels = low + (high - low) * np.arange(num_levels) / (num_levels - 1)
-        f32 = lambda a: jnp.asarray(a, jnp.float32)
-        return cls(f32(weights), f32(np.broadcast_to(levels, (d, num_levels))), f32(np.zeros((d, num_levels))))
+        k = np.asarray(grid_index(jnp.asarray(x_train).reshape(len(x_train), -1), num_levels, low, high))
+        d = k.shape[1]
+        weights = jnp.asarray(level_probabilities(k, num_levels, alpha), jnp.float32)
+        means = jnp.broadcast_to(level_values(num_levels, low, high), (d, num_levels))
+        return cls(weights, means, jnp.zeros((d, num_levels), jnp.float32))
 
     def _to_y(self, x):
         return x if self.rotation is None else x @ self.rotation       # rows: R^T x

@@ -37,12 +37,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dl_course.generative.likelihood import likelihood
-
-
-def level_values(num_levels: int, low=0.0, high=1.0, dtype=jnp.float32):
-    """The ``K`` grid values ``low + k (high - low) / (K - 1)``."""
-    return low + (high - low) * jnp.arange(num_levels, dtype=dtype) / (num_levels - 1)
+from dl_course.generative.likelihood import level_values, likelihood  # noqa: F401 (level_values re-exported)
 
 
 def decoder_time(sde, num_levels: int, low=0.0, high=1.0, ratio: float = 0.2) -> float:

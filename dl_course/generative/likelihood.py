@@ -173,9 +173,21 @@ def dequantize(key, x, num_levels: int, low=0.0, high=1.0):
     stored as ``k / 16``, ``num_levels = 17``.) The grid is thereby rescaled by ``(K - 1) / K``, a
     mismatch between training and evaluation data that the reference accepts as well.
     """
-    k = jnp.round((x - low) / (high - low) * (num_levels - 1))
+    k = grid_index(x, num_levels, low, high).astype(x.dtype)
     u = jax.random.uniform(key, x.shape, x.dtype)
     return low + (high - low) * (k + u) / num_levels
+
+
+def level_values(num_levels: int, low=0.0, high=1.0, dtype=jnp.float32):
+    """The ``K`` grid values ``low + k (high - low) / (K - 1)`` on which discrete images are stored."""
+    return low + (high - low) * jnp.arange(num_levels, dtype=dtype) / (num_levels - 1)
+
+
+def grid_index(x, num_levels: int, low=0.0, high=1.0):
+    """The level ``k`` (int32) of values stored on the grid ``level_values``: the nearest grid point,
+    clipped to ``{0, ..., K - 1}`` (the inverse of ``level_values``)."""
+    k = jnp.round((jnp.asarray(x) - low) / (high - low) * (num_levels - 1))
+    return jnp.clip(k, 0, num_levels - 1).astype(jnp.int32)
 
 
 def bits_per_dim(log_prob, num_dims: int, num_levels: int, low=0.0, high=1.0):

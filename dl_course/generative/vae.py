@@ -40,6 +40,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dl_course.generative.likelihood import grid_index
 from dl_course.train import Task
 
 DECODERS = ("categorical", "gaussian")
@@ -97,8 +98,7 @@ class VAE(nn.Module):
         out = self.decode(z, train)
         flat = x.reshape(x.shape[0], -1)
         if self.decoder == "categorical":
-            k = jnp.round((flat - self.low) / (self.high - self.low) * (self.num_levels - 1)).astype(jnp.int32)
-            k = jnp.clip(k, 0, self.num_levels - 1)
+            k = grid_index(flat, self.num_levels, self.low, self.high)
             log_probs = jax.nn.log_softmax(out, axis=-1)
             return jnp.sum(jnp.take_along_axis(log_probs, k[..., None], axis=-1)[..., 0], -1)
         s = self.log_noise_std

@@ -104,7 +104,7 @@ def run(config, run_dir: results.RunDir) -> dict:
     baseline_train = data.x_train
     if gaussian:   # the continuous baselines need dequantised training images (a grid has zero-variance pixels)
         copies = max(int(config.dequantized_copies), 1)
-        baseline_train = dequantized_training_set(rescaled(raw, low, high), copies, levels, low, high).x_train
+        baseline_train = dequantized_training_set(data, copies, levels, low, high).x_train
     baselines = baseline_bits_per_dim(baseline_train, np.asarray(x_eval), levels, low, high,
                                       names=list(config.baselines), options=config.baseline_options.to_dict())
     print("baselines (test bits/dim): " + ", ".join(f"{k} {v:.3f}" for k, v in baselines.items()))
