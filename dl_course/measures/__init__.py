@@ -225,3 +225,12 @@ from dl_course.measures.outliers import (
     hessian_and_ggn_spectra,
     outlier_gap,
 )
+from dl_course.measures.sgd_modified import (
+    SGDModifiedLoss,
+    all_orders,
+    mean_sgd_epoch,
+    sgd_epoch,
+    sgd_modified_loss,
+    sgd_modified_loss_terms,
+)
+from dl_course.measures.sgd_backward_error import SGDOrderResult, sgd_backward_error

@@ -139,6 +139,10 @@ def build_program(config, data: data_lib.Dataset, task: Task | None, hooks: dict
             raise ConfigError(f"{key} must be >= 0 (0 = off), got {config.get(key)}")
     if float(config.get("target_train_accuracy", 0.0)) > 1.0:
         raise ConfigError(f"target_train_accuracy must be in [0, 1], got {config.target_train_accuracy}")
+    reg_bs = int(config.get("regularizer_batch_size", 0))
+    if reg_bs < 0 or (reg_bs and (bs or data.n_train) % reg_bs):
+        raise ConfigError(f"regularizer_batch_size {reg_bs} must divide the batch size {bs or data.n_train} "
+                          "(0 = the whole batch)")
     if int(config.get("max_parallel_runs", 0)) < 0:
         raise ConfigError(f"max_parallel_runs must be >= 0 (0 = all runs at once), got {config.max_parallel_runs}")
     if task is None:
@@ -161,5 +165,5 @@ def build_program(config, data: data_lib.Dataset, task: Task | None, hooks: dict
     prog = Program(task=task, factory=factory, optimizer_options=opt_options, schedule=schedule,
                    hooks=dict(hooks or {}), n_train=data.n_train, batch_size=bs, eval_every=every,
                    num_classes=data.num_classes, eval_chunk_train=chunk_train, eval_chunk_test=chunk_test, num_eval_train=n_eval_train,
-                   num_eval_test=n_eval_test, shuffle=SHUFFLES[shuffle])
+                   num_eval_test=n_eval_test, shuffle=SHUFFLES[shuffle], regularizer_batch_size=reg_bs)
     return prog, task

@@ -40,6 +40,10 @@ def default_config() -> ml_collections.ConfigDict:
         (eval mode, on the evaluation examples) is <= this target: the run is frozen from then on
         (``SweepResult.converged``, ``steps_to_target``); 0 = off. target_train_accuracy: the same
         on train accuracy (both given: both must hold); 0 = off.
+      regularizer_batch_size: sub-batch size of the explicit SGD regularizer, the grid key
+        ``sgd_regularizer`` = λ adding (λ/4)(1/m) Σ_k ‖∇L̂_k‖² over the m sub-batches of each
+        minibatch (Smith et al. 2021; ``dl_course.train.gradient_penalty``); must divide the batch
+        size; 0 = the whole minibatch (one term, GD's implicit regularizer). Unused without that key.
       max_parallel_runs: > 0 trains a larger grid in waves of this many runs through one compiled
         program (the last wave padded); 0 = every run at once.
       seeds / learning_rates: the default grid.
@@ -69,6 +73,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.target_train_loss = 0.0
     c.target_train_accuracy = 0.0
     c.max_parallel_runs = 0
+    c.regularizer_batch_size = 0
     c.seeds = [0, 1, 2, 3]
     c.learning_rates = [0.01, 0.03, 0.1, 0.3]
     c.dtype = "float32"

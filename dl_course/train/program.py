@@ -36,11 +36,12 @@ import jax.numpy as jnp
 import optax
 
 from dl_course.data.index_shuffle import shuffled_range
+from dl_course.train.gradient_penalty import sub_batch_gradient_penalty
 from dl_course.train.hooks import HookContext
 from dl_course.train.state import TrainState, stream
 
 # Hyperparameters the engine itself consumes (all others go to the optimizer factory).
-ENGINE_HPARAMS = ("learning_rate", "random_label_fraction", "l2")
+ENGINE_HPARAMS = ("learning_rate", "random_label_fraction", "l2", "sgd_regularizer")
 
 
 def _permutation(key, n):
@@ -73,6 +74,7 @@ class Program:
     num_eval_train: int
     num_eval_test: int
     shuffle: Callable = _permutation  # (key, n) -> the epoch's order; a value of SHUFFLES
+    regularizer_batch_size: int = 0  # sub-batch size of the sgd_regularizer term (0: the whole batch)
 
 
 def _tx(prog: Program, hparams: dict, step):
@@ -168,6 +170,11 @@ def train_step(prog: Program, state: TrainState, data: dict, t) -> tuple[TrainSt
         loss, (ms, _) = prog.task.loss(params, state.model_state, batch, dkey, True)
         if "l2" in state.hparams:
             loss = loss + 0.5 * l2 * optax.tree.norm(params, squared=True)
+        if "sgd_regularizer" in state.hparams:  # Smith et al. (2021): (λ/4)(1/m) Σ_k ‖∇L̂_k‖² over sub-batches
+            sub = prog.regularizer_batch_size or jax.tree.leaves(batch)[0].shape[0]
+            penalty = sub_batch_gradient_penalty(
+                lambda p, b: prog.task.loss(p, state.model_state, b, dkey, True)[0], params, batch, sub)
+            loss = loss + 0.25 * state.hparams["sgd_regularizer"] * penalty
         return loss, ms
 
     (loss, new_ms), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
