@@ -60,7 +60,7 @@ def get_config(variant=None):
     2. generalization: a 40-64-64-10 MLP on 800 of 1000 MNIST-1D training examples (200 held out
        for validation), cross-entropy, plain SGD; every run stopped at the engine's target train loss
        0.02 (checked every 50 steps, budget 8000 steps). Validation scan B in {10, 100, 800} x eta in
-       {0.05, 0.1, 0.2, 0.4} x 2 seeds picks eta for B = 10; then 8 seeds per arm at that eta:
+       {0.05, 0.1, 0.2, 0.4, 0.8} x 2 seeds picks eta for B = 10; then 8 seeds per arm at that eta:
        B = 10, full batch, and full batch + (eta/4)(1/80) sum_k ||grad L_k||^2 over sub-batches of 10.
     3. label_noise: diagonal linear net (d = 40, n = 20, 3-sparse teacher) from the GD interpolant of
        init u = v = 1; 20000 more steps of GD, SGD (B = 5) and label-noise SGD (B = 5) for
@@ -90,13 +90,13 @@ def get_config(variant=None):
         order={"n_train": 16, "dim": 3, "width": 8, "seed": 0, "init_scale": 1.0, "num_batches": 4,
                "eta_max": 0.04, "num_etas": 5, "rtol": 1e-11, "atol": 1e-13},
         generalization={"val_fraction": 0.2, "split_seed": 0, "small_batch": 10, "large_batch": 0,
-                        "scan_batch_sizes": [10, 100, 0], "scan_learning_rates": [0.05, 0.1, 0.2, 0.4],
+                        "scan_batch_sizes": [10, 100, 0], "scan_learning_rates": [0.05, 0.1, 0.2, 0.4, 0.8],
                         "scan_seeds": [100, 101], "seeds": list(range(8))},
         label_noise={"n": 20, "dim": 40, "sparsity": 3, "data_seed": 0, "alpha": 1.0, "fit_lr": 0.01,
                      "fit_steps": 20000, "learning_rates": [0.005, 0.007, 0.01], "sigmas": [0.5, 0.7, 1.0],
                      "batch_size": 5, "reference_lr": 0.01, "steps": 20000, "record_every": 500,
                      "seeds": [0, 1, 2], "noise_seed": 1, "trace_seed": 2, "trace_samples": 200,
-                     "drop_fraction": 0.2})
+                     "drop_fraction": 0.1})
     return configs.select_variant(c, variant, VARIANTS)
 
 
