@@ -45,7 +45,7 @@ GALLERY = {
             "vs GD {label_noise[trace_ratio_gd][estimate]:.3f}, SGD {label_noise[trace_ratio_sgd][estimate]:.3f}; "
             "drift-rate exponents {label_noise[exponent_learning_rate][measured]:.2f} in η, "
             "{label_noise[exponent_sigma][measured]:.2f} in σ",
-    "paper": "slopes 2 / 2 / 3 after one epoch (derived in measures.sgd_backward_error); the regularizer recovers "
+    "paper": "slopes 2 / 2 / 3 after one epoch (derived in measures.sgd_flows); the regularizer recovers "
              "most of the small-batch advantage; label-noise SGD lowers tr ∇²L while GD and SGD at zero loss do not, "
              "at a rate ∝ η²σ² per step (exponents 2, 2)",
 }

@@ -242,4 +242,4 @@ from dl_course.measures.sgd_modified import (
     sgd_modified_loss,
     sgd_modified_loss_terms,
 )
-from dl_course.measures.sgd_backward_error import SGDOrderResult, sgd_backward_error
+from dl_course.measures.sgd_flows import SGDOrderResult, sgd_backward_error

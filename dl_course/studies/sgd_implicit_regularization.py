@@ -1,6 +1,6 @@
 """SGD's own implicit regularizer (Smith, Dherin, Barrett & De 2021) and label-noise SGD's drift.
 
-Three parts, one summary (math in ``dl_course.measures.sgd_modified``, ``.sgd_backward_error``,
+Three parts, one summary (math in ``dl_course.measures.sgd_modified``, ``.sgd_flows``,
 ``.label_noise`` and ``dl_course.train.gradient_penalty``):
 
 1. **Order of accuracy** (float64, a small tanh MLP on ``teacher`` data split into ``m``
@@ -34,7 +34,7 @@ from dl_course import data as data_lib
 from dl_course import models, results
 from dl_course.data.splits import train_val_split
 from dl_course.measures import hessian_trace, label_noise, sgd_backward_error
-from dl_course.measures.sgd_backward_error import PREDICTED_SLOPES
+from dl_course.measures.sgd_flows import PREDICTED_SLOPES
 from dl_course.train import predict, supervised_task, sweep
 from dl_course.train.build import load_data
 
