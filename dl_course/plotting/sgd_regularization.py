@@ -41,7 +41,7 @@ def order_figure(res, *, title: str = ""):
 
 def generalization_figure(acc: dict, ci: dict, scan: list[dict], *, title: str = ""):
     """Left: test accuracy of each arm (one dot per seed, mean and 95% CI). Right: test accuracy
-    (mean over scan seeds) vs η/B, one line per batch size, from the validation scan."""
+    (mean over scan seeds) vs η/B, one line per batch size, from the validation scan's converged runs."""
     plt = pyplot()
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(10.0, 3.8))
     for i, (arm, v) in enumerate(acc.items()):
@@ -53,6 +53,8 @@ def generalization_figure(acc: dict, ci: dict, scan: list[dict], *, title: str =
     ax.set_ylabel("test accuracy")
     ax.set_title("arms at one learning rate and one train loss (mean, 95% CI)", fontsize=8)
     ax.grid(alpha=0.3)
+    dropped = sum(not r["converged"] for r in scan)
+    scan = [r for r in scan if r["converged"]]  # a run that diverged or missed the target is not at the same loss
     sizes = sorted({r["batch_size"] for r in scan})
     for j, b in enumerate(sizes):
         lrs = sorted({r["learning_rate"] for r in scan if r["batch_size"] == b})
@@ -62,7 +64,8 @@ def generalization_figure(acc: dict, ci: dict, scan: list[dict], *, title: str =
         bx.semilogx(xs, ys, "o-", color=f"C{j}", label=f"B = {b}")
     bx.set_xlabel("η / B")
     bx.set_ylabel("test accuracy (mean over scan seeds)")
-    bx.set_title("validation scan: every run at the same train loss", fontsize=8)
+    bx.set_title(f"validation scan, runs at the target train loss ({dropped} diverged or short: not shown)",
+                 fontsize=8)
     bx.legend(fontsize=7)
     bx.grid(alpha=0.3, which="both")
     if title:

@@ -142,7 +142,10 @@ def generalization(config):
     lrs = sorted({r["learning_rate"] for r in scan})
     val_by_lr = [np.mean([r["val_accuracy"] for r in scan if r["batch_size"] == small and r["learning_rate"] == lr
                           and r["converged"]] or [np.nan]) for lr in lrs]
+    converged_by_lr = [sum(r["converged"] for r in scan if r["batch_size"] == small and r["learning_rate"] == lr)
+                       for lr in lrs]
     eta = float(lrs[int(np.nanargmax(val_by_lr))])
+    finite = [lr for lr, v in zip(lrs, val_by_lr) if np.isfinite(v)]
     arms = {"small_batch": (small, {}), "large_batch": (int(gc.large_batch), {}),
             "large_batch_regularized": (int(gc.large_batch), {"sgd_regularizer": [eta]})}
     rows = []
@@ -163,8 +166,10 @@ def generalization(config):
     ok = {a: [r for r in rows if r["arm"] == a] for a in arms}
     acc = {a: np.array([r["test_accuracy"] for r in ok[a]]) for a in arms}
     head = {"selected_learning_rate": eta, "validation_accuracy_by_learning_rate": dict(zip(map(str, lrs), val_by_lr)),
-            "selected_at_grid_edge": bool(eta in (lrs[0], lrs[-1])), "small_batch": small, "large_batch": n
-            if int(gc.large_batch) == 0 else int(gc.large_batch), "n_train": n, "n_validation": int(len(va)),
+            "scan_runs_converged_by_learning_rate": dict(zip(map(str, lrs), converged_by_lr)),
+            "selected_at_grid_edge": bool(eta in (finite[0], finite[-1])),  # among the learning rates that converged
+            "small_batch": small, "large_batch": n if int(gc.large_batch) == 0 else int(gc.large_batch),
+            "n_train": n, "n_validation": int(len(va)),
             "num_seeds": len(gc.seeds),
             "test_accuracy": {a: _ci(v) for a, v in acc.items()},
             "gap_small_minus_large": _ci(acc["small_batch"] - acc["large_batch"]),
@@ -223,16 +228,31 @@ def label_noise_headline(rows, lc, start_loss, l1_star):
     ln = [r for r in rows if r["kind"] == "label_noise_sgd"]
     top = [r for r in ln if r["learning_rate"] == max(lc.learning_rates) and r["sigma"] == max(lc.sigmas)]
     fit = [r for r in ln if np.isfinite(r["steps_to_drop"]) and r["steps_to_drop"] > 0]
-    a, b = (label_noise.fit_exponents([r["learning_rate"] for r in fit], [r["sigma"] for r in fit],
-                                      [1.0 / r["steps_to_drop"] for r in fit]) if len(fit) >= 3 else (np.nan, np.nan))
+
+    def exponents(sel):
+        if len(sel) < 3:
+            return np.nan, np.nan
+        return label_noise.fit_exponents([r["learning_rate"] for r in sel], [r["sigma"] for r in sel],
+                                         [1.0 / r["steps_to_drop"] for r in sel])
+
+    a, b = exponents(fit)
+    per_seed = [exponents([r for r in fit if r["seed"] == s]) for s in lc.seeds]
+    etas = sorted(lc.learning_rates)
+    local = {}  # the η exponent between neighbouring rungs (pooled over σ and seeds): does it approach 2 as η -> 0?
+    for lo, hi in zip(etas[:-1], etas[1:]):
+        pair = [r for r in fit if r["learning_rate"] in (lo, hi)]
+        local[f"{lo:g}-{hi:g}"] = exponents(pair)[0]
     return {
         "trace_ratio_label_noise": _ci([r["trace_ratio"] for r in top]),
         "label_noise_setting": {"learning_rate": max(lc.learning_rates), "sigma": max(lc.sigmas),
                                 "batch_size": int(lc.batch_size)},
         "trace_ratio_gd": _ci([r["trace_ratio"] for r in rows if r["kind"] == "gd"]),
         "trace_ratio_sgd": _ci([r["trace_ratio"] for r in rows if r["kind"] == "sgd"]),
-        "exponent_learning_rate": {"predicted": 2.0, "measured": a},
-        "exponent_sigma": {"predicted": 2.0, "measured": b},
+        "exponent_learning_rate": {"predicted": 2.0, "measured": a, "per_seed": [e[0] for e in per_seed],
+                                   "seed_range": [min(e[0] for e in per_seed), max(e[0] for e in per_seed)],
+                                   "local_by_learning_rate_pair": local},
+        "exponent_sigma": {"predicted": 2.0, "measured": b, "per_seed": [e[1] for e in per_seed],
+                           "seed_range": [min(e[1] for e in per_seed), max(e[1] for e in per_seed)]},
         "rate_definition": f"1 / steps until the exact trace fell by {lc.drop_fraction:g} of its start",
         "num_runs_in_fit": len(fit), "num_label_noise_runs": len(ln), "start_train_loss": start_loss,
         "l1_norm_teacher": l1_star, "l1_norm_end_label_noise": _ci([r["l1_norm_end"] for r in top]),
