@@ -83,7 +83,7 @@ def test_state_and_update_keep_structure_shapes_and_dtypes(spec):
         tx = _make(name, hparams)
         state0 = jax.eval_shape(tx.init, spec)
 
-        def two_steps(params, state):
+        def two_steps(params, state, name=name, hparams=hparams):
             for _ in range(2):
                 updates, state = _step(name, hparams, params, state, params)
                 params = optax.apply_updates(params, updates)
