@@ -125,15 +125,14 @@ def test_state_pytree_and_trajectory_are_optax(case, trajectories):
 
 
 def test_the_comparison_detects_a_wrong_rule(trajectories):
-    """The mask, the schedule and the complex |g|² each change the result by far more than 1e-6."""
+    """The mask and the schedule each change the result by far more than the 1e-6 compared at."""
     (masked, _), _ = trajectories["adamw_mask_tree"]
-    (_, _), (unmasked_ref, _) = trajectories["adam_schedule"]
-    assert np.max(np.abs(masked["b"] - unmasked_ref["b"])) < 1e-6  # masked-out leaf: pure Adam
+    _, (unmasked_ref, _) = trajectories["adam_schedule"]
+    assert np.max(np.abs(masked["b"] - unmasked_ref["b"])) < 1e-6  # masked-out leaf: Adam's step
     assert np.max(np.abs(masked["w"] - unmasked_ref["w"])) > 1e-3  # decayed leaf differs
-    params = _params()
-    g = _gradient(params)
-    squared = jax.tree.map(lambda x: x * x, g)  # g² instead of |g|²: what a complex-unaware rule does
-    assert np.max(np.abs(squared["w"] - jnp.abs(g["w"]) ** 2)) > 1.0
+    (scheduled, _), _ = trajectories["sgd_schedule"]
+    (constant, _), _ = trajectories["sgd"]
+    assert np.max(np.abs(scheduled["w"] - constant["w"])) > 1e-3
 
 
 def test_state_names_are_optax(trajectories):
