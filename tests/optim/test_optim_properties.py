@@ -119,7 +119,7 @@ def _numeric_tree(dtype=np.float32, seed=0):
 
 
 # Hyperparameters that optax's state holds from init (adagrad's a_0 in ``sum_of_squares``, rmsprop's
-# initial ``nu``); ours hold them the same way (tests/optim/test_optim_optax_cases.py checks the state).
+# initial ``nu``); ours hold them the same way (tests/optim/test_optim_optax_features.py checks the state).
 STORED_AT_INIT = {"initial_accumulator_value", "initial_scale"}
 
 
