@@ -76,25 +76,28 @@ def adagrad(learning_rate, initial_accumulator_value=0.1, eps=1e-7) -> optax.Gra
     return rule(init, update)
 
 
-def rmsprop(learning_rate, decay=0.9, eps=1e-8, initial_scale=0.0, eps_in_sqrt: bool = True, momentum=None,
-            nesterov: bool = False) -> optax.GradientTransformationExtraArgs:
+def rmsprop(learning_rate, decay=0.9, eps=1e-8, initial_scale=0.0, eps_in_sqrt: bool = True, centered: bool = False,
+            momentum=None, nesterov: bool = False) -> optax.GradientTransformationExtraArgs:
     r"""RMSProp (Tieleman & Hinton 2012, "Lecture 6.5 — RMSProp", COURSERA: Neural Networks for
-    Machine Learning).
+    Machine Learning); centered as in Graves 2013 ("Generating Sequences With Recurrent Neural
+    Networks", arXiv:1308.0850).
 
     .. math::
         \nu_t = \rho\,\nu_{t-1} + (1-\rho)\, g_t^2 \;(\nu_0 = \nu_{\text{init}}),\qquad
         u_t = -\eta_t\,\frac{g_t}{\sqrt{\nu_t + \epsilon}},\qquad
         \theta_{t+1} = \theta_t + u_t
 
-    (``eps_in_sqrt=False``: :math:`\sqrt{\nu_t} + \epsilon` in the denominator). With
-    ``momentum=β`` the step is the trace of the scaled updates, :math:`m_t = u_t + \beta m_{t-1}`,
-    :math:`\theta_{t+1} = \theta_t + m_t` (``nesterov``: :math:`u_t + \beta m_t`), as optax orders it
-    (the momentum acts after the learning rate).
+    (``eps_in_sqrt=False``: :math:`\sqrt{\nu_t} + \epsilon` in the denominator). ``centered``
+    subtracts the squared mean gradient, :math:`\mu_t = \rho\mu_{t-1} + (1-\rho) g_t`, under the
+    root: :math:`\sqrt{\nu_t - |\mu_t|^2 + \epsilon}`. With ``momentum=β`` the step is the trace
+    of the scaled updates, :math:`m_t = u_t + \beta m_{t-1}`, :math:`\theta_{t+1} = \theta_t + m_t`
+    (``nesterov``: :math:`u_t + \beta m_t`), as optax orders it (momentum after the learning rate).
 
-    State: ``(ScaleByRmsState(nu), lr_state, TraceState(trace) or EmptyState())``. Equals
-    ``optax.rmsprop(η, decay=ρ, eps=ε, initial_scale, eps_in_sqrt, momentum=β, nesterov)`` (no
-    bias correction, no centering: those options of optax are not offered). Note PyTorch's
-    defaults differ (ρ = 0.99, ε = 1e-8 outside the root).
+    State: ``(ScaleByRmsState(nu) or ScaleByRStdDevState(mu, nu), lr_state, TraceState(trace)
+    or EmptyState())``. Equals ``optax.rmsprop(η, decay=ρ, eps=ε, initial_scale, eps_in_sqrt,
+    centered, momentum=β, nesterov)``, same argument order (optax's last option,
+    ``bias_correction``, is not offered). Note PyTorch's defaults differ (ρ = 0.99, ε = 1e-8
+    outside the root).
 
     Args:
       learning_rate: η, a float, traced scalar or optax schedule.
@@ -102,33 +105,44 @@ def rmsprop(learning_rate, decay=0.9, eps=1e-8, initial_scale=0.0, eps_in_sqrt: 
       eps: ε, default 1e-8 (optax's).
       initial_scale: :math:`\nu_{\text{init}}`, default 0.
       eps_in_sqrt: ε inside the square root (default, optax's) or outside (static).
+      centered: subtract the squared running mean of the gradient (static).
       momentum: β, or None (default) for no momentum.
       nesterov: Nesterov form of the momentum (static).
     """
     has_trace = momentum is not None
 
     def init(params):
+        nu = full_like_tree(params, initial_scale)
+        first = optax.ScaleByRStdDevState(mu=zeros_like_tree(params), nu=nu) if centered else optax.ScaleByRmsState(nu=nu)
         trace = optax.TraceState(trace=zeros_like_tree(params)) if has_trace else optax.EmptyState()
-        return optax.ScaleByRmsState(nu=full_like_tree(params, initial_scale)), lr_init(learning_rate), trace
+        return first, lr_init(learning_rate), trace
 
     def update(grads, state, params):
         del params
-        rms, lr_state, trace = state
+        first, lr_state, trace = state
         lr, lr_state = lr_step(learning_rate, lr_state)
 
-        def leaf(g, nu, *m):
+        def leaf(g, nu, *rest):  # rest = (mean μ if centered, trace m if momentum)
+            rest = list(rest)
             nu = (1 - decay) * abs_sq(g) + decay * nu
-            scaling = jax.lax.rsqrt(nu + eps) if eps_in_sqrt else 1 / (jnp.sqrt(nu) + eps)
+            spread = nu
+            if centered:
+                mu = (1 - decay) * g + decay * rest.pop(0)
+                spread = nu - abs_sq(mu)
+            scaling = jax.lax.rsqrt(spread + eps) if eps_in_sqrt else 1 / (jnp.sqrt(spread) + eps)
             u = -lr * (scaling * g)
-            if not has_trace:
-                return u, nu
-            m = u + momentum * m[0]
-            return (u + momentum * m if nesterov else m), nu, m
+            new = [nu, mu] if centered else [nu]
+            if has_trace:
+                m = u + momentum * rest.pop(0)
+                u = u + momentum * m if nesterov else m
+                new.append(m)
+            return (u, *new)
 
-        traces = (trace.trace,) if has_trace else ()
-        updates, nu, *m = leafwise(leaf, grads, rms.nu, *traces)
-        trace = optax.TraceState(trace=m[0]) if has_trace else trace
-        return updates, (optax.ScaleByRmsState(nu=nu), lr_state, trace)
+        inputs = [first.nu] + ([first.mu] if centered else []) + ([trace.trace] if has_trace else [])
+        updates, nu, *rest = leafwise(leaf, grads, *inputs)
+        first = optax.ScaleByRStdDevState(mu=rest.pop(0), nu=nu) if centered else optax.ScaleByRmsState(nu=nu)
+        trace = optax.TraceState(trace=rest.pop(0)) if has_trace else trace
+        return updates, (first, lr_state, trace)
 
     return rule(init, update)
 

@@ -9,6 +9,7 @@ normalized-SGD adversary, opaque mode) and the issue's ``inject_hyperparams`` ca
 """
 
 import functools
+import inspect
 
 import flax.serialization
 import jax
@@ -43,6 +44,8 @@ CASES = {
     "rmsprop_momentum": (optim.rmsprop, optax.rmsprop, {"learning_rate": _schedule(), "momentum": 0.9, "nesterov": True,
                                                         "initial_scale": 0.5}),
     "rmsprop_eps_outside": (optim.rmsprop, optax.rmsprop, {"learning_rate": 0.01, "eps_in_sqrt": False}),
+    "rmsprop_centered": (optim.rmsprop, optax.rmsprop, {"learning_rate": _schedule(), "centered": True,
+                                                        "momentum": 0.5, "initial_scale": 1.0}),
     "adam_schedule": (optim.adam, optax.adam, {"learning_rate": _schedule(), "eps_root": 1e-8}),
     "adam_nesterov_mu_bf16": (optim.adam, optax.adam, {"learning_rate": 0.1, "nesterov": True,
                                                        "mu_dtype": jnp.bfloat16}),
@@ -233,3 +236,16 @@ def test_sam_under_inject_hyperparams(base, base_hparams):
     np.testing.assert_allclose(jax.jit(two_steps, static_argnums=0)(injected, initial), two_steps(opt, initial),
                                rtol=1e-6)
     assert set(calls) == {0}
+
+
+@pytest.mark.parametrize("ours, theirs", [(optim.sgd, optax.sgd), (optim.adagrad, optax.adagrad),
+                                          (optim.rmsprop, optax.rmsprop), (optim.adam, optax.adam),
+                                          (optim.adamw, optax.adamw), (optim.sign_descent, optax.sign_sgd)],
+                         ids=["sgd", "adagrad", "rmsprop", "adam", "adamw", "sign_descent"])
+def test_signature_is_optax_prefix(ours, theirs):
+    """optax's arguments, in optax's order and with optax's defaults, start our signature (so
+    positional calls mean the same); only rmsprop's ``bias_correction`` (its last) is not offered."""
+    theirs_params = [p for p in inspect.signature(theirs).parameters.values() if p.name != "bias_correction"]
+    ours_params = list(inspect.signature(ours).parameters.values())[:len(theirs_params)]
+    assert [p.name for p in ours_params] == [p.name for p in theirs_params]
+    assert [p.default for p in ours_params] == [p.default for p in theirs_params]
