@@ -1,21 +1,21 @@
 """optax's own test cases for these rule families, re-expressed for this codebase's rules.
 
 The cases are those of optax v0.2.8's ``optax/_src/alias_test.py`` (optimization of a parabola and
-of Rosenbrock's function in float32 and complex64, extra arguments, ``inject_hyperparams``,
-explicit state dtypes, update dtypes, dtype stability of the state under ``lax.cond``,
-``MultiSteps``), ``float64_test.py`` (mixed float32/float64 leaves) and
-``contrib/_sam_test.py`` (SAM on the parabola), plus what the issue asks beyond them (a schedule
-as ``learning_rate``, ``mask=``, optax's state pytree). Every case is parametrized over
+of Rosenbrock's function in float32 and complex64 with ``tree.map_params`` and the no-recompile
+check, extra arguments, ``inject_hyperparams``, explicit state dtypes, update dtypes, dtype
+stability of the state under ``lax.cond``, ``MultiSteps``) and ``float64_test.py`` (mixed
+float32/float64 leaves); optax's SAM case and the features beyond optax's tests (schedules,
+masks, state pytree) are in test_optim_optax_features.py. Every case is parametrized over
 ``impl in ("ours", "optax")`` — the rule of ``dl_course.optim`` and the optax rule it claims to
 equal, built from the same arguments — so a failure names the rule. Acceptance: every case that
-passes for optax's rule passes for ours; the cases optax itself skips are skipped for both, with
-optax's reason.
+passes for optax's rule passes for ours; the cases optax's test skips are skipped for both, with
+optax's reason, and the one extra case (ours beyond optax's list) that optax's rule fails is
+asserted to fail for optax and skipped for ours.
 
-Tolerances are optax's (3e-2 on the optimum, 1e-3 / 1e-4 on inject_hyperparams); our-vs-optax
-comparisons use 1e-6 (float32 arithmetic of the same operations up to reassociation; the exact
-parity tests in test_optim_parity.py are tighter). Runtime: the 10 000-step loops run inside one
-compiled ``fori_loop`` each; checks of dtypes and recompilation trace with ``jax.eval_shape``
-(what decides a recompile: the avals of the state) instead of compiling.
+Tolerances are optax's (3e-2 on the optimum, 1e-3 / 1e-4 on inject_hyperparams). Runtime: the
+10 000-step loops run in one compiled program per implementation (``_grouped``); checks of dtypes
+and recompilation trace with ``jax.eval_shape`` (what decides a recompile: the avals of the
+state) instead of compiling.
 """
 
 import functools
@@ -24,7 +24,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-import optax.contrib
 import pytest
 
 from dl_course import optim
