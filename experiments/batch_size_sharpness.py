@@ -16,49 +16,58 @@ GALLERY = {
     "section": "Module 2 — training dynamics and generalization", "order": 10,
     "title": "Batch size vs sharpness (Keskar et al. 2017; Jastrzębski et al. 2017)",
     "figures": ["sharpness_vs_batch_size.png", "landscape.png"],
-    "shows": "SGD with B ∈ {10, 50, 250, 1000 = full batch} on 1000 MNIST-1D examples, 2 seeds × 4 learning rates "
-             "vmapped per batch size, each trained for max(50 epochs, 1500 steps); λmax, Hessian trace, normalized "
-             "margin of all 32 solutions in one vmapped program; filter-normalized 1D slices and the interpolation "
+    "shows": "SGD with B ∈ {10, 50, 250, 1000 = full batch} on 1000 MNIST-1D examples, 4 seeds × 4 learning rates "
+             "vmapped per batch size, every run stopped exactly at train loss 0.01; λmax, Hessian trace, normalized "
+             "margin of all 64 solutions in one vmapped program; filter-normalized 1D slices and the interpolation "
              "between the B = 10 and B = 1000 solutions",
-    "ours": "every run stopped at the first evaluation with train loss ≤ {target_train_loss:g} "
-            "({num_compared} of {num_runs} reached it; final losses "
-            "{train_loss_range[0]:.4f}–{train_loss_range[1]:.4f}); at η = "
-            "{reference_learning_rate:g}, after {at_reference_learning_rate[B=10][steps_to_target]:.0f} and "
-            "{at_reference_learning_rate[B=1000][steps_to_target]:.0f} steps: λmax {lambda_max_small_batch:.2f} "
-            "(B = {small_batch}) vs {lambda_max_large_batch:.2f} (B = {large_batch}), trace "
-            "{hessian_trace_small_batch:.3g} vs {hessian_trace_large_batch:.3g}, test accuracy "
-            "{test_accuracy_small_batch:.3f} vs {test_accuracy_large_batch:.3f}; across runs Spearman(λmax, η/B) = "
-            "{spearman_lambda_max_vs_lr_over_b:.2f}, (test accuracy, λmax) = "
-            "{spearman_test_accuracy_vs_lambda_max:.2f}, (test accuracy, η/B) = "
-            "{spearman_test_accuracy_vs_lr_over_b:.2f}; left within the stopping band: (λmax, final train loss) = "
-            "{spearman_lambda_max_vs_train_loss:.2f}",
-    "paper": "large batches find sharper minima that generalize worse, η/B sets the flatness. Under the "
-             "equal-loss control both survive, the sharpness gap smaller than without it (an order of magnitude "
-             "in λmax when the smallest batch ran to a much lower loss than full batch); the steps to the target "
-             "depend on η, not on B; the two largest batches end alike",
+    "ours": "{num_compared} of {num_runs} runs stopped at the target (final losses "
+            "{train_loss_range[0]:.5f}–{train_loss_range[1]:.5f}); B = {small_batch} vs B = {large_batch}, paired by "
+            "(seed, η) over {small_vs_large_batch[log_lambda_max_ratio][pairs]} pairs [95% CI]: log λmax ratio "
+            "{small_vs_large_batch[log_lambda_max_ratio][estimate]:.2f} "
+            "[{small_vs_large_batch[log_lambda_max_ratio][ci][0]:.2f}, "
+            "{small_vs_large_batch[log_lambda_max_ratio][ci][1]:.2f}], log trace ratio "
+            "{small_vs_large_batch[log_hessian_trace_ratio][estimate]:.2f} "
+            "[{small_vs_large_batch[log_hessian_trace_ratio][ci][0]:.2f}, "
+            "{small_vs_large_batch[log_hessian_trace_ratio][ci][1]:.2f}], test accuracy "
+            "{small_vs_large_batch[test_accuracy_difference][estimate]:+.3f} "
+            "[{small_vs_large_batch[test_accuracy_difference][ci][0]:+.3f}, "
+            "{small_vs_large_batch[test_accuracy_difference][ci][1]:+.3f}]; at η = {reference_learning_rate:g} "
+            "λmax {lambda_max_small_batch:.2f} vs {lambda_max_large_batch:.2f}; Spearman over runs [95% CI]: "
+            "(λmax, η/B) {spearman_ci[lambda_max_vs_lr_over_b][estimate]:.2f} "
+            "[{spearman_ci[lambda_max_vs_lr_over_b][ci][0]:.2f}, {spearman_ci[lambda_max_vs_lr_over_b][ci][1]:.2f}], "
+            "(test accuracy, λmax) {spearman_ci[test_accuracy_vs_lambda_max][estimate]:.2f} "
+            "[{spearman_ci[test_accuracy_vs_lambda_max][ci][0]:.2f}, "
+            "{spearman_ci[test_accuracy_vs_lambda_max][ci][1]:.2f}]; confound left inside the 1% band: "
+            "(λmax, final train loss) {spearman_ci[lambda_max_vs_train_loss][estimate]:.2f} "
+            "[{spearman_ci[lambda_max_vs_train_loss][ci][0]:.2f}, {spearman_ci[lambda_max_vs_train_loss][ci][1]:.2f}]",
+    "paper": "large batches find sharper minima that generalize worse, η/B sets the flatness. At equal loss (the exact "
+             "stop) both survive with CIs excluding 0: every one of the 16 pairs has the smaller λmax at B = 10; "
+             "the steps to the target depend on η, not on B; the two largest batches end alike",
 }
 
 
 def get_config(variant=None):
-    """Batch sizes 10, 50, 250 and full batch (n = 1000), each a 2 seeds x 4 learning rates sweep.
+    """Batch sizes 10, 50, 250 and full batch (n = 1000), each a 4 seeds x 4 learning rates sweep.
 
     Command: ``dl-course run batch_size_sharpness`` (reference run: ``--workdir results/batch_size_sharpness``;
     GPU: ``dl-course run batch_size_sharpness:paper_scale``).
-    Runtime: about 6 CPU-minutes on 2 free cores (13 minutes on a shared machine): 4 sweeps of a
-    40-128-128-10 MLP on 1000 MNIST-1D examples, every run stopped at the first evaluation (every
-    100 steps) with train loss <= 0.01 within a budget of 14000 steps (the sweep ends when all
-    its runs have stopped; full batch takes most of the time), then λmax (Lanczos, 20 HVPs) and
-    the Hessian trace (Hutchinson, 20 probes) of all 32 solutions in one vmapped program.
-    Expected (reference run): all 32 runs reach the target (final losses 0.0069-0.0100), after
-    about 10700 / 5400 / 2700 / 1400 steps for η = 0.025 / 0.05 / 0.1 / 0.2 whatever the batch
-    size (the steps depend on η, not on B). At equal loss small batches still end flatter: at
-    η = 0.1 λmax 0.73 (B = 10) vs 2.15 (B = 1000), trace 21 vs 46, test accuracy 0.465 vs 0.432;
-    across runs Spearman(λmax, η/B) = -0.94, (test accuracy, λmax) = -0.86. What the control
-    removed: without the stop (1500-5000 steps, B = 10 at loss 0.0033, B = 1000 at 0.035) λmax
-    differed 16x (0.33 vs 5.49) and the trace 11x; at equal loss 3x and 2x. B = 250 and full
-    batch end alike (λmax 2.0-2.2); the flattening comes from B = 10 and 50. Runs stop between
-    0.007 and 0.010 (one evaluation interval), and λmax still correlates with that residual loss
-    (Spearman +0.63): the fastest runs (η = 0.2, B = 10) overshoot most and are the flattest.
+    Runtime: about 10.5 CPU-minutes (631 s user + sys; 36 minutes of wall time on a heavily shared
+    machine): 4 sweeps of a 40-128-128-10 MLP on 1000 MNIST-1D examples, every run stopped at the
+    first step with train loss <= 0.01 (the engine's exact stop) within a budget of 14000 steps
+    (the sweep ends when all its runs have stopped; full batch takes most of the time), then λmax
+    (Lanczos, 20 HVPs) and the Hessian trace (Hutchinson, 20 probes) of all 64 solutions in one
+    vmapped program.
+    Expected (reference run): all 64 runs reach the target, final losses 0.00991-0.01000, after
+    about 10500 / 5300 / 2600 / 1300-1900 steps for η = 0.025 / 0.05 / 0.1 / 0.2 whatever the batch
+    size (the steps depend on η, not on B). At equal loss small batches end flatter: paired by
+    (seed, η), B = 10 vs B = 1000 log λmax ratio -0.78 [-0.99, -0.60] (λmax 2.2x smaller, every one
+    of 16 pairs), log trace ratio -0.68 [-0.91, -0.50], test accuracy +0.029 [+0.019, +0.039]
+    (15 of 16 pairs); at η = 0.1 λmax 0.76 vs 2.18. Across runs Spearman(λmax, η/B) = -0.94
+    [-0.97, -0.87], (test accuracy, λmax) = -0.72 [-0.83, -0.56]. B = 250 and full batch end alike
+    (λmax 2.06 / 2.18 at η = 0.1); the flattening comes from B = 10 and 50. The residual spread of
+    the final loss is 1% (0.0099-0.0100), and λmax still rank-correlates with it (Spearman 0.61
+    [0.38, 0.77]): the fast, flat runs (large η, B = 10) land deeper in the band; a 1% loss
+    difference cannot account for a 2-3x λmax difference, but the rank correlation is stated.
     The filter-normalized slice of the large-batch solution is the sharper one; the interpolation
     between the solutions shows no barrier higher than the ends.
     With ``--config.train.target_train_loss=0`` every run trains the whole budget instead.
