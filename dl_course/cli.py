@@ -17,45 +17,17 @@ result directory untouched); 130 interrupted at once (a second Ctrl-C).
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import os
 import sys
 from pathlib import Path
 
 from dl_course import configs
-from dl_course.results import default_workdir
-from dl_course.rundir import RunDir, status
-from dl_course.train.config import ConfigError
+from dl_course.errors import ConfigError, Preempted
+from dl_course.rundir import RunDir, default_workdir, status
+from dl_course.studies import experiments_dir, load_study, study_names
+
+__all__ = ["experiments_dir", "load_study", "main", "run_study", "study_config", "study_names"]
 
 EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_PREEMPTED, EXIT_INTERRUPTED = 2, 1, 75, 130
-
-
-def experiments_dir() -> Path:
-    """``$DL_COURSE_EXPERIMENTS``, else ``./experiments``, else the repository's ``experiments/``."""
-    env = os.environ.get("DL_COURSE_EXPERIMENTS")
-    if env:
-        return Path(env)
-    cwd = Path.cwd() / "experiments"
-    if cwd.is_dir():
-        return cwd
-    return Path(__file__).resolve().parent.parent / "experiments"
-
-
-def study_names() -> list[str]:
-    d = experiments_dir()
-    return sorted(p.stem for p in d.glob("*.py") if not p.name.startswith("_")) if d.is_dir() else []
-
-
-def load_study(name: str):
-    """Import ``experiments/<name>.py``; unknown names raise ConfigError listing the valid ones."""
-    names = study_names()
-    if name not in names:
-        raise ConfigError(f"unknown study {name!r}; valid: {', '.join(names) or '(none found in ' + str(experiments_dir()) + ')'}")
-    path = experiments_dir() / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"dl_course_experiments.{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def study_config(spec: str, overrides: list[str] = ()):
@@ -95,7 +67,6 @@ def run_study(spec: str, overrides: list[str], workdir: str | None = None, resum
 
     import jax
 
-    from dl_course.train import Preempted
     from dl_course.train.sweep import listening
 
     name = configs.split_study_spec(spec)[0]
@@ -182,7 +153,6 @@ def main(argv: list[str] | None = None) -> int:
         from dl_course.devices import use_all_cpu_cores
 
         use_all_cpu_cores()
-    from dl_course.train import Preempted
 
     try:
         if args.command == "list":

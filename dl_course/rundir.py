@@ -1,4 +1,5 @@
-"""A run's result directory: one writer at a time, written aside, appearing whole.
+"""A run's result directory: one writer at a time, written aside, appearing whole; the atomic
+file writers it uses.
 
 ``RunDir(final)`` writes into the staging directory ``<final>.partial`` (which also holds the
 checkpoints for ``--resume``) while holding an exclusive advisory lock (``fcntl.flock`` on
@@ -11,7 +12,13 @@ only with ``overwrite=True``, by an atomic exchange of the two directories (Linu
 ``runs/`` (the timestamped runs of ``results/<study>/runs/``) and any finished result directory
 (e.g. the reference run of a variant, ``results/uncertainty/digits``).
 
+Every file is written atomically (:func:`atomic_write_bytes`: a temporary file in the same
+directory, then ``os.replace``): :func:`write_json`, :func:`write_npz`, :func:`save_figure`.
 Only process 0 of a multi-process run writes (``primary``); the others' writes are no-ops.
+
+This module imports nothing of the package but :mod:`dl_course.errors`: reading or writing a run
+directory never loads the engine or JAX (what a run records, summaries and conventions, is
+:mod:`dl_course.results`).
 """
 
 from __future__ import annotations
@@ -21,15 +28,80 @@ import ctypes.util
 import datetime as _dt
 import fcntl
 import hashlib
+import io
 import json
 import os
 import shutil
+import tempfile
 from pathlib import Path
+from typing import Any
 
-from dl_course.train.config import ConfigError
+import numpy as np
+
+from dl_course.errors import ConfigError
 
 COMPLETE = "complete.json"
 KEEP_INSIDE = ("runs",)
+
+
+def _jsonable(x):
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, (np.bool_, bool)):
+        return bool(x)
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, (np.floating, float)):
+        v = float(x)
+        return v if np.isfinite(v) else None  # JSON has no inf/nan: recorded as null
+    if isinstance(x, np.ndarray) or hasattr(x, "__array__"):
+        return _jsonable(np.asarray(x).tolist())
+    return x
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Atomically write ``obj`` as indented JSON (numpy scalars/arrays converted, inf/nan -> null)."""
+    atomic_write_bytes(path, (json.dumps(_jsonable(obj), indent=2, allow_nan=False) + "\n").encode())
+
+
+def write_npz(path: Path, **arrays) -> None:
+    """Atomically write a compressed ``.npz``."""
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **{k: np.asarray(v) for k, v in arrays.items()})
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def save_figure(path: Path, fig, dpi: int = 120) -> None:
+    """Atomically save a matplotlib figure as PNG and close it."""
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def default_workdir(study: str, root: str | Path = "results") -> Path:
+    """``results/<study>/runs/<UTC timestamp>``."""
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return Path(root) / study / "runs" / stamp
 
 
 def status(path: str | Path) -> str:
@@ -143,14 +215,10 @@ class RunDir:
 
     def json(self, name: str, obj) -> None:
         if self.primary:
-            from dl_course.results import write_json
-
             write_json(self.path(name), obj)
 
     def npz(self, name: str, **arrays) -> None:
         if self.primary:
-            from dl_course.results import write_npz
-
             write_npz(self.path(name), **arrays)
 
     def figure(self, name: str, fig) -> None:
@@ -159,8 +227,6 @@ class RunDir:
         if not self.primary:
             plt.close(fig)
             return
-        from dl_course.results import save_figure
-
         save_figure(self.path(name), fig)
 
     # -- finishing ---------------------------------------------------------------------------
@@ -168,8 +234,6 @@ class RunDir:
         """Make the staging directory the result in one rename (see the module docstring)."""
         if not self.primary:
             return self.final
-        from dl_course.results import write_json
-
         self.open()
         shutil.rmtree(self.checkpoint_dir, ignore_errors=True)
         files = {}

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dl_course import cli, results
+from dl_course import cli, rundir
 from dl_course.rundir import RunDir, status
 
 TINY = ["--config.train.steps=60", "--config.train.eval_every=10", "--config.train.chunk_evals=1",
@@ -108,14 +108,14 @@ def test_sigterm_then_resume_equals_the_uninterrupted_run(capsys, tmp_path):
 
 
 def test_disk_full_while_writing_results_is_one_line_and_no_result_dir(capsys, tmp_path, monkeypatch):
-    real = results.atomic_write_bytes
+    real = rundir.atomic_write_bytes
 
     def failing(path, data):
         if Path(path).name == "summary.json":
             raise OSError(28, "No space left on device", str(path))
         return real(path, data)
 
-    monkeypatch.setattr(results, "atomic_write_bytes", failing)
+    monkeypatch.setattr(rundir, "atomic_write_bytes", failing)
     out = tmp_path / "full_disk"
     code, err = _run(capsys, "--workdir", str(out), *TINY)
     assert code == cli.EXIT_FAILURE and len(err.splitlines()) == 1

@@ -129,7 +129,7 @@ def check_fingerprint(directory: str | Path, fingerprint: dict, resume: bool) ->
                               f"{shown}{more}; resume with the original settings or start a new workdir")
         return
     if jax.process_index() == 0:  # a fresh start: checkpoints of an earlier computation must not survive it
-        from dl_course.results import write_json
+        from dl_course.rundir import write_json
 
         for old_wave in sorted(directory.glob("wave_*")):
             shutil.rmtree(old_wave, ignore_errors=True)
