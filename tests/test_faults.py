@@ -60,47 +60,79 @@ def test_second_run_into_a_busy_workdir_is_refused(capsys, tmp_path):
     assert not out.exists()
 
 
+# The child runs the CLI with checkpoint.save wrapped: after the first checkpoint it writes a marker
+# file and waits (up to 5 minutes) until its SIGTERM handler has run, so the signal always arrives
+# mid-run, however fast the machine: the run stops after the next chunk, never finishes first.
+_PAUSE_AFTER_FIRST_CHECKPOINT = """
+import signal, sys, time
+from pathlib import Path
+from dl_course import cli
+from dl_course.train import checkpoint
+
+marker, real_save, received = Path(sys.argv[1]), checkpoint.save, []
+
+def save(*args, **kwargs):
+    path = real_save(*args, **kwargs)
+    if not marker.exists():
+        handler = signal.getsignal(signal.SIGTERM)  # the engine's preemption handler
+
+        def recording(signum, frame):
+            received.append(signum)
+            handler(signum, frame)
+
+        signal.signal(signal.SIGTERM, recording)
+        marker.write_text("first checkpoint written")
+        deadline = time.time() + 300
+        while not received and time.time() < deadline:
+            time.sleep(0.02)
+    return path
+
+checkpoint.save = save
+sys.exit(cli.main(sys.argv[2:]))
+"""
+
+
+def _preempted_run(out: Path, *args) -> tuple[int, str]:
+    """Run ``dl-course run sweep --workdir out *args`` in a child process, send it SIGTERM (a
+    cluster's preemption notice) once its first checkpoint is written; exit code and stderr."""
+    env = dict(os.environ)  # the test process's XLA flags and device count: same numerics as in-process runs
+    marker = out.with_name(out.name + ".marker")
+    proc = subprocess.Popen([sys.executable, "-c", _PAUSE_AFTER_FIRST_CHECKPOINT, str(marker), "run", "sweep",
+                             "--workdir", str(out), *args], stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.time() + 300
+    while not marker.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert marker.exists(), f"no checkpoint was written (exit code {proc.poll()})"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=300)
+    return proc.returncode, err
+
+
 def test_resume_with_a_different_grid_is_refused_and_nothing_is_touched(capsys, tmp_path):
     out = tmp_path / "g"
-    env = dict(os.environ)  # the test process's XLA flags and device count: same numerics as in-process runs
-    proc = subprocess.Popen([sys.executable, "-m", "dl_course.cli", "run", "sweep", "--workdir", str(out), *TINY,
-                             "--config.train.steps=4000"], stderr=subprocess.PIPE, text=True, env=env)
-    ckpt = out.with_name("g.partial") / "checkpoints" / "wave_000"
-    deadline = time.time() + 120
-    while not (ckpt.is_dir() and any(p.name.startswith("chunk_") for p in ckpt.iterdir())) and time.time() < deadline:
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGTERM)  # a cluster's preemption notice
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == cli.EXIT_PREEMPTED, err
+    code, err = _preempted_run(out, *TINY)
+    assert code == cli.EXIT_PREEMPTED, err
     last = err.strip().splitlines()[-1]
     assert "stopped by SIGTERM after a complete chunk" in last and f"--workdir {out} --resume" in last
     partial = out.with_name("g.partial")
     before = _digest(partial)
-    code, err = _run(capsys, "--workdir", str(out), "--resume", *TINY, "--config.train.steps=4000",
-                     "--config.train.learning_rates=[0.5, 1.1]")
+    code, err = _run(capsys, "--workdir", str(out), "--resume", *TINY, "--config.train.learning_rates=[0.5, 1.1]")
     assert code == 2 and len(err.splitlines()) == 1
     assert "cannot resume" in err and "grid" in err and "0.3" in err and "1.1" in err, err
     assert _digest(partial) == before and not out.exists()
 
 
 def test_sigterm_then_resume_equals_the_uninterrupted_run(capsys, tmp_path):
-    env = dict(os.environ)  # the test process's XLA flags and device count: same numerics as in-process runs
+    """Deterministic: the signal arrives after the first of 6 chunks (the child waits for it), the
+    run stops after the second with a checkpoint, and ``--resume`` finishes it bitwise equal to the
+    uninterrupted run."""
     full = tmp_path / "full"
     assert _run(capsys, "--workdir", str(full), *TINY)[0] == 0
     out = tmp_path / "cut"
-    proc = subprocess.Popen([sys.executable, "-m", "dl_course.cli", "run", "sweep", "--workdir", str(out), *TINY],
-                            stderr=subprocess.PIPE, text=True, env=env)
-    ckpt = tmp_path / "cut.partial" / "checkpoints" / "wave_000"
-    deadline = time.time() + 120
-    while not (ckpt.is_dir() and any(p.name.startswith("chunk_") for p in ckpt.iterdir())) and time.time() < deadline:
-        if proc.poll() is not None:
-            break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=120)
-    if proc.returncode == 0:  # finished before the signal arrived: nothing to test on this machine
-        pytest.skip("the run finished before SIGTERM arrived")
-    assert proc.returncode == cli.EXIT_PREEMPTED, err
+    code, err = _preempted_run(out, *TINY)
+    assert code == cli.EXIT_PREEMPTED, err
+    chunks = sorted(p.name for p in (tmp_path / "cut.partial" / "checkpoints" / "wave_000").glob("chunk_*"))
+    assert chunks == ["chunk_000001", "chunk_000002"], chunks  # stopped after the chunk the signal arrived in
     assert _run(capsys, "--workdir", str(out), "--resume", *TINY)[0] == 0
     a, b = np.load(full / "metrics.npz"), np.load(out / "metrics.npz")
     for k in a.files:
