@@ -204,3 +204,18 @@ def test_launchers_import_neither_the_cli_nor_each_other():
             if isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", None)) in (
                     "load_study", "spec_from_file_location"):
                 raise AssertionError(f"experiments/{p.name} loads another launcher ({ast.unparse(node)})")
+
+
+def test_no_private_module_of_another_package_is_imported():
+    """Third-party code is reached through its public names (``from diffrax import AbstractERK``,
+    not ``from diffrax._solver.runge_kutta import AbstractERK``): private modules move between
+    releases."""
+    bad = []
+    for name, path in module_files().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            modules = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                       [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+            bad += [f"{name}: {m}" for m in modules
+                    if m != "__future__" and not m.startswith("dl_course")
+                    and any(part.startswith("_") for part in m.split("."))]
+    assert not bad, bad
