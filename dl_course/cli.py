@@ -10,13 +10,15 @@ engine part is ``config.train``) and ``main(config, run)`` that writes into ``ru
 
 Exit codes: 0 done; 2 bad input (one line on stderr, before anything is compiled or written);
 75 preempted (SIGTERM / SIGINT: the current chunk finished, a checkpoint was written and the
-``--resume`` command printed); 1 an environment failure (e.g. the disk is full: one line, the
-result directory untouched); 130 interrupted at once (a second Ctrl-C).
+``--resume`` command printed); 1 an environment failure (a full disk, an unwritable workdir: one
+line naming the path and the bytes needed, the result directory untouched, the last complete
+checkpoint kept); 130 interrupted at once (a second Ctrl-C).
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 from pathlib import Path
 
@@ -90,9 +92,10 @@ def run_study(spec: str, overrides: list[str], workdir: str | None = None, resum
         e.resume_command = resume_cmd
         raise
     except OSError as e:
+        resumable = run.primary and run.resumable()
         run.abort(keep_checkpoints=True)
-        raise OSError(f"writing the results of {name} failed: {e}; {run.final} is untouched"
-                      + (f"; checkpoints kept: {resume_cmd}" if run.checkpoint_dir.exists() else "")) from None
+        raise OSError(f"{name}: {e}; {run.final} is untouched"
+                      + (f"; the last complete checkpoint is kept: {resume_cmd}" if resumable else "")) from None
     except BaseException:
         run.abort(keep_checkpoints=True)
         raise
@@ -187,16 +190,18 @@ def main(argv: list[str] | None = None) -> int:
         run_study(args.study, rest, args.workdir, args.resume, args.overwrite, args.tensorboard)
         return 0
     except (ConfigError, ModuleNotFoundError) as e:  # bad input; a missing optional extra (tfds, course)
-        print(f"dl-course: error: {str(e).splitlines()[0]}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        code, line = EXIT_BAD_INPUT, f"dl-course: error: {str(e).splitlines()[0]}"
     except Preempted as e:
-        print(f"dl-course: {e}; resume with: {getattr(e, 'resume_command', '--resume')}", file=sys.stderr)
-        return EXIT_PREEMPTED
+        code, line = EXIT_PREEMPTED, f"dl-course: {e}; resume with: {getattr(e, 'resume_command', '--resume')}"
     except OSError as e:
-        print(f"dl-course: error: {e}", file=sys.stderr)
-        return EXIT_FAILURE
+        code, line = EXIT_FAILURE, f"dl-course: error: {str(e).splitlines()[0]}"
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    # Printed once the exception (and the frames it holds) is gone: a progress bar of the run
+    # stopped mid-way is closed by then and has cleared its line, so the error stands on its own.
+    gc.collect()
+    print(line, file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

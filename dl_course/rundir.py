@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from dl_course.errors import ConfigError
+from dl_course.errors import ConfigError, WriteError, write_failure_errno
 
 COMPLETE = "complete.json"
 KEEP_INSIDE = ("runs",)
@@ -61,19 +61,51 @@ def _jsonable(x):
     return x
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+def free_bytes(path: str | Path) -> int | None:
+    """Free bytes on the filesystem holding ``path`` (its nearest existing ancestor); None if unknown."""
+    path = Path(path).absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+        return shutil.disk_usage(path).free
+    except OSError:
+        return None
+
+
+def refused(path: str | Path, bytes_needed: int | None, e: BaseException) -> WriteError | None:
+    """``e`` as a one-line :class:`WriteError` naming ``path`` and the bytes the write needed, when
+    it is a refused write (full disk, quota, read-only, permission); None for any other error."""
+    if isinstance(e, WriteError):
+        return e
+    code = write_failure_errno(e)
+    if code is None:
+        return None
+    return WriteError(path, bytes_needed, e if isinstance(e, OSError) else None, free_bytes(path), code)
+
+
+def _write_fd(fd: int, data: bytes) -> None:
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and ``os.replace``. A refused write (full
+    disk, unwritable directory) raises :class:`~dl_course.errors.WriteError` and leaves neither
+    the temporary file nor a partial ``path``."""
+    path = Path(path)
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        _write_fd(fd, data)
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as e:
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
-        raise
+        error = refused(path, len(data), e)
+        if error is None:
+            raise
+        raise error from None
 
 
 def write_json(path: Path, obj: Any) -> None:
@@ -150,10 +182,29 @@ class RunDir:
 
     # -- ownership ---------------------------------------------------------------------------
     def acquire(self) -> "RunDir":
-        """Take the directory's lock and check that this run may write it (``ConfigError`` if not)."""
+        """Take the directory's lock and check that this run may write it (``ConfigError`` if not;
+        ``WriteError`` when the workdir cannot be written at all)."""
         if not self.primary:
             return self
-        self.final.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.final.parent.mkdir(parents=True, exist_ok=True)
+            fd = self._lock()
+        except OSError as e:  # an unwritable or read-only workdir: one line naming it
+            error = refused(self.lock_path, None, e)
+            if error is None:
+                raise
+            raise error from None
+        self._lock_fd = fd
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        try:
+            self._check_writable()
+        except BaseException:
+            self.release()
+            raise
+        return self
+
+    def _lock(self) -> int:
         while True:
             fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
@@ -166,17 +217,8 @@ class RunDir:
             except FileNotFoundError:
                 same = False
             if same:
-                break
+                return fd
             os.close(fd)
-        self._lock_fd = fd
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        try:
-            self._check_writable()
-        except BaseException:
-            self.release()
-            raise
-        return self
 
     def _check_writable(self) -> None:
         state = status(self.final)
@@ -206,7 +248,13 @@ class RunDir:
     # -- writing -----------------------------------------------------------------------------
     def open(self) -> "RunDir":
         if self.primary:
-            self.staging.mkdir(parents=True, exist_ok=True)
+            try:
+                self.staging.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                error = refused(self.staging, None, e)
+                if error is None:
+                    raise
+                raise error from None
         return self
 
     def path(self, name: str) -> Path:
@@ -260,9 +308,16 @@ class RunDir:
         self.release()
         return self.final
 
+    def resumable(self) -> bool:
+        """Whether the staging directory holds a complete checkpoint (``wave_*/chunk_*`` or
+        ``wave_*/done``, the layout of ``dl_course.train.checkpoint``; orbax's unfinished
+        ``*.orbax-checkpoint-tmp*`` directories do not count)."""
+        return any(p.is_dir() and ".orbax-checkpoint-tmp" not in p.name
+                   for p in self.checkpoint_dir.glob("wave_*/*"))
+
     def abort(self, keep_checkpoints: bool) -> None:
         """Remove the staging directory unless it holds checkpoints worth resuming from."""
-        if self.primary and not (keep_checkpoints and self.checkpoint_dir.exists() and any(self.checkpoint_dir.iterdir())):
+        if self.primary and not (keep_checkpoints and self.resumable()):
             shutil.rmtree(self.staging, ignore_errors=True)
             self.release()
             parent = self.final.parent

@@ -28,10 +28,12 @@ def _digest(path: Path) -> dict:
 
 
 def _run(capsys, *args):
-    """Exit code and stderr without tqdm's progress lines (they are redrawn with carriage returns)."""
+    """Exit code and stderr as a terminal shows it: each line after its last carriage return (tqdm
+    redraws and finally clears its progress line with them)."""
     code = cli.main(["run", "sweep", *args])
     err = capsys.readouterr().err
-    return code, "\n".join(line for line in err.splitlines() if line.strip() and not line.startswith("sweep:")).strip()
+    shown = (line.split("\r")[-1] for line in err.splitlines())
+    return code, "\n".join(line for line in shown if line.strip() and not line.startswith("sweep:")).strip()
 
 
 def test_finished_workdir_is_never_overwritten_silently(capsys, tmp_path):
@@ -139,20 +141,103 @@ def test_sigterm_then_resume_equals_the_uninterrupted_run(capsys, tmp_path):
         np.testing.assert_array_equal(a[k], b[k])  # bitwise
 
 
+def _no_debris(root: Path) -> list[str]:
+    """Temporary files a failed write could leave: orbax's unfinished checkpoints, our atomic writers'."""
+    return [str(p) for p in root.rglob("*") if ".orbax-checkpoint-tmp" in p.name or p.name.endswith(".tmp")]
+
+
 def test_disk_full_while_writing_results_is_one_line_and_no_result_dir(capsys, tmp_path, monkeypatch):
-    real = rundir.atomic_write_bytes
+    """The atomic writer itself meets ENOSPC on summary.json: one line naming the file and its size,
+    exit 1, no temporary file, the final directory absent, the checkpoints kept for --resume."""
+    real = rundir._write_fd
 
-    def failing(path, data):
-        if Path(path).name == "summary.json":
-            raise OSError(28, "No space left on device", str(path))
-        return real(path, data)
+    def failing(fd, data):
+        if len(data) > 100 and b'"headline"' in data:  # summary.json
+            os.close(fd)
+            raise OSError(28, "No space left on device")
+        return real(fd, data)
 
-    monkeypatch.setattr(rundir, "atomic_write_bytes", failing)
+    monkeypatch.setattr(rundir, "_write_fd", failing)
     out = tmp_path / "full_disk"
     code, err = _run(capsys, "--workdir", str(out), *TINY)
-    assert code == cli.EXIT_FAILURE and len(err.splitlines()) == 1
-    assert "No space left on device" in err and "untouched" in err
-    assert not out.exists()  # nothing half-written in the final directory
+    assert code == cli.EXIT_FAILURE and len(err.splitlines()) == 1, err
+    assert f"cannot write {tmp_path}/full_disk.partial/summary.json (No space left on device): the write needs " in err
+    assert "bytes" in err and "untouched" in err and "--resume" in err, err
+    assert not out.exists() and not _no_debris(tmp_path)  # nothing half-written anywhere
+
+
+class _FullDiskOnSave:
+    """An orbax checkpointer whose ``fail_at``-th save starts writing (a temporary directory with a
+    shard in it, as orbax leaves one) and then fails as tensorstore does on a full disk."""
+
+    def __init__(self, fail_at: int, calls: list):
+        from orbax.checkpoint import StandardCheckpointer
+
+        self.real, self.fail_at, self.calls = StandardCheckpointer(), fail_at, calls
+
+    def save(self, path, tree):
+        import jax
+
+        self.calls.append((Path(path).name, sum(np.asarray(x).nbytes for x in jax.tree.leaves(tree))))
+        if len(self.calls) == self.fail_at:
+            tmp = Path(f"{path}.orbax-checkpoint-tmp-1234") / "ocdbt.process_0"
+            tmp.mkdir(parents=True)
+            (tmp / "d").write_bytes(b"half a shard")
+            raise ValueError(f'RESOURCE_EXHAUSTED: Error writing "leaves.0/0" in OCDBT database at local file '
+                             f'"{tmp}": Failed writing: [OS error 28: No space left on device]')
+        return self.real.save(path, tree)
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+
+def test_disk_full_during_a_checkpoint_keeps_the_last_complete_one_resumable(capsys, tmp_path, monkeypatch):
+    """The third checkpoint's write fails as orbax does on a full disk: one line naming the checkpoint
+    and the bytes it needs, exit 1, no ``*.orbax-checkpoint-tmp*`` left, the two complete
+    checkpoints kept; ``--resume`` then finishes bitwise equal to the uninterrupted run."""
+    from dl_course.train import checkpoint
+
+    full = tmp_path / "full"
+    assert _run(capsys, "--workdir", str(full), *TINY)[0] == 0
+    calls = []
+    monkeypatch.setattr(checkpoint, "_checkpointer", lambda: _FullDiskOnSave(3, calls))
+    out = tmp_path / "cut"
+    code, err = _run(capsys, "--workdir", str(out), *TINY)
+    ckpts = tmp_path / "cut.partial" / "checkpoints" / "wave_000"
+    assert code == cli.EXIT_FAILURE and len(err.splitlines()) == 1, err
+    assert [name for name, _ in calls] == ["chunk_000001", "chunk_000002", "chunk_000003"]
+    needed = calls[-1][1] + checkpoint.METADATA_BYTES  # the arrays' bytes, counted here, plus orbax's metadata
+    assert (f"cannot write {ckpts}/chunk_000003 (No space left on device): the write needs {needed:,} bytes" in err
+            and "the last complete checkpoint is kept" in err and f"--workdir {out} --resume" in err), err
+    assert not _no_debris(tmp_path) and not out.exists()
+    assert sorted(p.name for p in ckpts.iterdir()) == ["chunk_000001", "chunk_000002"]
+    monkeypatch.undo()
+    assert _run(capsys, "--workdir", str(out), "--resume", *TINY)[0] == 0
+    a, b = np.load(full / "metrics.npz"), np.load(out / "metrics.npz")
+    for k in a.files:
+        np.testing.assert_array_equal(a[k], b[k])  # bitwise
+
+
+def test_too_little_free_space_is_found_before_orbax_starts(capsys, tmp_path, monkeypatch):
+    """The free space is checked against the checkpoint's size first: one line, nothing written,
+    and no staging directory kept when there is no complete checkpoint to resume from."""
+    from dl_course.train import checkpoint
+
+    monkeypatch.setattr(checkpoint, "free_bytes", lambda path: 1000)
+    out = tmp_path / "small"
+    code, err = _run(capsys, "--workdir", str(out), *TINY)
+    assert code == cli.EXIT_FAILURE and len(err.splitlines()) == 1, err
+    assert "chunk_000001 (No space left on device): the write needs " in err and "1,000 are free there" in err, err
+    assert "--resume" not in err and not list(tmp_path.iterdir())
+
+
+def test_unwritable_workdir_is_one_line(capsys, tmp_path, monkeypatch):
+    def refuse(self):
+        raise PermissionError(13, "Permission denied", str(self.lock_path))
+
+    monkeypatch.setattr(RunDir, "_lock", refuse)
+    code, err = _run(capsys, "--workdir", str(tmp_path / "ro"), *TINY)
+    assert code == cli.EXIT_FAILURE and err == f"dl-course: error: cannot write {tmp_path}/.ro.lock (Permission denied)"
 
 
 def test_non_finite_value_in_a_given_dataset_is_named_before_compiling(tmp_path):

@@ -15,7 +15,6 @@ Pixels are scaled to [0, 1] (float32, NHWC).
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import logging
 import shlex
@@ -24,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from dl_course.data.dataset import Dataset, make_dataset
+from dl_course.errors import quiet_logger
 
 SUPPORTED = {"mnist": 10, "fashion_mnist": 10, "cifar10": 10, "svhn_cropped": 10}
 
@@ -81,18 +81,6 @@ def _to_arrays(source, limit: int | None) -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
-@contextlib.contextmanager
-def _quiet(logger: str):
-    """Only errors of ``logger`` while active (its level restored afterwards)."""
-    log = logging.getLogger(logger)
-    level = log.level
-    log.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        log.setLevel(level)
-
-
 def load_tfds(name: str, data_dir: str | None = None, num_train: int | None = None,
               num_test: int | None = None) -> Dataset:
     """Load a prepared tfds image dataset into memory (train and test splits).
@@ -106,7 +94,8 @@ def load_tfds(name: str, data_dir: str | None = None, num_train: int | None = No
     import tensorflow_datasets as tfds
 
     try:
-        with _quiet("absl"):  # tfds logs a warning per missing folder before raising; the error below says it all
+        # tfds logs a warning per missing folder before raising; the one-line error below says it all
+        with quiet_logger("absl", logging.ERROR):
             train = tfds.data_source(name, split="train", data_dir=data_dir, download=False)
             test = tfds.data_source(name, split="test", data_dir=data_dir, download=False)
     except Exception as e:  # tfds raises AssertionError / NotImplementedError / FileNotFoundError variously
