@@ -135,6 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("--coordinator", default=None, help="with --distributed: host:port of process 0")
     p_run.add_argument("--num-processes", type=int, default=None, help="with --distributed: number of processes")
     p_run.add_argument("--process-id", type=int, default=None, help="with --distributed: this process's index")
+    p_run.add_argument("--heartbeat-timeout", type=int, default=30,
+                       help="with --distributed: seconds without a heartbeat after which JAX's coordination service "
+                            "declares a process lost and terminates the others (default 30; JAX's own is 100)")
     sub.add_parser("list", help="list the studies and their variants")
     sub.add_parser("runs", help="list result directories and whether each is finished")
     p_gal = sub.add_parser("gallery", help="regenerate results/README.md's tables from the committed summaries")
@@ -151,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "run" and args.distributed:
         import jax
 
-        jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
+        jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id,
+                                   heartbeat_timeout_seconds=args.heartbeat_timeout)
     else:
         from dl_course.devices import use_all_cpu_cores
 
