@@ -97,9 +97,11 @@ STRUCTURAL = {
 SLOW = {"score_digits:paper_scale", "generative_models:paper_scale"}
 
 
+_SKIP_SLOW = os.environ.get("DL_COURSE_SLOW_TESTS") != "1"
+
+
 @pytest.mark.parametrize("spec", [pytest.param(s, marks=pytest.mark.skipif(
-    s in SLOW and os.environ.get("DL_COURSE_SLOW_TESTS") != "1", reason="U-Net compile ~90 s CPU: DL_COURSE_SLOW_TESTS=1"))
-    for s in sorted(STRUCTURAL)])
+    s in SLOW and _SKIP_SLOW, reason="U-Net compile ~90 s CPU: DL_COURSE_SLOW_TESTS=1")) for s in sorted(STRUCTURAL)])
 def test_structurally_different_variant_runs_its_first_chunk(spec, tmp_path, monkeypatch):
     from dl_course import cli
     from dl_course.data import tfds_source

@@ -37,7 +37,8 @@ def load_study(name: str):
     """Import ``experiments/<name>.py``; unknown names raise ConfigError listing the valid ones."""
     names = study_names()
     if name not in names:
-        raise ConfigError(f"unknown study {name!r}; valid: {', '.join(names) or '(none found in ' + str(experiments_dir()) + ')'}")
+        found = ", ".join(names) or f"(none found in {experiments_dir()})"
+        raise ConfigError(f"unknown study {name!r}; valid: {found}")
     path = experiments_dir() / f"{name}.py"
     spec = importlib.util.spec_from_file_location(f"dl_course_experiments.{name}", path)
     module = importlib.util.module_from_spec(spec)
