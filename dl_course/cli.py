@@ -10,52 +10,26 @@ engine part is ``config.train``) and ``main(config, run)`` that writes into ``ru
 
 Exit codes: 0 done; 2 bad input (one line on stderr, before anything is compiled or written);
 75 preempted (SIGTERM / SIGINT: the current chunk finished, a checkpoint was written and the
-``--resume`` command printed); 1 an environment failure (e.g. the disk is full: one line, the
-result directory untouched); 130 interrupted at once (a second Ctrl-C).
+``--resume`` command printed); 1 an environment failure (a full disk, an unwritable workdir: one
+line naming the path and the bytes needed, the result directory untouched, the last complete
+checkpoint kept); 130 interrupted at once (a second Ctrl-C).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import os
+import gc
 import sys
 from pathlib import Path
 
 from dl_course import configs
-from dl_course.results import default_workdir
-from dl_course.rundir import RunDir, status
-from dl_course.train.config import ConfigError
+from dl_course.errors import ConfigError, Preempted
+from dl_course.rundir import RunDir, default_workdir, status
+from dl_course.studies import experiments_dir, load_study, study_names
+
+__all__ = ["experiments_dir", "load_study", "main", "run_study", "study_config", "study_names"]
 
 EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_PREEMPTED, EXIT_INTERRUPTED = 2, 1, 75, 130
-
-
-def experiments_dir() -> Path:
-    """``$DL_COURSE_EXPERIMENTS``, else ``./experiments``, else the repository's ``experiments/``."""
-    env = os.environ.get("DL_COURSE_EXPERIMENTS")
-    if env:
-        return Path(env)
-    cwd = Path.cwd() / "experiments"
-    if cwd.is_dir():
-        return cwd
-    return Path(__file__).resolve().parent.parent / "experiments"
-
-
-def study_names() -> list[str]:
-    d = experiments_dir()
-    return sorted(p.stem for p in d.glob("*.py") if not p.name.startswith("_")) if d.is_dir() else []
-
-
-def load_study(name: str):
-    """Import ``experiments/<name>.py``; unknown names raise ConfigError listing the valid ones."""
-    names = study_names()
-    if name not in names:
-        raise ConfigError(f"unknown study {name!r}; valid: {', '.join(names) or '(none found in ' + str(experiments_dir()) + ')'}")
-    path = experiments_dir() / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"dl_course_experiments.{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def study_config(spec: str, overrides: list[str] = ()):
@@ -95,7 +69,6 @@ def run_study(spec: str, overrides: list[str], workdir: str | None = None, resum
 
     import jax
 
-    from dl_course.train import Preempted
     from dl_course.train.sweep import listening
 
     name = configs.split_study_spec(spec)[0]
@@ -119,9 +92,10 @@ def run_study(spec: str, overrides: list[str], workdir: str | None = None, resum
         e.resume_command = resume_cmd
         raise
     except OSError as e:
+        resumable = run.primary and run.resumable()
         run.abort(keep_checkpoints=True)
-        raise OSError(f"writing the results of {name} failed: {e}; {run.final} is untouched"
-                      + (f"; checkpoints kept: {resume_cmd}" if run.checkpoint_dir.exists() else "")) from None
+        raise OSError(f"{name}: {e}; {run.final} is untouched"
+                      + (f"; the last complete checkpoint is kept: {resume_cmd}" if resumable else "")) from None
     except BaseException:
         run.abort(keep_checkpoints=True)
         raise
@@ -161,6 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("--coordinator", default=None, help="with --distributed: host:port of process 0")
     p_run.add_argument("--num-processes", type=int, default=None, help="with --distributed: number of processes")
     p_run.add_argument("--process-id", type=int, default=None, help="with --distributed: this process's index")
+    p_run.add_argument("--heartbeat-timeout", type=int, default=30,
+                       help="with --distributed: seconds without a heartbeat after which JAX's coordination service "
+                            "declares a process lost and terminates the others (default 30; JAX's own is 100)")
     sub.add_parser("list", help="list the studies and their variants")
     sub.add_parser("runs", help="list result directories and whether each is finished")
     p_gal = sub.add_parser("gallery", help="regenerate results/README.md's tables from the committed summaries")
@@ -177,12 +154,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "run" and args.distributed:
         import jax
 
-        jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
+        jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id,
+                                   heartbeat_timeout_seconds=args.heartbeat_timeout)
     else:
         from dl_course.devices import use_all_cpu_cores
 
         use_all_cpu_cores()
-    from dl_course.train import Preempted
 
     try:
         if args.command == "list":
@@ -217,16 +194,18 @@ def main(argv: list[str] | None = None) -> int:
         run_study(args.study, rest, args.workdir, args.resume, args.overwrite, args.tensorboard)
         return 0
     except (ConfigError, ModuleNotFoundError) as e:  # bad input; a missing optional extra (tfds, course)
-        print(f"dl-course: error: {str(e).splitlines()[0]}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        code, line = EXIT_BAD_INPUT, f"dl-course: error: {str(e).splitlines()[0]}"
     except Preempted as e:
-        print(f"dl-course: {e}; resume with: {getattr(e, 'resume_command', '--resume')}", file=sys.stderr)
-        return EXIT_PREEMPTED
+        code, line = EXIT_PREEMPTED, f"dl-course: {e}; resume with: {getattr(e, 'resume_command', '--resume')}"
     except OSError as e:
-        print(f"dl-course: error: {e}", file=sys.stderr)
-        return EXIT_FAILURE
+        code, line = EXIT_FAILURE, f"dl-course: error: {str(e).splitlines()[0]}"
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    # Printed once the exception (and the frames it holds) is gone: a progress bar of the run
+    # stopped mid-way is closed by then and has cleared its line, so the error stands on its own.
+    gc.collect()
+    print(line, file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from typing import Any
 
 import ml_collections
 
-from dl_course.train.config import ConfigError
+from dl_course.errors import ConfigError
 
 
 def study_config(train: ml_collections.ConfigDict, **study: Any) -> ml_collections.ConfigDict:

@@ -137,7 +137,7 @@ def render(readme: str, generated: str) -> str:
 
 def main(check: bool = False, results_dir: Path = Path("results")) -> int:
     """Regenerate (or, with ``check``, verify) ``results_dir/README.md``; returns an exit code."""
-    from dl_course.cli import load_study, study_names
+    from dl_course.studies import load_study, study_names
 
     modules = {n: load_study(n) for n in study_names()}
     readme_path = results_dir / "README.md"
@@ -148,7 +148,7 @@ def main(check: bool = False, results_dir: Path = Path("results")) -> int:
         print(f"dl-course gallery: {e}", file=sys.stderr)
         return 1
     if not check:
-        from dl_course.results import atomic_write_bytes
+        from dl_course.rundir import atomic_write_bytes
 
         atomic_write_bytes(readme_path, new.encode())
         print(f"wrote {readme_path}")

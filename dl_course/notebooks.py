@@ -174,7 +174,7 @@ def autograde(course_dir: Path, assignment: str, student: str) -> dict[str, tupl
 def write_student_versions(src_dir: Path, out_dir: Path) -> list[Path]:
     """Write the student version of every ``*.ipynb`` directly in ``src_dir`` into ``out_dir``
     (same file names): nbgrader's ``generate_assignment`` in a temporary course directory."""
-    from dl_course.results import atomic_write_bytes
+    from dl_course.rundir import atomic_write_bytes
 
     written = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,4 +1,5 @@
-"""A run's result directory: one writer at a time, written aside, appearing whole.
+"""A run's result directory: one writer at a time, written aside, appearing whole; the atomic
+file writers it uses.
 
 ``RunDir(final)`` writes into the staging directory ``<final>.partial`` (which also holds the
 checkpoints for ``--resume``) while holding an exclusive advisory lock (``fcntl.flock`` on
@@ -11,7 +12,13 @@ only with ``overwrite=True``, by an atomic exchange of the two directories (Linu
 ``runs/`` (the timestamped runs of ``results/<study>/runs/``) and any finished result directory
 (e.g. the reference run of a variant, ``results/uncertainty/digits``).
 
+Every file is written atomically (:func:`atomic_write_bytes`: a temporary file in the same
+directory, then ``os.replace``): :func:`write_json`, :func:`write_npz`, :func:`save_figure`.
 Only process 0 of a multi-process run writes (``primary``); the others' writes are no-ops.
+
+This module imports nothing of the package but :mod:`dl_course.errors`: reading or writing a run
+directory never loads the engine or JAX (what a run records, summaries and conventions, is
+:mod:`dl_course.results`).
 """
 
 from __future__ import annotations
@@ -21,15 +28,112 @@ import ctypes.util
 import datetime as _dt
 import fcntl
 import hashlib
+import io
 import json
 import os
 import shutil
+import tempfile
 from pathlib import Path
+from typing import Any
 
-from dl_course.train.config import ConfigError
+import numpy as np
+
+from dl_course.errors import ConfigError, WriteError, write_failure_errno
 
 COMPLETE = "complete.json"
 KEEP_INSIDE = ("runs",)
+
+
+def _jsonable(x):
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, (np.bool_, bool)):
+        return bool(x)
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, (np.floating, float)):
+        v = float(x)
+        return v if np.isfinite(v) else None  # JSON has no inf/nan: recorded as null
+    if isinstance(x, np.ndarray) or hasattr(x, "__array__"):
+        return _jsonable(np.asarray(x).tolist())
+    return x
+
+
+def free_bytes(path: str | Path) -> int | None:
+    """Free bytes on the filesystem holding ``path`` (its nearest existing ancestor); None if unknown."""
+    path = Path(path).absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    try:
+        return shutil.disk_usage(path).free
+    except OSError:
+        return None
+
+
+def refused(path: str | Path, bytes_needed: int | None, e: BaseException) -> WriteError | None:
+    """``e`` as a one-line :class:`WriteError` naming ``path`` and the bytes the write needed, when
+    it is a refused write (full disk, quota, read-only, permission); None for any other error."""
+    if isinstance(e, WriteError):
+        return e
+    code = write_failure_errno(e)
+    if code is None:
+        return None
+    return WriteError(path, bytes_needed, e if isinstance(e, OSError) else None, free_bytes(path), code)
+
+
+def _write_fd(fd: int, data: bytes) -> None:
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and ``os.replace``. A refused write (full
+    disk, unwritable directory) raises :class:`~dl_course.errors.WriteError` and leaves neither
+    the temporary file nor a partial ``path``."""
+    path = Path(path)
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        _write_fd(fd, data)
+        os.replace(tmp, path)
+    except BaseException as e:
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
+        error = refused(path, len(data), e)
+        if error is None:
+            raise
+        raise error from None
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Atomically write ``obj`` as indented JSON (numpy scalars/arrays converted, inf/nan -> null)."""
+    atomic_write_bytes(path, (json.dumps(_jsonable(obj), indent=2, allow_nan=False) + "\n").encode())
+
+
+def write_npz(path: Path, **arrays) -> None:
+    """Atomically write a compressed ``.npz``."""
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **{k: np.asarray(v) for k, v in arrays.items()})
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def save_figure(path: Path, fig, dpi: int = 120) -> None:
+    """Atomically save a matplotlib figure as PNG and close it."""
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def default_workdir(study: str, root: str | Path = "results") -> Path:
+    """``results/<study>/runs/<UTC timestamp>``."""
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return Path(root) / study / "runs" / stamp
 
 
 def status(path: str | Path) -> str:
@@ -78,10 +182,29 @@ class RunDir:
 
     # -- ownership ---------------------------------------------------------------------------
     def acquire(self) -> "RunDir":
-        """Take the directory's lock and check that this run may write it (``ConfigError`` if not)."""
+        """Take the directory's lock and check that this run may write it (``ConfigError`` if not;
+        ``WriteError`` when the workdir cannot be written at all)."""
         if not self.primary:
             return self
-        self.final.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.final.parent.mkdir(parents=True, exist_ok=True)
+            fd = self._lock()
+        except OSError as e:  # an unwritable or read-only workdir: one line naming it
+            error = refused(self.lock_path, None, e)
+            if error is None:
+                raise
+            raise error from None
+        self._lock_fd = fd
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        try:
+            self._check_writable()
+        except BaseException:
+            self.release()
+            raise
+        return self
+
+    def _lock(self) -> int:
         while True:
             fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
@@ -94,17 +217,8 @@ class RunDir:
             except FileNotFoundError:
                 same = False
             if same:
-                break
+                return fd
             os.close(fd)
-        self._lock_fd = fd
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        try:
-            self._check_writable()
-        except BaseException:
-            self.release()
-            raise
-        return self
 
     def _check_writable(self) -> None:
         state = status(self.final)
@@ -134,7 +248,13 @@ class RunDir:
     # -- writing -----------------------------------------------------------------------------
     def open(self) -> "RunDir":
         if self.primary:
-            self.staging.mkdir(parents=True, exist_ok=True)
+            try:
+                self.staging.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                error = refused(self.staging, None, e)
+                if error is None:
+                    raise
+                raise error from None
         return self
 
     def path(self, name: str) -> Path:
@@ -143,14 +263,10 @@ class RunDir:
 
     def json(self, name: str, obj) -> None:
         if self.primary:
-            from dl_course.results import write_json
-
             write_json(self.path(name), obj)
 
     def npz(self, name: str, **arrays) -> None:
         if self.primary:
-            from dl_course.results import write_npz
-
             write_npz(self.path(name), **arrays)
 
     def figure(self, name: str, fig) -> None:
@@ -159,8 +275,6 @@ class RunDir:
         if not self.primary:
             plt.close(fig)
             return
-        from dl_course.results import save_figure
-
         save_figure(self.path(name), fig)
 
     # -- finishing ---------------------------------------------------------------------------
@@ -168,8 +282,6 @@ class RunDir:
         """Make the staging directory the result in one rename (see the module docstring)."""
         if not self.primary:
             return self.final
-        from dl_course.results import write_json
-
         self.open()
         shutil.rmtree(self.checkpoint_dir, ignore_errors=True)
         files = {}
@@ -196,9 +308,16 @@ class RunDir:
         self.release()
         return self.final
 
+    def resumable(self) -> bool:
+        """Whether the staging directory holds a complete checkpoint (``wave_*/chunk_*`` or
+        ``wave_*/done``, the layout of ``dl_course.train.checkpoint``; orbax's unfinished
+        ``*.orbax-checkpoint-tmp*`` directories do not count)."""
+        return any(p.is_dir() and ".orbax-checkpoint-tmp" not in p.name
+                   for p in self.checkpoint_dir.glob("wave_*/*"))
+
     def abort(self, keep_checkpoints: bool) -> None:
         """Remove the staging directory unless it holds checkpoints worth resuming from."""
-        if self.primary and not (keep_checkpoints and self.checkpoint_dir.exists() and any(self.checkpoint_dir.iterdir())):
+        if self.primary and not (keep_checkpoints and self.resumable()):
             shutil.rmtree(self.staging, ignore_errors=True)
             self.release()
             parent = self.final.parent

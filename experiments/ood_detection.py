@@ -3,13 +3,12 @@ of every method (SGD, temperature scaling, SWA, SWAG, MultiSWAG, deep ensemble, 
 MultiLaplace)."""
 
 from dl_course import configs
-from dl_course.cli import load_study
 from dl_course.studies import ood_detection
+from dl_course.uncertainty import member_config
 from dl_course.uncertainty.members import METHODS
 from dl_course.uncertainty.ood import SCORES
 
-_members = load_study("uncertainty")     # the members' training set-up and variants are the uncertainty study's
-VARIANTS = _members.VARIANTS
+VARIANTS = member_config.VARIANTS  # the members' training set-up and variants are the uncertainty study's
 
 GALLERY = [
     {"section": "Module 3 — uncertainty", "order": 2,
@@ -43,9 +42,10 @@ GALLERY = [
 
 def get_config(variant=None):
     """The members of the ``uncertainty`` study (40-256-256 MLP, 5 seeds, SWAG hook, dropout-0.2
-    twin, a last-layer K-FAC Laplace per seed; its ``members_training`` / ``member_keys`` and
-    VARIANTS) trained on MNIST-1D classes 0-6; OOD = the test examples of classes 7-9 (near OOD) and
-    Gaussian / uniform noise inputs matched to the training inputs (far OOD).
+    twin, a last-layer K-FAC Laplace per seed: ``dl_course.uncertainty.member_config``'s
+    ``members_training`` / ``member_keys`` and VARIANTS) trained on MNIST-1D classes 0-6; OOD =
+    the test examples of classes 7-9 (near OOD) and Gaussian / uniform noise inputs matched to the
+    training inputs (far OOD).
 
     Every method x score (msp, max_logit, entropy, mutual_information, energy) x OOD set: AUROC,
     AUPR and FPR@95%TPR, OOD as the positive class. ``--config.train.dataset=digits`` for the 8x8
@@ -69,7 +69,7 @@ def get_config(variant=None):
     Writes: auroc.png, score_histograms_<ood set>.png, config.json, summary.json (rows: method,
     seed, score, ood_set, auroc, aupr, fpr95), metrics.npz (scores_<method>_<score> [members, N]).
     """
-    c = configs.study_config(_members.members_training(), **_members.member_keys(),
+    c = configs.study_config(member_config.members_training(), **member_config.member_keys(),
                              ood={"held_out_classes": [7, 8, 9], "noise": ["gaussian", "uniform"], "seed": 0},
                              methods=list(METHODS), scores=list(SCORES))
     return configs.select_variant(c, variant, VARIANTS)

@@ -30,6 +30,12 @@ BAD = [
     (["--config.train.optimizer=sam", "--config.train.optimizer_options={'base': 'lion'}"], "Unknown base rule 'lion'"),
     (["--config.train.dataset=tfds:cifar10", "--config.train.dataset_options={'data_dir': '/nonexistent'}"],
      "dl-course prepare tfds:cifar10 --data-dir /nonexistent"),
+    (["--config.train.seeds=[0, 0]"], "repeated grid point: seed 0 given more than once in [0, 0]"),
+    (["--config.train.learning_rates=[0.1, 0.3, 0.1]"], "repeated grid point: learning_rate 0.1 given more than once"),
+    (["--config.train.model_options.width=0"], "model 'mlp': width must be an integer >= 1, got 0"),
+    (["--config.train.model_options.depth=-1"], "model 'mlp': depth must be an integer >= 0, got -1"),
+    (["--config.train.model=cnn1d", "--config.train.model_options={'channels': (4, 0)}"],
+     "model 'cnn1d': channels must be a sequence of integers >= 1, got (4, 0)"),
 ]
 
 
@@ -38,6 +44,22 @@ def test_bad_input_is_one_line_exit_2_and_leaves_nothing(capsys, tmp_path, args,
     code, err = _run(capsys, tmp_path, *args)
     assert code == 2
     assert len(err.splitlines()) == 1 and message in err, err
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("args", [["--config.train.dataset=tfds:cifar10"], ["--config.train.seeds=[0,0]"],
+                                  ["--config.train.model_options.width=0"]])
+def test_bad_input_is_the_only_line_a_real_process_prints(tmp_path, args):
+    """In a fresh process (loggers as a user meets them, e.g. absl's warnings from tfds): stderr is
+    exactly the one error line, stdout is empty, exit code 2."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "dl_course.cli", "run", "sweep", "--workdir", str(tmp_path / "o"),
+                           *args], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and done.stdout == "", done
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("dl-course: error: "), done.stderr
     assert not any(tmp_path.iterdir())
 
 

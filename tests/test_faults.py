@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dl_course import cli, results
+from dl_course import cli, rundir
 from dl_course.rundir import RunDir, status
 
 TINY = ["--config.train.steps=60", "--config.train.eval_every=10", "--config.train.chunk_evals=1",
@@ -28,10 +28,12 @@ def _digest(path: Path) -> dict:
 
 
 def _run(capsys, *args):
-    """Exit code and stderr without tqdm's progress lines (they are redrawn with carriage returns)."""
+    """Exit code and stderr as a terminal shows it: each line after its last carriage return (tqdm
+    redraws and finally clears its progress line with them)."""
     code = cli.main(["run", "sweep", *args])
     err = capsys.readouterr().err
-    return code, "\n".join(line for line in err.splitlines() if line.strip() and not line.startswith("sweep:")).strip()
+    shown = (line.split("\r")[-1] for line in err.splitlines())
+    return code, "\n".join(line for line in shown if line.strip() and not line.startswith("sweep:")).strip()
 
 
 def test_finished_workdir_is_never_overwritten_silently(capsys, tmp_path):
@@ -60,67 +62,182 @@ def test_second_run_into_a_busy_workdir_is_refused(capsys, tmp_path):
     assert not out.exists()
 
 
+# The child runs the CLI with checkpoint.save wrapped: after the first checkpoint it writes a marker
+# file and waits (up to 5 minutes) until its SIGTERM handler has run, so the signal always arrives
+# mid-run, however fast the machine: the run stops after the next chunk, never finishes first.
+_PAUSE_AFTER_FIRST_CHECKPOINT = """
+import signal, sys, time
+from pathlib import Path
+from dl_course import cli
+from dl_course.train import checkpoint
+
+marker, real_save, received = Path(sys.argv[1]), checkpoint.save, []
+
+def save(*args, **kwargs):
+    path = real_save(*args, **kwargs)
+    if not marker.exists():
+        handler = signal.getsignal(signal.SIGTERM)  # the engine's preemption handler
+
+        def recording(signum, frame):
+            received.append(signum)
+            handler(signum, frame)
+
+        signal.signal(signal.SIGTERM, recording)
+        marker.write_text("first checkpoint written")
+        deadline = time.time() + 300
+        while not received and time.time() < deadline:
+            time.sleep(0.02)
+    return path
+
+checkpoint.save = save
+sys.exit(cli.main(sys.argv[2:]))
+"""
+
+
+def _preempted_run(out: Path, *args) -> tuple[int, str]:
+    """Run ``dl-course run sweep --workdir out *args`` in a child process, send it SIGTERM (a
+    cluster's preemption notice) once its first checkpoint is written; exit code and stderr."""
+    env = dict(os.environ)  # the test process's XLA flags and device count: same numerics as in-process runs
+    marker = out.with_name(out.name + ".marker")
+    proc = subprocess.Popen([sys.executable, "-c", _PAUSE_AFTER_FIRST_CHECKPOINT, str(marker), "run", "sweep",
+                             "--workdir", str(out), *args], stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.time() + 300
+    while not marker.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert marker.exists(), f"no checkpoint was written (exit code {proc.poll()})"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=300)
+    return proc.returncode, err
+
+
 def test_resume_with_a_different_grid_is_refused_and_nothing_is_touched(capsys, tmp_path):
     out = tmp_path / "g"
-    env = dict(os.environ)  # the test process's XLA flags and device count: same numerics as in-process runs
-    proc = subprocess.Popen([sys.executable, "-m", "dl_course.cli", "run", "sweep", "--workdir", str(out), *TINY,
-                             "--config.train.steps=4000"], stderr=subprocess.PIPE, text=True, env=env)
-    ckpt = out.with_name("g.partial") / "checkpoints" / "wave_000"
-    deadline = time.time() + 120
-    while not (ckpt.is_dir() and any(p.name.startswith("chunk_") for p in ckpt.iterdir())) and time.time() < deadline:
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGTERM)  # a cluster's preemption notice
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == cli.EXIT_PREEMPTED, err
+    code, err = _preempted_run(out, *TINY)
+    assert code == cli.EXIT_PREEMPTED, err
     last = err.strip().splitlines()[-1]
     assert "stopped by SIGTERM after a complete chunk" in last and f"--workdir {out} --resume" in last
     partial = out.with_name("g.partial")
     before = _digest(partial)
-    code, err = _run(capsys, "--workdir", str(out), "--resume", *TINY, "--config.train.steps=4000",
-                     "--config.train.learning_rates=[0.5, 1.1]")
+    code, err = _run(capsys, "--workdir", str(out), "--resume", *TINY, "--config.train.learning_rates=[0.5, 1.1]")
     assert code == 2 and len(err.splitlines()) == 1
     assert "cannot resume" in err and "grid" in err and "0.3" in err and "1.1" in err, err
     assert _digest(partial) == before and not out.exists()
 
 
 def test_sigterm_then_resume_equals_the_uninterrupted_run(capsys, tmp_path):
-    env = dict(os.environ)  # the test process's XLA flags and device count: same numerics as in-process runs
+    """Deterministic: the signal arrives after the first of 6 chunks (the child waits for it), the
+    run stops after the second with a checkpoint, and ``--resume`` finishes it bitwise equal to the
+    uninterrupted run."""
     full = tmp_path / "full"
     assert _run(capsys, "--workdir", str(full), *TINY)[0] == 0
     out = tmp_path / "cut"
-    proc = subprocess.Popen([sys.executable, "-m", "dl_course.cli", "run", "sweep", "--workdir", str(out), *TINY],
-                            stderr=subprocess.PIPE, text=True, env=env)
-    ckpt = tmp_path / "cut.partial" / "checkpoints" / "wave_000"
-    deadline = time.time() + 120
-    while not (ckpt.is_dir() and any(p.name.startswith("chunk_") for p in ckpt.iterdir())) and time.time() < deadline:
-        if proc.poll() is not None:
-            break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=120)
-    if proc.returncode == 0:  # finished before the signal arrived: nothing to test on this machine
-        pytest.skip("the run finished before SIGTERM arrived")
-    assert proc.returncode == cli.EXIT_PREEMPTED, err
+    code, err = _preempted_run(out, *TINY)
+    assert code == cli.EXIT_PREEMPTED, err
+    chunks = sorted(p.name for p in (tmp_path / "cut.partial" / "checkpoints" / "wave_000").glob("chunk_*"))
+    assert chunks == ["chunk_000001", "chunk_000002"], chunks  # stopped after the chunk the signal arrived in
     assert _run(capsys, "--workdir", str(out), "--resume", *TINY)[0] == 0
     a, b = np.load(full / "metrics.npz"), np.load(out / "metrics.npz")
     for k in a.files:
         np.testing.assert_array_equal(a[k], b[k])  # bitwise
 
 
+def _no_debris(root: Path) -> list[str]:
+    """Temporary files a failed write could leave: orbax's unfinished checkpoints, our atomic writers'."""
+    return [str(p) for p in root.rglob("*") if ".orbax-checkpoint-tmp" in p.name or p.name.endswith(".tmp")]
+
+
 def test_disk_full_while_writing_results_is_one_line_and_no_result_dir(capsys, tmp_path, monkeypatch):
-    real = results.atomic_write_bytes
+    """The atomic writer itself meets ENOSPC on summary.json: one line naming the file and its size,
+    exit 1, no temporary file, the final directory absent, the checkpoints kept for --resume."""
+    real = rundir._write_fd
 
-    def failing(path, data):
-        if Path(path).name == "summary.json":
-            raise OSError(28, "No space left on device", str(path))
-        return real(path, data)
+    def failing(fd, data):
+        if len(data) > 100 and b'"headline"' in data:  # summary.json
+            os.close(fd)
+            raise OSError(28, "No space left on device")
+        return real(fd, data)
 
-    monkeypatch.setattr(results, "atomic_write_bytes", failing)
+    monkeypatch.setattr(rundir, "_write_fd", failing)
     out = tmp_path / "full_disk"
     code, err = _run(capsys, "--workdir", str(out), *TINY)
-    assert code == cli.EXIT_FAILURE and len(err.splitlines()) == 1
-    assert "No space left on device" in err and "untouched" in err
-    assert not out.exists()  # nothing half-written in the final directory
+    assert code == cli.EXIT_FAILURE and len(err.splitlines()) == 1, err
+    assert f"cannot write {tmp_path}/full_disk.partial/summary.json (No space left on device): the write needs " in err
+    assert "bytes" in err and "untouched" in err and "--resume" in err, err
+    assert not out.exists() and not _no_debris(tmp_path)  # nothing half-written anywhere
+
+
+class _FullDiskOnSave:
+    """An orbax checkpointer whose ``fail_at``-th save starts writing (a temporary directory with a
+    shard in it, as orbax leaves one) and then fails as tensorstore does on a full disk."""
+
+    def __init__(self, fail_at: int, calls: list):
+        from orbax.checkpoint import StandardCheckpointer
+
+        self.real, self.fail_at, self.calls = StandardCheckpointer(), fail_at, calls
+
+    def save(self, path, tree):
+        import jax
+
+        self.calls.append((Path(path).name, sum(np.asarray(x).nbytes for x in jax.tree.leaves(tree))))
+        if len(self.calls) == self.fail_at:
+            tmp = Path(f"{path}.orbax-checkpoint-tmp-1234") / "ocdbt.process_0"
+            tmp.mkdir(parents=True)
+            (tmp / "d").write_bytes(b"half a shard")
+            raise ValueError(f'RESOURCE_EXHAUSTED: Error writing "leaves.0/0" in OCDBT database at local file '
+                             f'"{tmp}": Failed writing: [OS error 28: No space left on device]')
+        return self.real.save(path, tree)
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+
+def test_disk_full_during_a_checkpoint_keeps_the_last_complete_one_resumable(capsys, tmp_path, monkeypatch):
+    """The third checkpoint's write fails as orbax does on a full disk: one line naming the checkpoint
+    and the bytes it needs, exit 1, no ``*.orbax-checkpoint-tmp*`` left, the two complete
+    checkpoints kept; ``--resume`` then finishes bitwise equal to the uninterrupted run."""
+    from dl_course.train import checkpoint
+
+    full = tmp_path / "full"
+    assert _run(capsys, "--workdir", str(full), *TINY)[0] == 0
+    calls = []
+    monkeypatch.setattr(checkpoint, "_checkpointer", lambda: _FullDiskOnSave(3, calls))
+    out = tmp_path / "cut"
+    code, err = _run(capsys, "--workdir", str(out), *TINY)
+    ckpts = tmp_path / "cut.partial" / "checkpoints" / "wave_000"
+    assert code == cli.EXIT_FAILURE and len(err.splitlines()) == 1, err
+    assert [name for name, _ in calls] == ["chunk_000001", "chunk_000002", "chunk_000003"]
+    needed = calls[-1][1] + checkpoint.METADATA_BYTES  # the arrays' bytes, counted here, plus orbax's metadata
+    assert (f"cannot write {ckpts}/chunk_000003 (No space left on device): the write needs {needed:,} bytes" in err
+            and "the last complete checkpoint is kept" in err and f"--workdir {out} --resume" in err), err
+    assert not _no_debris(tmp_path) and not out.exists()
+    assert sorted(p.name for p in ckpts.iterdir()) == ["chunk_000001", "chunk_000002"]
+    monkeypatch.undo()
+    assert _run(capsys, "--workdir", str(out), "--resume", *TINY)[0] == 0
+    a, b = np.load(full / "metrics.npz"), np.load(out / "metrics.npz")
+    for k in a.files:
+        np.testing.assert_array_equal(a[k], b[k])  # bitwise
+
+
+def test_too_little_free_space_is_found_before_orbax_starts(capsys, tmp_path, monkeypatch):
+    """The free space is checked against the checkpoint's size first: one line, nothing written,
+    and no staging directory kept when there is no complete checkpoint to resume from."""
+    from dl_course.train import checkpoint
+
+    monkeypatch.setattr(checkpoint, "free_bytes", lambda path: 1000)
+    out = tmp_path / "small"
+    code, err = _run(capsys, "--workdir", str(out), *TINY)
+    assert code == cli.EXIT_FAILURE and len(err.splitlines()) == 1, err
+    assert "chunk_000001 (No space left on device): the write needs " in err and "1,000 are free there" in err, err
+    assert "--resume" not in err and not list(tmp_path.iterdir())
+
+
+def test_unwritable_workdir_is_one_line(capsys, tmp_path, monkeypatch):
+    def refuse(self):
+        raise PermissionError(13, "Permission denied", str(self.lock_path))
+
+    monkeypatch.setattr(RunDir, "_lock", refuse)
+    code, err = _run(capsys, "--workdir", str(tmp_path / "ro"), *TINY)
+    assert code == cli.EXIT_FAILURE and err == f"dl-course: error: cannot write {tmp_path}/.ro.lock (Permission denied)"
 
 
 def test_non_finite_value_in_a_given_dataset_is_named_before_compiling(tmp_path):

@@ -16,12 +16,14 @@ Pixels are scaled to [0, 1] (float32, NHWC).
 from __future__ import annotations
 
 import importlib.util
+import logging
 import shlex
 from pathlib import Path
 
 import numpy as np
 
 from dl_course.data.dataset import Dataset, make_dataset
+from dl_course.errors import quiet_logger
 
 SUPPORTED = {"mnist": 10, "fashion_mnist": 10, "cifar10": 10, "svhn_cropped": 10}
 
@@ -92,8 +94,10 @@ def load_tfds(name: str, data_dir: str | None = None, num_train: int | None = No
     import tensorflow_datasets as tfds
 
     try:
-        train = tfds.data_source(name, split="train", data_dir=data_dir, download=False)
-        test = tfds.data_source(name, split="test", data_dir=data_dir, download=False)
+        # tfds logs a warning per missing folder before raising; the one-line error below says it all
+        with quiet_logger("absl", logging.ERROR):
+            train = tfds.data_source(name, split="train", data_dir=data_dir, download=False)
+            test = tfds.data_source(name, split="test", data_dir=data_dir, download=False)
     except Exception as e:  # tfds raises AssertionError / NotImplementedError / FileNotFoundError variously
         where = "" if data_dir is None else f" in {data_dir}"
         raise DataNotPreparedError(

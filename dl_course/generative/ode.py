@@ -39,8 +39,7 @@ import diffrax
 import jax
 import jax.numpy as jnp
 import numpy as np
-from diffrax._local_interpolation import ThirdOrderHermitePolynomialInterpolation
-from diffrax._solver.runge_kutta import AbstractERK, ButcherTableau
+from diffrax import AbstractERK, ButcherTableau, ThirdOrderHermitePolynomialInterpolation
 
 
 class ODEInfo(NamedTuple):

@@ -16,6 +16,8 @@ previous one (:func:`restore_newest`).
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import shutil
 import sys
@@ -24,9 +26,11 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from dl_course.train.config import ConfigError
+from dl_course.errors import ConfigError, WriteError, quiet_logger
+from dl_course.rundir import free_bytes, refused, write_json
 
 FINGERPRINT = "fingerprint.json"
+METADATA_BYTES = 64 * 1024  # orbax's metadata files and OCDBT manifests, an upper estimate for small trees
 
 
 def _checkpointer():
@@ -39,20 +43,56 @@ def wave_dir(directory: str | Path, wave: int) -> Path:
     return Path(directory).absolute() / f"wave_{wave:03d}"
 
 
+def tree_bytes(tree) -> int:
+    """Bytes of the arrays of ``tree`` (global shapes): what a checkpoint of it writes, before
+    orbax's metadata (a few kB)."""
+    return int(sum(np.prod(np.shape(x), dtype=np.int64) * np.dtype(x.dtype).itemsize for x in jax.tree.leaves(tree)))
+
+
+def _remove_temporaries(directory: Path, name: str) -> None:
+    """Orbax's unfinished ``<name>.orbax-checkpoint-tmp*`` directories of a failed save."""
+    for tmp in directory.glob(f"{name}.orbax-checkpoint-tmp*"):
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def save(directory: str | Path, name: str, state, metrics: dict[str, np.ndarray], chunks_done: int,
          keep: int = 2) -> Path:
-    """Save ``directory/name`` and delete all but the ``keep`` newest ``chunk_*`` siblings."""
+    """Save ``directory/name`` and delete all but the ``keep`` newest ``chunk_*`` siblings.
+
+    A refused write (a full disk, a quota, an unwritable directory) raises a one-line
+    ``WriteError`` naming the checkpoint and the bytes it needs, checked against the free space
+    before orbax starts; a failure during the write removes orbax's temporary directory, so the
+    previous complete checkpoints stay the newest (``--resume`` continues from them).
+    """
     directory = Path(directory).absolute()
-    directory.mkdir(parents=True, exist_ok=True)
     path = directory / name
-    if path.exists() and jax.process_index() == 0:
-        shutil.rmtree(path)
     tree = {"leaves": {str(i): x for i, x in enumerate(jax.tree.leaves(state))},
             "metrics": {k: np.asarray(v) for k, v in metrics.items()},
             "chunks_done": np.asarray(chunks_done)}
-    ckpt = _checkpointer()
-    ckpt.save(path, tree)
-    ckpt.wait_until_finished()
+    needed = tree_bytes(tree) + METADATA_BYTES
+    free = free_bytes(directory)
+    if free is not None and free < needed:
+        raise WriteError(path, needed, bytes_free=free, code=errno.ENOSPC)
+    ckpt, failure = _checkpointer(), None
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        if path.exists() and jax.process_index() == 0:
+            shutil.rmtree(path)
+        with quiet_logger("absl"):  # orbax logs each failed write thread's traceback; the error says it once
+            ckpt.save(path, tree)
+            ckpt.wait_until_finished()
+    except Exception as e:
+        failure = e
+    finally:  # its background threads stop here, before anything is cleaned up
+        with contextlib.suppress(Exception), quiet_logger("absl"):
+            ckpt.close()
+    if failure is not None:
+        error = refused(path, needed, failure)
+        if error is None:
+            raise failure
+        if jax.process_index() == 0:
+            _remove_temporaries(directory, name)
+        raise error from None
     if jax.process_index() == 0:  # every process saved its shards; one of them prunes
         chunks = _chunks(directory)
         for old in (chunks[:-keep] if keep else chunks):
@@ -129,8 +169,6 @@ def check_fingerprint(directory: str | Path, fingerprint: dict, resume: bool) ->
                               f"{shown}{more}; resume with the original settings or start a new workdir")
         return
     if jax.process_index() == 0:  # a fresh start: checkpoints of an earlier computation must not survive it
-        from dl_course.results import write_json
-
         for old_wave in sorted(directory.glob("wave_*")):
             shutil.rmtree(old_wave, ignore_errors=True)
         write_json(path, new)

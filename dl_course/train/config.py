@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import ml_collections
 
+from dl_course.errors import ConfigError
 
-class ConfigError(ValueError):
-    """Bad user input (names, values, shapes); the CLI prints it as one line and exits with 2."""
+__all__ = ["ConfigError", "check_keys", "default_config"]  # ConfigError is dl_course.errors', re-exported
 
 
 def default_config() -> ml_collections.ConfigDict:

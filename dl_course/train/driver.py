@@ -22,20 +22,9 @@ from typing import Any, Callable
 
 import numpy as np
 
+from dl_course.errors import Preempted
 from dl_course.train import checkpoint as ckpt_lib
 from dl_course.train.placement import any_process, to_host
-
-
-class Preempted(Exception):
-    """The sweep stopped on a signal after writing a checkpoint (``checkpoint`` is its path, or
-    None when no checkpoint directory was given)."""
-
-    def __init__(self, signum: int, checkpoint):
-        self.signum = signum
-        self.checkpoint = checkpoint
-        name = signal.Signals(signum).name
-        where = f"checkpoint written to {checkpoint}" if checkpoint else "no checkpoint directory: progress lost"
-        super().__init__(f"stopped by {name} after a complete chunk; {where}")
 
 
 @contextlib.contextmanager

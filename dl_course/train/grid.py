@@ -11,7 +11,8 @@ from dl_course.train.config import ConfigError
 
 def make_grid(seeds, learning_rates, **grid) -> list[dict]:
     """One dict per run, in row-major order (seed slowest, then learning rate, then ``grid`` keys
-    in the given order). Raises ``ConfigError`` for an empty axis or a non-positive learning rate."""
+    in the given order). Raises ``ConfigError`` for an empty axis, a value repeated within an axis
+    (the same grid point twice), a non-positive learning rate or a negative / non-integer seed."""
     axes = {"seed": list(seeds), "learning_rate": list(learning_rates)}
     for k, v in grid.items():
         axes[k] = list(np.atleast_1d(v).tolist())
@@ -24,6 +25,11 @@ def make_grid(seeds, learning_rates, **grid) -> list[dict]:
     bad = [s for s in axes["seed"] if not (isinstance(s, int) and s >= 0)]
     if bad:
         raise ConfigError(f"seeds must be non-negative integers, got {bad}")
+    for k, v in axes.items():  # a repeated value trains the same runs twice and reports them twice
+        repeated = sorted({x for x in v if v.count(x) > 1}, key=v.index)
+        if repeated:
+            raise ConfigError(f"repeated grid point: {k} {', '.join(map(repr, repeated))} given more than once in "
+                              f"{v}; each run is trained once: give distinct values")
     names = list(axes)
     return [dict(zip(names, values)) for values in itertools.product(*axes.values())]
 

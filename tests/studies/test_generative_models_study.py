@@ -9,6 +9,8 @@ import json
 import numpy as np
 
 from dl_course import cli
+from dl_course import data as data_lib
+from dl_course.generative.sample_quality import fit_digits_classifier, label_statistics, nearest_neighbour_distances
 
 TINY = [  # 4x4 average-pooled digits (16 pixels, 17 levels): the effects of the 8x8 run at a quarter of the cost
     "--config.pool=2", "--config.train.steps=400", "--config.train.eval_every=200", "--config.train.seeds=[0]",
@@ -20,6 +22,18 @@ TINY = [  # 4x4 average-pooled digits (16 pixels, 17 levels): the effects of the
     "--config.flow.num_couplings=4", "--config.flow.hidden_dims=(64,)",
     "--config.baselines=['histogram', 'gaussian']",
 ]
+
+
+def _pooled_digits(n_test: int, levels: int = 17):
+    """The study's images, computed here independently: 8x8 digits average-pooled over 2x2 blocks
+    and put back on the 17-level grid; the first ``n_test`` test images."""
+    d = data_lib.load("digits")
+
+    def pool(x):
+        y = np.asarray(x).reshape(len(x), 4, 2, 4, 2, 1).mean((2, 4))
+        return np.round(y * (levels - 1)) / (levels - 1)
+
+    return pool(d.x_train), pool(d.x_test[:n_test]), d.y_train, d.y_test[:n_test]
 
 
 def test_every_family_beats_the_per_pixel_histogram_at_tiny_size(tmp_path):
@@ -43,14 +57,30 @@ def test_every_family_beats_the_per_pixel_histogram_at_tiny_size(tmp_path):
     rd = h["rate_distortion"]
     assert rd["beta"] == [0.5, 1.0] and rd["rate"][0] > rd["rate"][1] and rd["distortion"][0] < rd["distortion"][1]
     assert set(h["classifier"]) == {"score", "vae", "flow", "real"}
-    for stats in h["classifier"].values():
-        assert np.isclose(sum(stats["class_histogram"]), 1.0, atol=1e-3) and 0.1 <= stats["mean_max_probability"] <= 1
     assert set(h["nearest_neighbour"]) == {"score", "vae", "flow", "test"}
-    assert all(np.isfinite(v) and v > 0 for v in h["nearest_neighbour"].values())
+    m = np.load(out / "metrics.npz")
+    # Sample quality recomputed from the saved samples: the classifier is refitted on the same
+    # pooled digits (deterministic L-BFGS) and the reported statistics are those of the saved
+    # samples; every family's samples sit far closer to the training images than uniform noise does
+    # (on 16 pooled pixels the classifier is weak, 87% test accuracy, and noise gets max-probability
+    # 0.60-0.64 against the real digits' 0.69: too close to separate; the 8x8 test,
+    # tests/generative/test_generative_sample_quality.py, asserts that separation).
+    x_train, x_test, y_train, y_test = _pooled_digits(100)
+    clf = fit_digits_classifier(x_train, y_train, x_test, y_test)
+    noise = np.random.default_rng(0).uniform(size=(64,) + x_test.shape[1:])
+    noise_nn = float(np.median(nearest_neighbour_distances(noise, x_train)))
+    real_mmp = label_statistics(clf, x_test)["mean_max_probability"]
+    assert abs(real_mmp - h["classifier"]["real"]["mean_max_probability"]) < 1e-9
+    for f in ("score", "vae", "flow"):
+        samples = m[f"{f}/seed0/samples"]
+        stats = label_statistics(clf, samples)
+        nn_f = float(np.median(nearest_neighbour_distances(samples, x_train)))
+        assert abs(stats["mean_max_probability"] - h["classifier"][f]["mean_max_probability"]) < 1e-4
+        assert abs(nn_f - h["nearest_neighbour"][f]) < 1e-4
+        assert nn_f < 0.5 * noise_nn, (f, nn_f, noise_nn)
     assert h["score_solver_success"] and h["score_nfe_mean"] > 0
     rows = summary["runs"]
     assert [r["family"] for r in rows] == ["score", "vae", "flow"] and not any(r["diverged"] for r in rows)
-    m = np.load(out / "metrics.npz")
     assert m["flow/seed0/bits_per_dim_per_example"].shape == (100,)
     np.testing.assert_allclose(m["flow/seed0/bits_per_dim_per_example"].mean(), h["bits_per_dim"]["flow"], rtol=1e-5)
     assert (out / "samples.png").stat().st_size > 0 and (out / "rate_distortion.png").stat().st_size > 0
