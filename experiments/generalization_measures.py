@@ -85,7 +85,7 @@ def get_config(variant=None):
     exclude 0: +0.10 over PAC-Bayes init 0.40, +0.11 over steps to CE 0.1 0.38, +0.19 over path
     norms 0.30); among the rest of the top five no pair is distinguishable but PAC-Bayes init vs
     path norms. Frobenius products are negative (log ∏‖W‖F -0.12 [-0.22, -0.01]) and so is the
-    parameter count (-0.35 [-0.43, -0.26]); spectral products weakly positive (0.17 [0.10, 0.25]).
+    parameter count (-0.35 [-0.42, -0.26]); spectral products weakly positive (0.17 [0.10, 0.25]).
     Sharpness: adaptive 2-sharpness 0.28 [0.21, 0.34], but magnitude-aware and plain worst-case
     sharpness are null or negative (0.01 [-0.08, 0.11], -0.12 [-0.20, -0.02]); λmax 0.14
     [0.05, 0.23]. So Jiang et al.'s PAC-Bayes and norm findings reproduce, their sharpness finding
