@@ -225,3 +225,14 @@ from dl_course.measures.outliers import (
     hessian_and_ggn_spectra,
     outlier_gap,
 )
+from dl_course.measures.complementarity import project_psd, sdcp_residuals, solve_sdcp, sym_to_vec, vec_to_sym
+from dl_course.measures.central_flow import (
+    CentralFlowResult,
+    central_flow,
+    central_flow_velocity,
+    gd_trajectory,
+    gradient_flow,
+    sharpness_along,
+    third_derivative_terms,
+    time_average,
+)
