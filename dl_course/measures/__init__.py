@@ -243,3 +243,14 @@ from dl_course.measures.sgd_modified import (
     sgd_modified_loss_terms,
 )
 from dl_course.measures.sgd_flows import SGDOrderResult, sgd_backward_error
+from dl_course.measures.complementarity import project_psd, sdcp_residuals, solve_sdcp, sym_to_vec, vec_to_sym
+from dl_course.measures.central_flow import (
+    CentralFlowResult,
+    central_flow,
+    central_flow_velocity,
+    gd_trajectory,
+    gradient_flow,
+    sharpness_along,
+    third_derivative_terms,
+    time_average,
+)
