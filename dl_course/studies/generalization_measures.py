@@ -99,10 +99,9 @@ def train_and_measure(config, data, width: int, depth: int) -> tuple[list[dict],
         train_acc = float(res.metrics["train_accuracy"][i, -1])
         train_error = 1.0 - train_acc
         test_error = float(wrong[i].mean())
-        row = {**g, "width": int(width), "depth": int(depth), "diverged": bool(res.diverged[i]),
-               "collapsed": bool(not res.diverged[i] and (train_acc <= 1.5 / data.num_classes
-                                                           or curve[-1] > curve[0])),
-               "converged": bool(res.converged[i]), "steps_to_target": int(res.steps_to_target[i]),
+        row = {**g, "width": int(width), "depth": int(depth),
+               **outcome(bool(res.diverged[i]), bool(res.converged[i]), train_acc, curve, data.num_classes),
+               "steps_to_target": int(res.steps_to_target[i]),
                "step_fraction": float(res.step_fraction[i]), "final_train_loss": float(curve[-1]),
                "train_error": train_error, "test_error": test_error, "generalization_gap": test_error - train_error,
                "gap_half_a": float(wrong[i, :half].mean()) - train_error,
@@ -112,6 +111,16 @@ def train_and_measure(config, data, width: int, depth: int) -> tuple[list[dict],
         row["measure_steps_from_ce_0.1_to_target"] = float(res.steps_to_target[i] - to_01) if to_01 >= 0 else -1.0
         rows.append(row)
     return rows, res.conventions
+
+
+def outcome(diverged: bool, converged: bool, train_accuracy: float, train_loss_curve, num_classes: int) -> dict:
+    """How a run ended: ``diverged`` (non-finite, the engine's flag), ``collapsed`` (finite but at
+    chance: train accuracy <= 1.5 / classes, or a final train loss above the initial one),
+    ``converged`` (reached the target; never a collapsed or diverged run) and ``kept`` (compared)."""
+    curve = np.asarray(train_loss_curve, float)
+    collapsed = not diverged and (train_accuracy <= 1.5 / num_classes or bool(curve[-1] > curve[0]))
+    converged = converged and not diverged and not collapsed
+    return {"diverged": diverged, "collapsed": collapsed, "converged": converged, "kept": converged}
 
 
 def dropped_by_axis(rows: list[dict], axes=AXES) -> dict:
@@ -172,7 +181,7 @@ def run(config, run_dir: results.RunDir) -> dict:
         for depth in config.depths:
             r, conventions = train_and_measure(config, data, width, depth)
             rows += r
-    kept = [r for r in rows if r["converged"] and not r["diverged"] and not r["collapsed"]]
+    kept = [r for r in rows if r["kept"]]
     n_div, n_col = sum(r["diverged"] for r in rows), sum(r["collapsed"] for r in rows)
     n_slow = len(rows) - len(kept) - n_div - n_col
     print(f"{len(kept)} of {len(rows)} models reached train loss {config.train.target_train_loss:g} within "

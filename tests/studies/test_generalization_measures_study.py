@@ -57,3 +57,20 @@ def test_generalization_measures_tiny_ranks_the_gap_first_with_cis_and_counts_th
     np.testing.assert_allclose(h["noise_ceiling_tau"]["split_half"], half, atol=1e-12)
     assert len(h["top_differences"]) == 3
     assert (out / "measure_ranking.png").exists() and (out / "best_and_worst.png").exists()
+
+
+def test_run_outcomes_keep_collapsed_and_diverged_runs_apart():
+    from dl_course.studies.generalization_measures import outcome
+
+    falling, rising = [2.3, 1.0, 0.009], [2.3, 2.4, 2.5]
+    assert outcome(False, True, 1.0, falling, 10) == {"diverged": False, "collapsed": False, "converged": True,
+                                                      "kept": True}
+    # at chance accuracy, or above its initial loss: collapsed, never converged or kept (even if a
+    # stale flag said it reached the target), and not mixed with the too-slow runs
+    for acc, curve in ((0.12, falling), (0.9, rising)):
+        o = outcome(False, True, acc, curve, 10)
+        assert o["collapsed"] and not o["converged"] and not o["kept"]
+    slow = outcome(False, False, 0.8, [2.3, 1.0, 0.5], 10)
+    assert not slow["collapsed"] and not slow["converged"]
+    nan = outcome(True, False, 0.1, [2.3, float("nan"), float("nan")], 10)
+    assert nan["diverged"] and not nan["collapsed"]
