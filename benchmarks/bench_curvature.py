@@ -2,7 +2,8 @@
 
 Prints ratios measured in one run (only ratios from the same run count on a noisy machine) and
 writes ``results/benchmarks/curvature.json``. On a CPU host the runs are vmapped on one device
-(the ratios are what matter). Run: ``python benchmarks/bench_curvature.py [--quick]``. Setting: the edge-of-stability study's default problem — full-batch GD, MSE, a
+(the ratios are what matter). Run: ``python benchmarks/bench_curvature.py [--quick]``. Setting: the
+edge-of-stability study's default problem — full-batch GD, MSE, a
 40-100-100-10 tanh MLP (15k parameters) on 1000 MNIST-1D examples, float32.
 
 1. tracking overhead: a 16-run sweep (4 seeds x 4 step sizes, 1000 steps or --steps) with and without

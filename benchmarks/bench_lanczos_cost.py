@@ -123,7 +123,8 @@ def main() -> None:
     for m in iters[1:]:
         for solver in SOLVERS:
             extra = table[f"{solver}_m{m}"]["run_s"] - table[f"{solver}_m{iters[0]}"]["run_s"]
-            print(f"{solver:13s}: iterations {iters[0]} -> {m} add {extra / table[f'{solver}_m{iters[0]}']['run_s']:.2f}x"
+            print(f"{solver:13s}: iterations {iters[0]} -> {m} add "
+                  f"{extra / table[f'{solver}_m{iters[0]}']['run_s']:.2f}x"
                   f" the time of the first {iters[0]}")
     out = {"device": results.device_info(), "versions": results.package_versions(),
            "problem": {"model": "mlp 40-100-100-10 tanh", "loss": "mse", "examples": 1000, "runs": runs,

@@ -69,7 +69,8 @@ def main() -> None:
         sys.path.insert(0, str(ROOT))
         from dl_course import results
 
-        results.write_json(ROOT / "results" / "benchmarks" / "waves.json", {**report, "versions": results.package_versions()})
+        results.write_json(ROOT / "results" / "benchmarks" / "waves.json",
+                           {**report, "versions": results.package_versions()})
 
 
 if __name__ == "__main__":

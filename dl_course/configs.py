@@ -99,7 +99,8 @@ def apply_overrides(config, overrides: list[str]):
     """Apply ``--config.a.b=value`` arguments in order (values by :func:`parse_value`)."""
     for item in overrides:
         if not item.startswith("--config.") or "=" not in item:
-            raise ConfigError(f"bad argument {item!r}; expected --config.KEY=VALUE, --workdir DIR, --resume or --overwrite")
+            raise ConfigError(f"bad argument {item!r}; expected --config.KEY=VALUE, --workdir DIR, --resume "
+                              "or --overwrite")
         path, value = item[len("--config."):].split("=", 1)
         set_value(config, path, parse_value(value))
     return config

@@ -211,7 +211,8 @@ class RunDir:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 os.close(fd)
-                raise ConfigError(f"{self.final} is being written by another run; wait for it or give another --workdir")
+                raise ConfigError(f"{self.final} is being written by another run; wait for it or give another "
+                                  "--workdir")
             try:  # the file may have been unlinked by its previous owner between open and flock
                 same = os.fstat(fd).st_ino == os.stat(self.lock_path).st_ino
             except FileNotFoundError:
@@ -228,11 +229,13 @@ class RunDir:
         if self.final.exists() and state != "finished":
             other = sorted(p.name for p in self.final.iterdir() if p.name not in KEEP_INSIDE)
             if other:
-                raise ConfigError(f"{self.final} exists and is not a finished dl-course result ({', '.join(other[:4])}); "
+                raise ConfigError(f"{self.final} exists and is not a finished dl-course result "
+                                  f"({', '.join(other[:4])}); "
                                   "give another --workdir")
         interrupted = self.checkpoint_dir.is_dir() and any(self.checkpoint_dir.iterdir())
         if interrupted and not self.resume and not self.overwrite:
-            raise ConfigError(f"{self.staging} holds an interrupted run; --resume continues it, --overwrite discards it")
+            raise ConfigError(f"{self.staging} holds an interrupted run; --resume continues it, "
+                              "--overwrite discards it")
         if self.overwrite and not self.resume and self.staging.exists():
             shutil.rmtree(self.staging)
 

@@ -87,7 +87,8 @@ def _series(metrics: dict, num_runs: int, num_points: int, max_components: int):
             skipped[name] = f"{math.prod(values.shape[2:])} components per point > max_components={max_components}"
         else:
             for index in np.ndindex(*values.shape[2:]):
-                series[f"{name}/{'_'.join(map(str, index))}"] = values[(slice(None), slice(None)) + index].astype(np.float64)
+                series[f"{name}/{'_'.join(map(str, index))}"] = (
+                    values[(slice(None), slice(None)) + index].astype(np.float64))
     return series, skipped
 
 

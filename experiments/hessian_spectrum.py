@@ -19,7 +19,8 @@ GALLERY = {
     "shows": "40-100-100-10 ReLU MLP (15k parameters), cross-entropy, SGD, 2 seeds; at 4 snapshots of training: SLQ "
              "densities, top-24 eigenvalues of H and of its Gauss–Newton part G (Lanczos), λmin, Hutchinson traces, "
              "on 2000 training examples — all 8 (seed, step) points in one vmapped program",
-    "ours": "at steps {by_snapshot[0][step]} and {by_snapshot[1][step]} the seeds show {by_snapshot[0][num_outliers_hessian]} "
+    "ours": "at steps {by_snapshot[0][step]} and {by_snapshot[1][step]} the seeds show "
+            "{by_snapshot[0][num_outliers_hessian]} "
             "and {by_snapshot[1][num_outliers_hessian]} outliers above the bulk, C − 1 = {expected_outliers} expected "
             "(gap λ9/λ10 = {by_snapshot[0][gap_after_expected]:.2f} / {by_snapshot[1][gap_after_expected]:.2f}, "
             "{by_snapshot[0][gap_after_expected_over_bulk]:.1f} / {by_snapshot[1][gap_after_expected_over_bulk]:.1f}× "

@@ -18,7 +18,8 @@ GALLERY = {
              "and ℓ∞ max-margin directions differ; 1−cos to each exact direction (NNLS / LP), ‖w(t)‖ and normalized "
              "margin vs log t",
     "ours": "cos(ℓ2, ℓ∞ directions) {datasets[separable][cos_between_l2_and_linf_directions]:.2f} / "
-            "{datasets[separable_high_dim][cos_between_l2_and_linf_directions]:.2f}; cos to ℓ2: GD {cos_to_expected_direction_range[gd]:.3f}, normalized GD "
+            "{datasets[separable_high_dim][cos_between_l2_and_linf_directions]:.2f}; cos to ℓ2: GD "
+            "{cos_to_expected_direction_range[gd]:.3f}, normalized GD "
             "{cos_to_expected_direction_range[normalized_gd]:.3f} (≥ 0.999 by step "
             "{earliest_step_1_minus_cos_to_expected_stays_below_1e-3[normalized_gd]}); cos to ℓ∞: sign descent "
             "{cos_to_expected_direction_range[sign_descent]:.3f}, Adam {cos_to_expected_direction_range[adam]:.2f}; "

@@ -44,7 +44,8 @@ def test_finished_workdir_is_never_overwritten_silently(capsys, tmp_path):
     code, err = _run(capsys, "--workdir", str(out), *TINY)
     assert code == 2 and len(err.splitlines()) == 1 and "already holds a finished run; give --overwrite" in err
     assert _digest(out) == before
-    code, _ = _run(capsys, "--workdir", str(out), "--overwrite", *TINY[:-1], "--config.train.dataset_options={'num_train': 200}")
+    code, _ = _run(capsys, "--workdir", str(out), "--overwrite", *TINY[:-1],
+                   "--config.train.dataset_options={'num_train': 200}")
     assert code == 0 and _digest(out) != before
     summary = json.loads((out / "summary.json").read_text())
     assert summary["conventions"]["train_metrics_examples"] == 200  # the new run replaced the old one whole

@@ -162,10 +162,12 @@ def test_structure_follows_the_conventions(name):
         has_block = BEGIN in cell.source
         assert has_block == (END in cell.source), f"cell {i}: unbalanced solution markers"
         if cell.cell_type == "markdown":
-            assert has_block == ("answer" in tags(cell)), f"cell {i}: markdown solution blocks belong to cells tagged 'answer'"
+            assert has_block == ("answer" in tags(cell)), (
+                f"cell {i}: markdown solution blocks belong to cells tagged 'answer'")
             continue
         ast.parse(cell.source)
-        assert has_block == ("exercise" in tags(cell)), f"cell {i}: code solution blocks belong to cells tagged 'exercise'"
+        assert has_block == ("exercise" in tags(cell)), (
+            f"cell {i}: code solution blocks belong to cells tagged 'exercise'")
         if "exercise" in tags(cell):
             assert pending is None, f"exercise cell {pending} has no check before the next exercise (cell {i})"
             pending, exercises = i, exercises + 1
@@ -190,7 +192,8 @@ def test_nbgrader_metadata_follows_the_cell_roles(name):
         role = next((expected[t] for t in tags(cell) if t in expected), None)
         if role is None and cell.cell_type == "markdown":
             role = "read-only"  # the statement of the assignment
-        assert nbgrader_role(cell) == role, f"cell {i} {tags(cell)}: nbgrader role {nbgrader_role(cell)!r}, expected {role!r}"
+        assert nbgrader_role(cell) == role, (
+            f"cell {i} {tags(cell)}: nbgrader role {nbgrader_role(cell)!r}, expected {role!r}")
         if role in ("autograder tests", "manually graded answer"):
             assert cell.metadata["nbgrader"]["points"] > 0, f"cell {i}: a graded cell without points"
 
@@ -207,4 +210,5 @@ def test_solution_notebook_autogrades_in_fast_mode_with_full_points(name, tmp_pa
     assert set(scores) == tests | answers
     assert all(scores[t][0] == scores[t][1] > 0 for t in tests), f"not full points: { {t: scores[t] for t in tests} }"
     assert all(scores[a][0] is None for a in answers), "written answers await manual grading"
-    assert cpu <= CPU_BUDGET_S, f"{name} took {cpu:.0f} s of CPU time in FAST mode (budget {CPU_BUDGET_S:.0f} s): shrink the FAST sizes"
+    assert cpu <= CPU_BUDGET_S, (
+        f"{name} took {cpu:.0f} s of CPU time in FAST mode (budget {CPU_BUDGET_S:.0f} s): shrink the FAST sizes")

@@ -56,10 +56,13 @@ def test_student_version_contains_no_solution(name, student_dir):
         kept = stu.source.splitlines()
         if stu.cell_type == "code":
             assert stu.outputs == [] and stu.execution_count is None, f"cell {i}: outputs must be cleared"
-            assert sum(line.strip() == STUB for line in kept) == blocks, f"cell {i}: expected one stub per solution block"
-            assert [line for line in kept if line.strip() != STUB] == outside, f"cell {i}: non-solution lines must be kept as they are"
+            assert sum(line.strip() == STUB for line in kept) == blocks, (
+                f"cell {i}: expected one stub per solution block")
+            assert [line for line in kept if line.strip() != STUB] == outside, (
+                f"cell {i}: non-solution lines must be kept as they are")
         else:
-            assert (ANSWER_PROMPT in stu.source) == (blocks > 0), f"cell {i}: a model answer must become the answer prompt"
+            assert (ANSWER_PROMPT in stu.source) == (blocks > 0), (
+                f"cell {i}: a model answer must become the answer prompt")
         leaked = {line.strip() for line in inside if line.strip()} - {line.strip() for line in outside}
         survivors = leaked & {line.strip() for line in kept}
         assert not survivors, f"cell {i}: solution lines survived in the student version: {sorted(survivors)[:3]}"
@@ -84,13 +87,15 @@ def test_student_version_autogrades_to_zero_with_the_checks_stopping_at_the_stub
             continue
         first_line = cell.source.splitlines()[0]
         if any(role in tags(cell) for role in ("parameters", "injected-parameters", "setup", "exercise")):
-            assert not errors(cell), f"{tags(cell)} cell {first_line!r} raised {errors(cell)[0].ename}: {errors(cell)[0].evalue}"
+            assert not errors(cell), (
+                f"{tags(cell)} cell {first_line!r} raised {errors(cell)[0].ename}: {errors(cell)[0].evalue}")
         elif "check" in tags(cell):
             checks += 1
             assert errors(cell), f"check cell {first_line!r} passed before any exercise was done: it cannot fail"
             error = errors(cell)[0]
             assert error.ename == "NotImplementedError" and "exercise" in error.evalue, (
-                f"check cell {first_line!r} should stop at the stub (NotImplementedError), got {error.ename}: {error.evalue}")
+                f"check cell {first_line!r} should stop at the stub (NotImplementedError), "
+                f"got {error.ename}: {error.evalue}")
     assert checks >= 5 and checks == sum(grade_id.startswith("check_") for grade_id in scores)
 
 

@@ -38,7 +38,8 @@ def fake_result(rng, grid, steps, metrics):
 
 def test_run_names():
     assert run_name({"seed": 3, "learning_rate": 0.1}) == "lr=0.1,seed=3"
-    assert run_name({"seed": 0, "learning_rate": 1e-4, "l2": 0.001, "nesterov": True}) == "lr=0.0001,seed=0,l2=0.001,nesterov=True"
+    assert (run_name({"seed": 0, "learning_rate": 1e-4, "l2": 0.001, "nesterov": True})
+            == "lr=0.0001,seed=0,l2=0.001,nesterov=True")
 
 
 def test_events_equal_the_metrics_per_run_step_and_component(tmp_path):
@@ -52,7 +53,8 @@ def test_events_equal_the_metrics_per_run_step_and_component(tmp_path):
     log = write_sweep_events(fake_result(rng, grid, steps, metrics), tmp_path)
     names = ["lr=0.1,seed=0", "lr=0.3,seed=0", "lr=0.1,seed=1", "lr=0.3,seed=1"]
     assert [p.name for p in log.runs] == names
-    assert sorted(log.tags) == ["diverged_flag", "test_accuracy", "top_eigenvalues/0", "top_eigenvalues/1", "train_loss"]
+    assert sorted(log.tags) == ["diverged_flag", "test_accuracy", "top_eigenvalues/0", "top_eigenvalues/1",
+                                "train_loss"]
     assert list(log.skipped) == ["per_example"]
 
     events = read_scalars(tmp_path)
@@ -82,14 +84,16 @@ def test_real_sweep_with_a_hook_round_trips(tmp_path):
         sq = sum(jnp.sum(x ** 2) for x in jax.tree.leaves(ctx.params))
         return state, {"param_norm": jnp.sqrt(sq), "norm_and_step": jnp.stack([sq, ctx.step.astype(jnp.float32)])}
 
-    result = sweep(config, seeds=[0, 1], learning_rates=[0.1, 0.5], hooks={"norm": Hook(init=lambda ctx: jnp.zeros(()), on_eval=on_eval)})
+    result = sweep(config, seeds=[0, 1], learning_rates=[0.1, 0.5],
+                   hooks={"norm": Hook(init=lambda ctx: jnp.zeros(()), on_eval=on_eval)})
     log = write_sweep_events(result, tmp_path)
     events = read_scalars(tmp_path)
     assert {"param_norm", "norm_and_step/0", "norm_and_step/1", "train_loss", "test_accuracy"} <= set(log.tags)
     for i, point in enumerate(result.grid):
         run = events[run_name(point)]
         for name, values in result.metrics.items():
-            columns = {name: values} if values.ndim == 2 else {f"{name}/{k}": values[..., k] for k in range(values.shape[2])}
+            columns = ({name: values} if values.ndim == 2
+                       else {f"{name}/{k}": values[..., k] for k in range(values.shape[2])})
             for tag, column in columns.items():
                 np.testing.assert_array_equal(run[tag][0], result.steps)
                 np.testing.assert_array_equal(run[tag][1], np.asarray(column[i], np.float32), err_msg=f"{point} {tag}")

@@ -45,6 +45,7 @@ def make_data(targets: list[str], widths: list[int], n_train: int, test_per_axis
     rep = len(widths)
     y = np.tile(f, (1, rep))  # column w_idx * T + t == target t
     yt = np.tile(ft, (1, rep))
-    info = {"targets": targets, "widths": widths, "n_train": n_train, "train_points": f"uniform on [-1,1]^{d}, seed {seed}",
+    info = {"targets": targets, "widths": widths, "n_train": n_train,
+            "train_points": f"uniform on [-1,1]^{d}, seed {seed}",
             "test_points": f"regular grid {test_per_axis}^{d} on [-1,1]^{d}", "noise": 0.0}
     return make_dataset(x, y, xt, yt, 0, f"universality{d}d", info), f, ft

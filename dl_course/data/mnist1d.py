@@ -99,7 +99,8 @@ def load_mnist1d(num_train: int | None = None, num_samples: int = 5000, noise: f
     x, y, xt, yt = d["x"], d["y"], d["x_test"], d["y_test"]
     if num_train is not None:
         if not 0 < num_train <= len(x):
-            raise ValueError(f"num_train={num_train} must be in [1, {len(x)}] for mnist1d with num_samples={num_samples}")
+            raise ValueError(f"num_train={num_train} must be in [1, {len(x)}] for mnist1d with "
+                             f"num_samples={num_samples}")
         x, y = x[:num_train], y[:num_train]
     perm = None
     if shuffle:

@@ -181,7 +181,8 @@ def block_krylov(
     whose products are known span it, and ``T = V (A V)ᵀ`` is its exact Rayleigh-quotient matrix
     (dense; solved by :func:`dl_course.linalg.jacobi_eigh`); residuals come from the stored
     products. With one start vector this is Lanczos with full reorthogonalization
-    (:func:`lanczos`: the same Ritz values in exact arithmetic). Started from the top Ritz vectors of a nearby matrix (the previous
+    (:func:`lanczos`: the same Ritz values in exact arithmetic). Started from the top Ritz vectors of a
+    nearby matrix (the previous
     evaluation during training), the space contains the old invariant subspace: eigenvalues that
     cross or cluster inside it are resolved, where a single warm-start vector weighs them by its
     components. Cost ``m`` matvecs and ``O(m² d)`` flops; memory ``(2m + b + 1) d``.

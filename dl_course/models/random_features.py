@@ -79,7 +79,8 @@ class SweepFit(NamedTuple):
 def _check_counts(counts) -> np.ndarray:
     counts = np.asarray(counts, int)
     if counts.ndim != 1 or len(counts) == 0 or counts[0] < 1 or np.any(np.diff(counts) <= 0):
-        raise ValueError(f"feature counts must be a non-empty strictly increasing list of positive ints, got {counts.tolist()}")
+        raise ValueError("feature counts must be a non-empty strictly increasing list of positive ints, "
+                         f"got {counts.tolist()}")
     return counts
 
 

@@ -113,7 +113,8 @@ def rmsprop(learning_rate, decay=0.9, eps=1e-8, initial_scale=0.0, eps_in_sqrt: 
 
     def init(params):
         nu = full_like_tree(params, initial_scale)
-        first = optax.ScaleByRStdDevState(mu=zeros_like_tree(params), nu=nu) if centered else optax.ScaleByRmsState(nu=nu)
+        first = (optax.ScaleByRStdDevState(mu=zeros_like_tree(params), nu=nu) if centered
+                 else optax.ScaleByRmsState(nu=nu))
         trace = optax.TraceState(trace=zeros_like_tree(params)) if has_trace else optax.EmptyState()
         return first, lr_init(learning_rate), trace
 

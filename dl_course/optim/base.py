@@ -56,7 +56,8 @@ def abs_sq(x: jax.Array) -> jax.Array:
     return x * x
 
 
-def leafwise(fn: Callable[..., tuple], grads: PyTree, *states: PyTree, flags: PyTree | None = None) -> tuple[PyTree, ...]:
+def leafwise(fn: Callable[..., tuple], grads: PyTree, *states: PyTree,
+             flags: PyTree | None = None) -> tuple[PyTree, ...]:
     """Apply a per-leaf rule ``fn(g, *s) -> (u, *s_new)`` and unzip the results into trees.
 
     ``grads`` and every tree in ``states`` share one structure. Inputs are upcast to

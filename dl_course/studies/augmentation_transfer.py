@@ -89,7 +89,8 @@ def run(config, run_dir: results.RunDir) -> dict:
     rows, arrays, headline, conventions = [], {}, {"source_test_accuracy": {}}, None
     for dataset in config.datasets:
         cfg, spec = _dataset_config(config, dataset)
-        source, target = source_and_target(dataset, config.source_generator.to_dict(), int(config.digits_source_classes))
+        source, target = source_and_target(dataset, config.source_generator.to_dict(),
+                                           int(config.digits_source_classes))
         pre, src_acc = pretrain(cfg, spec, source, int(config.pretrain_seed))
         headline["source_test_accuracy"][dataset] = src_acc
         model = models_lib.get(spec.model, num_outputs=target.num_classes, **spec.model_options.to_dict())

@@ -184,15 +184,17 @@ def run(config, run_dir: results.RunDir) -> dict:
 
     headline = {
         "n_train": n, "small_batch": b_small, "large_batch": b_large, "reference_learning_rate": lc.learning_rate,
-        "lambda_max_small_batch": mean_at(b_small, "lambda_max"), "lambda_max_large_batch": mean_at(b_large, "lambda_max"),
+        "lambda_max_small_batch": mean_at(b_small, "lambda_max"),
+        "lambda_max_large_batch": mean_at(b_large, "lambda_max"),
         "hessian_trace_small_batch": mean_at(b_small, "hessian_trace"),
         "hessian_trace_large_batch": mean_at(b_large, "hessian_trace"),
         "test_accuracy_small_batch": mean_at(b_small, "test_accuracy"),
         "test_accuracy_large_batch": mean_at(b_large, "test_accuracy"),
         "train_accuracy_small_batch": mean_at(b_small, "train_accuracy"),
         "train_accuracy_large_batch": mean_at(b_large, "train_accuracy"),
-        "at_reference_learning_rate": {f"B={b}": {k: mean_at(b, k) for k in ("train_loss", "lambda_max", "hessian_trace",
-                                                                           "test_accuracy", "steps_to_target")}
+        "at_reference_learning_rate": {f"B={b}": {k: mean_at(b, k)
+                                                  for k in ("train_loss", "lambda_max", "hessian_trace",
+                                                            "test_accuracy", "steps_to_target")}
                                        for b in sizes},
         "spearman_lambda_max_vs_lr_over_b": rho(noise, col["lambda_max"]),
         "spearman_trace_vs_lr_over_b": rho(noise, col["hessian_trace"]),
@@ -239,5 +241,6 @@ def run(config, run_dir: results.RunDir) -> dict:
         "train_loss_curves": np.concatenate([pad(c[2]) for c in curves]),
         "curve_steps": np.concatenate([pad(np.broadcast_to(c[1], c[2].shape).astype(float)) for c in curves]),
         "slice_alphas": land["slice_alphas"], "interp_alphas": land["interp_alphas"],
-        **{f"slice_{k}": v for k, v in land["slices"].items()}, **{f"interp_{k}": v for k, v in land["interp"].items()}})
+        **{f"slice_{k}": v for k, v in land["slices"].items()},
+        **{f"interp_{k}": v for k, v in land["interp"].items()}})
     return headline

@@ -39,7 +39,8 @@ def tracked(train) -> tuple[str, str]:
         return "preconditioned_sharpness", f"{(2 + 2 * b1) / (1 - b1):.4g}/η"
     if train.optimizer == "sgd":
         return "lambda_max", "2/η"
-    raise ValueError(f"edge_of_stability supports optimizer 'sgd' (GD) or one of {list(ADAPTIVE)}, got {train.optimizer!r}")
+    raise ValueError(f"edge_of_stability supports optimizer 'sgd' (GD) or one of {list(ADAPTIVE)}, "
+                     f"got {train.optimizer!r}")
 
 
 def thresholds(train, learning_rates) -> np.ndarray:
@@ -54,7 +55,8 @@ def tracker(train, lanczos_iters: int):
     """The sharpness hook for ``train.optimizer``: warm-started Lanczos with ``lanczos_iters``
     HVPs on λmax, plus Adam's preconditioned sharpness for ``adam``."""
     return sharpness_tracker(num_iters=int(lanczos_iters), preconditioned=train.optimizer in ADAPTIVE,
-                             b1=_hparam(train, "b1", 0.9), b2=_hparam(train, "b2", 0.999), eps=_hparam(train, "eps", 1e-8))
+                             b1=_hparam(train, "b1", 0.9), b2=_hparam(train, "b2", 0.999),
+                             eps=_hparam(train, "eps", 1e-8))
 
 
 def simulate(config, data=None):
@@ -144,8 +146,9 @@ def report(config, res, run_dir: results.RunDir) -> dict:
         "max_sharpness_final_over_threshold": float(np.max(ratios[ok])) if ok.any() else None,
         "sharpness_final_over_threshold_by_run": [float(r) for r in ratios],
         "learning_rates": [float(g["learning_rate"]) for g in res.grid],
-        "paper_sharpness_final_over_threshold": ("≈ 1, hovering just above 2/η (Cohen et al. 2021, Fig. 1)" if metric == "lambda_max"
-                                                 else "≈ 1: preconditioned sharpness at (2+2β1)/((1−β1)η) (Cohen et al. 2022)"),
+        "paper_sharpness_final_over_threshold": (
+            "≈ 1, hovering just above 2/η (Cohen et al. 2021, Fig. 1)" if metric == "lambda_max"
+            else "≈ 1: preconditioned sharpness at (2+2β1)/((1−β1)η) (Cohen et al. 2022)"),
         "tracked": metric, "num_runs": len(rows), "num_diverged": int(res.diverged.sum()),
         "seconds": res.timing["total_s"], "first_chunk_incl_compile_s": res.timing["first_chunk_incl_compile_s"],
     }

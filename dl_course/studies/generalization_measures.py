@@ -153,13 +153,15 @@ def rank_with_uncertainty(config, kept: list[dict], test_examples: int) -> tuple
         test_examples=test_examples, min_effective_sample_size=float(config.min_effective_sample_size))
     b = int(config.bootstrap_resamples)
     clusters = [tuple(h[a] for a in AXES) for h in hparams]
-    tau_ci, tau_samples = ranking_ci.bootstrap_tau(measures, gap, clusters, num_resamples=b, seed=int(config.measure_seed))
+    tau_ci, tau_samples = ranking_ci.bootstrap_tau(measures, gap, clusters, num_resamples=b,
+                                                   seed=int(config.measure_seed))
     psi_ci, _ = ranking_ci.bootstrap_psi(measures, gap, hparams, list(AXES), num_resamples=b,
                                          seed=int(config.measure_seed))
     real = [n for n in sorted(measures, key=lambda n: -table["kendall_tau"][n]) if n not in REFERENCE_ROWS]
     top = real[:int(config.top_measures)]
     extra = {"kendall_tau_ci": tau_ci, "granulated_psi_ci": psi_ci,
-             "top_by_tau": top, "top_differences": ranking_ci.paired_differences(tau_samples, table["kendall_tau"], top),
+             "top_by_tau": top,
+             "top_differences": ranking_ci.paired_differences(tau_samples, table["kendall_tau"], top),
              "noise_ceiling_tau": {
                  "split_half": ranking_ci.split_half_tau([r["gap_half_a"] for r in kept],
                                                          [r["gap_half_b"] for r in kept]),
@@ -196,7 +198,8 @@ def run(config, run_dir: results.RunDir) -> dict:
         for r, v in zip(kept, noise):
             r["measure_sanity_gap"], r["measure_sanity_noise"] = r["generalization_gap"], float(v)
     table, extra = rank_with_uncertainty(config, kept, data.n_test)
-    measures = {n: np.asarray([r[f"measure_{n}"] for r in kept]) for n in table["kendall_tau"] if n != "final_train_loss"}
+    measures = {n: np.asarray([r[f"measure_{n}"] for r in kept])
+                for n in table["kendall_tau"] if n != "final_train_loss"}
     order = sorted(table["kendall_tau"], key=lambda n: -table["granulated_psi"][n])
     real = [n for n in order if n not in REFERENCE_ROWS]
     print(f"{'measure':>36} {'tau':>7} {'tau 95% CI':>15} {'Psi':>7} {'CMI':>7} {'SE mean':>8} {'SE worst':>8}")
@@ -254,6 +257,7 @@ def run(config, run_dir: results.RunDir) -> dict:
         "noise_ceiling_tau": "split_half: tau between the gaps on the two halves of the test set; "
                              "seed_replicates: mean over seed pairs of tau between the gaps of the same settings",
     })
-    results.write_results(run_dir, config, "generalization_measures", conventions, kept + [r for r in rows if r not in kept],
+    results.write_results(run_dir, config, "generalization_measures", conventions,
+                          kept + [r for r in rows if r not in kept],
                           headline, {"generalization_gap": gap, **{f"measure_{k}": v for k, v in measures.items()}})
     return headline

@@ -14,7 +14,8 @@ def format_table(result, metric_names=("final_train_loss", "final_test_accuracy"
     for i, g in enumerate(result.grid):
         tl = result.metrics["train_loss"][i, -1]
         ta = result.metrics.get("test_accuracy", np.full_like(result.metrics["train_loss"], np.nan))[i, -1]
-        lines.append(f"{g['learning_rate']:>8.4g} {g['seed']:>4d} {tl:>11.4g} {ta:>9.4f} {str(bool(result.diverged[i])):>8}")
+        lines.append(f"{g['learning_rate']:>8.4g} {g['seed']:>4d} {tl:>11.4g} {ta:>9.4f} "
+                     f"{str(bool(result.diverged[i])):>8}")
     return "\n".join(lines)
 
 
@@ -42,7 +43,8 @@ def run(config, run_dir: results.RunDir) -> dict:
             ylabel="test accuracy", logy=False))
     run_dir.figure("heatmap.png", curves.heatmap(table, lrs, seeds, title="final test accuracy", mask=mask,
                                                  cbar_label="test accuracy"))
-    best = int(np.nanargmax(np.where(res.diverged, -np.inf, res.metrics.get("test_accuracy", -res.metrics["test_loss"])[:, -1])))
+    best = int(np.nanargmax(np.where(res.diverged, -np.inf,
+                                     res.metrics.get("test_accuracy", -res.metrics["test_loss"])[:, -1])))
     final_loss = res.metrics["train_loss"][:, -1]
     headline = {"learning_rates": lrs,
                 "mean_final_train_loss_by_lr": [float(np.mean([final_loss[i] for i, g in enumerate(res.grid)
@@ -50,7 +52,8 @@ def run(config, run_dir: results.RunDir) -> dict:
                 "best_learning_rate": res.grid[best]["learning_rate"],
                 "best_test_accuracy": float(res.metrics.get("test_accuracy", res.metrics["test_loss"])[best, -1]),
                 "num_runs": len(res.grid), "num_diverged": int(res.diverged.sum()),
-                "seconds": res.timing["total_s"], "first_chunk_incl_compile_s": res.timing["first_chunk_incl_compile_s"]}
+                "seconds": res.timing["total_s"],
+                "first_chunk_incl_compile_s": res.timing["first_chunk_incl_compile_s"]}
     runs = results.sweep_runs(res)
     results.write_results(run_dir, config, "sweep", res.conventions, runs, headline,
                           {"steps": res.steps, "diverged": res.diverged,

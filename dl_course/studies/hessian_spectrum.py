@@ -143,7 +143,8 @@ def run(config, run_dir: results.RunDir) -> dict:
                          "expected_outliers": e, "gap_after_expected": gap,
                          "gap_after_expected_over_bulk": gap_over_bulk,
                          "top_expected_trace_fraction": float(np.sum(top_h[:e]) / tr_h),
-                         "top_hessian_vs_ggn_rel_diff": float(np.max(np.abs(top_h[:e] - top_g[:e]) / np.abs(top_h[:e]))),
+                         "top_hessian_vs_ggn_rel_diff": float(np.max(np.abs(top_h[:e] - top_g[:e])
+                                                                     / np.abs(top_h[:e]))),
                          "top_eigenvalues": top_h.tolist(), "ggn_top_eigenvalues": top_g.tolist()})
             if t == num_snaps - 1:
                 rows[-1].update({"final_train_accuracy": float(res.metrics["train_accuracy"][r, -1]),
@@ -165,10 +166,13 @@ def run(config, run_dir: results.RunDir) -> dict:
         "final_train_accuracy": mean("final_train_accuracy"), "final_test_accuracy": mean("final_test_accuracy"),
         "top_hessian_vs_ggn_rel_diff_max_after_init": float(max(
             (row["top_hessian_vs_ggn_rel_diff"] for row in rows if row["step"] > 0), default=float("nan"))),
-        "by_snapshot": [_snapshot_headline([row for row in rows if row["step"] == int(step) and not row["diverged"]])
+        "by_snapshot": [_snapshot_headline([row for row in rows
+                                            if row["step"] == int(step) and not row["diverged"]])
                         for step in snaps],
-        "by_step": {int(t): {k: float(np.mean([row[k] for row in rows if row["step"] == int(t) and not row["diverged"]]))
-                             for k in ("measure_loss", "lambda_max", "lambda_min", "hessian_trace", "num_outliers_hessian",
+        "by_step": {int(t): {k: float(np.mean([row[k] for row in rows
+                                               if row["step"] == int(t) and not row["diverged"]]))
+                             for k in ("measure_loss", "lambda_max", "lambda_min", "hessian_trace",
+                                       "num_outliers_hessian",
                                        "gap_after_expected", "gap_after_expected_over_bulk",
                                        "top_expected_trace_fraction")}
                     for t in snaps},
@@ -178,7 +182,8 @@ def run(config, run_dir: results.RunDir) -> dict:
     for row in rows:
         print(f"{row['step']:>6} {row['seed']:>4} {row['measure_loss']:>8.4f} {row['lambda_max']:>9.4g} "
               f"{row['lambda_min']:>9.3g} {row['hessian_trace']:>9.4g} {row['num_outliers_hessian']:>6} "
-              f"{row['num_outliers_ggn']:>6} {row['top_expected_trace_fraction']:>7.3f} {row['gap_after_expected']:>6.3f}")
+              f"{row['num_outliers_ggn']:>6} {row['top_expected_trace_fraction']:>7.3f} "
+              f"{row['gap_after_expected']:>6.3f}")
 
     run_dir.figure("spectrum.png", plots.plot_spectrum_study(
         snaps, out["hessian_density_grid"][0], out["hessian_density"][0], out["ggn_density_grid"][0, -1],
@@ -198,7 +203,8 @@ def run(config, run_dir: results.RunDir) -> dict:
                    f"sigma = 1% of the Ritz-value range, {mc.density_points}-point grid, integral 1",
         "num_outliers": "argmax_i lambda_i / lambda_(i+1) over the positive top eigenvalues (1-based)",
         "gap_after_expected": (f"lambda_e / lambda_(e+1) with e = {e} expected outliers (C - 1 for softmax "
-                               "cross-entropy, C for mse); _over_bulk: divided by the median of lambda_i / lambda_(i+1), i > e"),
+                               "cross-entropy, C for mse); _over_bulk: divided by the median of lambda_i / "
+                               "lambda_(i+1), i > e"),
         "snapshot_steps": snaps.tolist(), "measures_dtype": train.dtype,
     }
     metrics = {"snapshot_steps": snaps, "steps": res.steps, "seed": np.array([g["seed"] for g in res.grid]),

@@ -2,7 +2,8 @@
 
 The measurement — GD over a factor-2 ladder of step sizes against the gradient flow of ``L`` and
 the modified flows of ``L + (η/4)‖∇L‖²``, integrated by diffrax — is
-``dl_course.measures.backward_error`` (module ``measures.modified_flow``; see its docstring for the math). This study applies it to
+``dl_course.measures.backward_error`` (module ``measures.modified_flow``; see its docstring for the
+math). This study applies it to
 a small tanh MLP with the MSE loss on a few ``teacher`` regression examples, in float64
 (``jax.enable_x64`` inside the study): the network and data come from the engine config
 ``config.train`` (its first seed initializes the parameters), the ladder and the integration
@@ -70,8 +71,10 @@ def run(config, run_dir: results.RunDir) -> dict:
     print(f"T = {T:g}; integration error estimate {res.integration_error:.2e}")
     print(f"{'eta':>10} {'steps':>6} {'|GD - GF|':>12} {'|GD - MF|':>12}")
     for k, eta in enumerate(res.etas):
-        print(f"{eta:>10.5g} {int(round(T / eta)):>6d} {res.dist_gradient_flow[k, -1]:>12.4e} {res.dist_modified_flow[k, -1]:>12.4e}")
-    print(f"slopes: gradient flow {res.slope_gradient_flow:.3f} (paper 1), modified flow {res.slope_modified_flow:.3f} (paper 2)")
+        print(f"{eta:>10.5g} {int(round(T / eta)):>6d} {res.dist_gradient_flow[k, -1]:>12.4e} "
+              f"{res.dist_modified_flow[k, -1]:>12.4e}")
+    print(f"slopes: gradient flow {res.slope_gradient_flow:.3f} (paper 1), "
+          f"modified flow {res.slope_modified_flow:.3f} (paper 2)")
 
     run_dir.figure("backward_error.png", plots.backward_error_figure(res, title=(
         f"GD vs flows at T={T:g}: {t.model} ({info['num_params']} params) on {info['n_train']} {t.dataset} examples")))

@@ -70,7 +70,8 @@ def run(config, run_dir: results.RunDir) -> dict:
         arrays["steps"] = res.steps
     by_model = {m: [r["test_accuracy"] for r in rows if r["model"] == m] for m in config.models}
     run_dir.figure("learning_curves.png", plots.image_learning_curves(curves, title=f"{data.name}: CNN and ResNet"))
-    run_dir.figure("confusion.png", plots.confusion_matrices(confusions, title=f"{data.name} test set, summed over seeds"))
+    run_dir.figure("confusion.png", plots.confusion_matrices(confusions,
+                                                             title=f"{data.name} test set, summed over seeds"))
     print(f"{'model':>8} {'test acc (mean ± std over seeds)':>34}")
     for m, v in by_model.items():
         print(f"{m:>8} {np.mean(v):>22.4f} ± {np.std(v):.4f}")
@@ -79,13 +80,14 @@ def run(config, run_dir: results.RunDir) -> dict:
     bn_rows = [r for r in rows if r["batch_norm"]]
     if bn_rows:
         headline["bn_test_accuracy_train_mode"] = float(np.mean([r["test_accuracy_train_mode_bn"] for r in bn_rows]))
-    headline["max_abs_engine_vs_host_eval_accuracy"] = float(max(abs(r["test_accuracy"] - r["test_accuracy_host_eval_mode"])
-                                                                 for r in rows))
+    headline["max_abs_engine_vs_host_eval_accuracy"] = float(max(
+        abs(r["test_accuracy"] - r["test_accuracy_host_eval_mode"]) for r in rows))
     conventions.update({
         "batch_norm": "train mode: minibatch statistics, running averages updated with momentum 0.9 and kept in "
                       "model_state['batch_stats']; every reported metric in eval mode (running averages); "
                       "test_accuracy_train_mode_bn: test minibatches normalised by their own statistics",
-        "augmentation": (f"{augment_lib.kind_for(data.input_shape)} {config.augment_options[augment_lib.kind_for(data.input_shape)].to_dict()} "
+        "augmentation": (f"{augment_lib.kind_for(data.input_shape)} "
+                         f"{config.augment_options[augment_lib.kind_for(data.input_shape)].to_dict()} "
                          "on every training minibatch (fresh draw per step)") if config.augment else "none",
         "conv_impl": resolve_conv_impl(config.train.conv_impl),
         "confusion": "rows true class, columns predicted class, test set, summed over seeds",

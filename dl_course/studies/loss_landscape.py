@@ -130,9 +130,11 @@ def run(config, run_dir: results.RunDir) -> dict:
                 "pca_explained_variance_2_min": float(min(sum(row["pca_explained_variance"]) for row in ok)),
                 "by_learning_rate": by_lr, "num_runs": len(rows), "num_diverged": int(res.diverged.sum())}
     for row in rows:
-        print(f"lr {row['learning_rate']:<6g} seed {row['seed']}: loss {row['centre_loss']:.4f}, +{row['loss_increase_at_half_radius']:.4f} "
+        print(f"lr {row['learning_rate']:<6g} seed {row['seed']}: loss {row['centre_loss']:.4f}, "
+              f"+{row['loss_increase_at_half_radius']:.4f} "
               f"at |α| = {row['half_radius']:.2f}; PCA plane explains {sum(row['pca_explained_variance']):.3f} of the "
-              f"path's variance and {row['captured_pca']:.3f} of ‖θ0 − θT‖² (random plane: {row['captured_random']:.2e})")
+              f"path's variance and {row['captured_pca']:.3f} of ‖θ0 − θT‖² "
+              f"(random plane: {row['captured_random']:.2e})")
 
     first = {}
     for r, g in enumerate(res.grid):  # one panel row per learning rate: its first seed

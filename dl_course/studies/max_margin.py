@@ -119,7 +119,8 @@ def summarize(sim: dict) -> tuple[list[dict], dict]:
                 "final_direction": (r["trajectory"][-1] / np.linalg.norm(r["trajectory"][-1])).tolist(),
             }
             if r["rule"] == "sgd":
-                row["norm_growth_per_log_t_times_margin"] = bias.norm_growth_rate(ds["steps"], m["norm"], sol["l2"].margin)
+                row["norm_growth_per_log_t_times_margin"] = bias.norm_growth_rate(ds["steps"], m["norm"],
+                                                                                  sol["l2"].margin)
             rows.append(row)
             by_opt.setdefault(r["optimizer"], []).append(row)
         headline["datasets"][name] = {
@@ -133,15 +134,19 @@ def summarize(sim: dict) -> tuple[list[dict], dict]:
         }
         gd = [x for x in rows if x["dataset"] == name and x["rule"] == "sgd"]
         if gd:
-            headline["datasets"][name]["gd_norm_growth_per_log_t_times_margin"] = gd[-1]["norm_growth_per_log_t_times_margin"]
+            headline["datasets"][name]["gd_norm_growth_per_log_t_times_margin"] = (
+                gd[-1]["norm_growth_per_log_t_times_margin"])
     judged = [x for x in rows if x["expected"] is not None and not x["diverged"]]
-    headline["all_runs_nearer_to_expected_direction"] = bool(judged) and all(x["nearer_to"] == x["expected"] for x in judged)
-    headline["min_cos_to_expected_direction"] = min((x[f"cos_to_{x['expected']}_max_margin"] for x in judged), default=None)
+    headline["all_runs_nearer_to_expected_direction"] = bool(judged) and all(x["nearer_to"] == x["expected"]
+                                                                             for x in judged)
+    headline["min_cos_to_expected_direction"] = min((x[f"cos_to_{x['expected']}_max_margin"] for x in judged),
+                                                    default=None)
     by_label = {}
     for x in judged:
         by_label.setdefault(x["optimizer"], []).append(x)
     headline["cos_to_expected_direction_range"] = {
-        opt: [min(x[f"cos_to_{x['expected']}_max_margin"] for x in rs), max(x[f"cos_to_{x['expected']}_max_margin"] for x in rs)]
+        opt: [min(x[f"cos_to_{x['expected']}_max_margin"] for x in rs),
+              max(x[f"cos_to_{x['expected']}_max_margin"] for x in rs)]
         for opt, rs in by_label.items()}
     headline["earliest_step_1_minus_cos_to_expected_stays_below_1e-3"] = {
         opt: min((x[f"first_step_cos_{x['expected']}_stays_above_0.999"] for x in rs
@@ -154,8 +159,9 @@ def summarize(sim: dict) -> tuple[list[dict], dict]:
     if gd_rates:
         headline["gd_norm_growth_per_log_t_times_margin"] = gd_rates
     headline["expected_direction_by_rule"] = dict(EXPECTED)
-    headline["paper"] = ("GD: w(t)/||w|| -> l2 max-margin direction, ||w|| ~ log(t)/gamma_l2, gap ~ 1/log t (Soudry et al. "
-                         "2018); sign descent / Adam -> linf max margin (Gunasekar et al. 2018; Zhang et al. 2024)")
+    headline["paper"] = ("GD: w(t)/||w|| -> l2 max-margin direction, ||w|| ~ log(t)/gamma_l2, gap ~ 1/log t "
+                         "(Soudry et al. 2018); sign descent / Adam -> linf max margin "
+                         "(Gunasekar et al. 2018; Zhang et al. 2024)")
     return rows, headline
 
 
@@ -167,7 +173,8 @@ def _panel(name, ds):
         k = counts.get(r["optimizer"], 0)
         counts[r["optimizer"]] = k + 1
         m = r["measures"]
-        runs.append({"label": f"{r['optimizer']} η={r['learning_rate']:g}", "optimizer": r["optimizer"], "style_index": k,
+        runs.append({"label": f"{r['optimizer']} η={r['learning_rate']:g}", "optimizer": r["optimizer"],
+                     "style_index": k,
                      "one_minus_cos_l2": 1 - m["cos_l2"], "one_minus_cos_linf": 1 - m["cos_linf"], "norm": m["norm"],
                      "margin_ratio_l2": m["margin_ratio_l2"], "margin_ratio_linf": m["margin_ratio_linf"]})
     ref = None
@@ -177,7 +184,8 @@ def _panel(name, ds):
         ref = (steps, norm[-1] + (np.log(steps) - np.log(steps[-1])) / ds["solutions"]["l2"].margin)
         ref = (ref[0][ref[1] > 0], ref[1][ref[1] > 0])
     d = ds["data"]
-    label = f"{name}: n={d.n_train}, d={int(np.prod(d.input_shape))}, cos(w*ℓ2, w*ℓ∞)={ds['solutions']['cos_l2_linf']:.2f}"
+    label = (f"{name}: n={d.n_train}, d={int(np.prod(d.input_shape))}, "
+             f"cos(w*ℓ2, w*ℓ∞)={ds['solutions']['cos_l2_linf']:.2f}")
     return {"name": label, "steps": steps, "runs": runs, "norm_reference": ref}
 
 
@@ -203,7 +211,8 @@ def run(config, run_dir: results.RunDir) -> dict:
         sol = ds["solutions"]
         metrics.update({
             f"x_{name}": ds["data"].x_train, f"y_{name}": ds["data"].y_train,
-            f"l2_max_margin_direction_{name}": sol["l2"].direction, f"linf_max_margin_direction_{name}": sol["linf"].direction,
+            f"l2_max_margin_direction_{name}": sol["l2"].direction,
+            f"linf_max_margin_direction_{name}": sol["linf"].direction,
             f"trajectories_{name}": np.stack([r["trajectory"] for r in ds["runs"]]).astype(np.float32),
             f"cos_l2_{name}": np.stack([r["measures"]["cos_l2"] for r in ds["runs"]]),
             f"cos_linf_{name}": np.stack([r["measures"]["cos_linf"] for r in ds["runs"]]),
@@ -214,8 +223,9 @@ def run(config, run_dir: results.RunDir) -> dict:
     conventions = dict(sim[first]["conventions"])
     conventions.update({
         "datasets": {n: ds["data"].info for n, ds in sim.items()},
-        "model": "linear, no bias, w(0) = 0 (init_scale 0)" if float(config.train.model_options.get("init_scale", 1.0)) == 0
-        else f"linear, options {config.train.model_options.to_dict()}",
+        "model": ("linear, no bias, w(0) = 0 (init_scale 0)"
+                  if float(config.train.model_options.get("init_scale", 1.0)) == 0
+                  else f"linear, options {config.train.model_options.to_dict()}"),
         "labels": "y in {0,1}, signs s = 2y - 1; logistic loss log(1 + exp(-s w.x)), mean over examples",
         "max_margin_directions": "l2: hard-margin SVM without bias by Lawson-Hanson least-distance programming (NNLS), "
                                  "exact; linf: LP max gamma s.t. s_i x_i.w >= gamma, |w_j| <= 1 (HiGHS), "
@@ -227,7 +237,8 @@ def run(config, run_dir: results.RunDir) -> dict:
                              "(margin s_i x_i.w > ~88-103) the iterate stops moving; see last_step_w_changed",
         "optimizers": {k: v.to_dict() for k, v in config.optimizers.items()},
         "optimizer_defaults": "options not given take the rule's defaults: adam b1 0.9, b2 0.999, eps 1e-8 (once "
-                              "|grad| << eps Adam acts as GD with step lr/eps: Wang et al. 2021); normalized_gd eps 1e-6",
+                              "|grad| << eps Adam acts as GD with step lr/eps: Wang et al. 2021); normalized_gd "
+                              "eps 1e-6",
     })
     results.write_results(run_dir, config, "max_margin", conventions, rows, headline, metrics)
     return headline

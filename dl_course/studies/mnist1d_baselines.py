@@ -115,7 +115,8 @@ def run(config, run_dir: results.RunDir) -> dict:
         # every loss compared at the same step (the main cross-entropy run is read at that step)
         comp = {loss: (reference_at_cmp if loss == main_loss else accs(config.loss_comparison_model, False, loss))
                 for loss in config.loss_comparison}
-        headline["loss_comparison"] = {loss: {"mean": float(v.mean()), "std": float(v.std())} for loss, v in comp.items()}
+        headline["loss_comparison"] = {loss: {"mean": float(v.mean()), "std": float(v.std())}
+                                       for loss, v in comp.items()}
         mdl = config.loss_comparison_model
         run_dir.figure("loss_comparison.png", plots.accuracy_curves(
             {f"{mdl} ({loss})": curves[f"{mdl} ({loss})"] for loss in config.loss_comparison},

@@ -116,7 +116,8 @@ def run(config, run_dir: results.RunDir) -> dict:
         orig = [r for r in rows if r["model"] == name and r["inputs"] == "original"]
         headline[name] = {
             "all_fit": all(r["steps_to_fit"] is not None for r in orig),
-            "steps_to_fit_by_p": {f"{p:g}": (None if np.isnan(v) else float(v)) for p, v in zip(fractions, s["steps_to_fit"])},
+            "steps_to_fit_by_p": {f"{p:g}": (None if np.isnan(v) else float(v))
+                                  for p, v in zip(fractions, s["steps_to_fit"])},
             "test_accuracy_by_p": {f"{p:g}": float(v) for p, v in zip(fractions, s["test_accuracy"])},
             "steps_to_fit": [None if np.isnan(v) else float(v) for v in s["steps_to_fit"]],  # in fraction order
             "test_accuracy": [float(v) for v in s["test_accuracy"]],
@@ -127,9 +128,11 @@ def run(config, run_dir: results.RunDir) -> dict:
         "engine in-graph: exactly round(p n) training labels redrawn uniformly over the 10 classes per run "
         "(test labels untouched); corrupted_label_fraction is the measured fraction that changed"),
         "shuffled_inputs": "one fixed permutation of the 40 positions (seed 0), train and test",
-        "random_inputs": f"training inputs i.i.d. Gaussian with the training set's mean and std (seed {config.random_inputs_seed}); "
+        "random_inputs": f"training inputs i.i.d. Gaussian with the training set's mean and std "
+                         f"(seed {config.random_inputs_seed}); "
                          "test inputs untouched",
-        "steps_to_fit": f"first evaluation step (every {t.eval_every}) with 100% accuracy on the run's training labels; "
+        "steps_to_fit": f"first evaluation step (every {t.eval_every}) with 100% accuracy on the run's "
+                        "training labels; "
                         "null if never"}
     results.write_results(run_dir, config, "random_labels", conventions, rows, headline,
                           {"steps": steps, **arrays})

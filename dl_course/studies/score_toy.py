@@ -62,7 +62,8 @@ def _conventions(config, train_conventions) -> dict:
             "nll": f"mean -log p(x) over the test set in nats, probability-flow ODE from t = {config.likelihood_eps:g} "
                    f"to T, {config.likelihood_solver} with {config.likelihood_steps} steps, exact divergence",
             "samplers": f"{config.sample_steps} steps for SDE samplers (pc: reverse-diffusion predictor, 1 "
-                        f"Langevin corrector, snr {config.pc_snr}); ode: probability-flow ODE, adaptive Dopri5 (rtol = atol = 1e-5); "
+                        f"Langevin corrector, snr {config.pc_snr}); ode: probability-flow ODE, adaptive Dopri5 "
+                        "(rtol = atol = 1e-5); "
                         "no final denoising step",
             "reference_density": "gaussian_mixture: exact; others: Gaussian KDE (Scott) of 50000 fresh draws"}
 
@@ -128,7 +129,8 @@ def run(config, run_dir: results.RunDir) -> dict:
             for si, m in enumerate(samplers):
                 xs = sample_fns[m](p, jax.random.fold_in(k_sample, si))
                 finite = bool(jnp.all(jnp.isfinite(xs)))
-                d2, sw = metric_fn(jnp.where(jnp.isfinite(xs), xs, 0.0)[:n_metric], m_test, jax.random.fold_in(k_metric, si))
+                d2, sw = metric_fn(jnp.where(jnp.isfinite(xs), xs, 0.0)[:n_metric], m_test,
+                                   jax.random.fold_in(k_metric, si))
                 row = {"dataset": name, "sde": config.sde, "sampler": m, "seed": seed,
                        "learning_rate": gpoint["learning_rate"], "diverged": bool(res.diverged[i]) or not finite,
                        "final_train_loss": float(res.metrics["train_loss"][i, -1]),

@@ -87,7 +87,8 @@ def within_lr_tau(rows: list[dict], outcomes) -> dict:
 
 LABELS = {"lambda_max": "λmax (train-loss Hessian)", "hessian_trace": "trace of the train-loss Hessian",
           "ece": "test ECE", "nll": "test NLL (nats)", "final_train_loss": "final train loss (the confound)",
-          "auroc_held_out_classes": "MSP AUROC vs held_out_classes", "auroc_gaussian_noise": "MSP AUROC vs gaussian_noise"}
+          "auroc_held_out_classes": "MSP AUROC vs held_out_classes",
+          "auroc_gaussian_noise": "MSP AUROC vs gaussian_noise"}
 
 
 def run(config, run_dir: results.RunDir) -> dict:
@@ -156,13 +157,15 @@ def run(config, run_dir: results.RunDir) -> dict:
         return [float(np.mean([r[k] for r in ok if r["learning_rate"] == lr]))
                 if any(r["learning_rate"] == lr for r in ok) else None for lr in lrs]
 
-    headline.update({"learning_rates": lrs, "mean_lambda_max_by_lr": by_lr("lambda_max"), "mean_ece_by_lr": by_lr("ece"),
-                     "mean_nll_by_lr": by_lr("nll"), "mean_final_train_loss_by_lr": by_lr("final_train_loss")})
+    headline.update({"learning_rates": lrs, "mean_lambda_max_by_lr": by_lr("lambda_max"),
+                     "mean_ece_by_lr": by_lr("ece"), "mean_nll_by_lr": by_lr("nll"),
+                     "mean_final_train_loss_by_lr": by_lr("final_train_loss")})
     if target_stop:
         conv = [r for r in rows if r["converged"]]
         headline.update({
             "target_train_loss": float(t.target_train_loss), "num_converged": len(conv),
-            "mean_steps_to_target_by_lr": [float(np.mean([r["steps_to_target"] for r in conv if r["learning_rate"] == lr]))
+            "mean_steps_to_target_by_lr": [float(np.mean([r["steps_to_target"] for r in conv
+                                                          if r["learning_rate"] == lr]))
                                            if any(r["learning_rate"] == lr for r in conv) else None for lr in lrs]})
         if len(conv) < 3:
             print(f"only {len(conv)} of {len(rows)} runs reached train loss {t.target_train_loss:g} within "

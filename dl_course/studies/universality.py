@@ -13,7 +13,8 @@ Protocol: targets on ``[-1, 1]^d``: ``sin1d = sin(2 pi x)``, ``square1d = sign(s
 ``smooth2d = sin(pi x) cos(pi y)``, ``disk2d = +1 inside the disk r^2 < 1/2, -1 outside``. Training
 points uniform in the box (noise-free targets), test points on a regular grid. For every input
 dimension ONE model holds an independent one-hidden-layer network for every (width, target) pair
-(``dl_course.models.width_blocks.WidthBlocks``; targets in ``dl_course.data.approximation``): they share no parameter and the loss is the sum of their losses, so gradients
+(``dl_course.models.width_blocks.WidthBlocks``; targets in ``dl_course.data.approximation``): they share no
+parameter and the loss is the sum of their losses, so gradients
 decouple exactly, and Adam -- a per-coordinate rule -- moves each network exactly as if it were
 trained alone (the tests check the decoupling). All widths and targets of a dimension are thus one
 compiled, vmapped program; seeds are the sweep's run axis. Full-batch Adam with a cosine decay.

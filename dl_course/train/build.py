@@ -94,14 +94,16 @@ def build_program(config, data: data_lib.Dataset, task: Task | None, hooks: dict
     if config.loss not in losses_lib.LOSSES:
         raise ConfigError(f"unknown loss {config.loss!r}; valid: {', '.join(sorted(losses_lib.LOSSES))}")
     if config.loss in losses_lib.BINARY_ONLY and data.num_classes != 2:
-        raise ConfigError(f"loss {config.loss!r} needs binary labels; dataset {data.name!r} has {data.num_classes} classes")
+        raise ConfigError(f"loss {config.loss!r} needs binary labels; dataset {data.name!r} has "
+                          f"{data.num_classes} classes")
     if data.num_classes == 0 and config.loss != "mse" and task is None:
         raise ConfigError(f"dataset {data.name!r} is a regression set; use loss 'mse' (got {config.loss!r})")
     if config.get("dtype", "float32") != "float32":
         raise ConfigError(f"dtype {config.dtype!r} is not supported by the engine; valid: float32 "
                           "(float64 work, e.g. the IGR study, runs outside the engine with jax x64)")
     opt_options = config.optimizer_options.to_dict()
-    structural = {k: v for k, v in opt_options.items() if isinstance(v, (str, bool)) or not isinstance(v, numbers.Number)}
+    structural = {k: v for k, v in opt_options.items()
+                  if isinstance(v, (str, bool)) or not isinstance(v, numbers.Number)}
     try:
         factory = optim.get(config.optimizer)
         allowed = optim.option_names(config.optimizer, **structural)
@@ -114,7 +116,8 @@ def build_program(config, data: data_lib.Dataset, task: Task | None, hooks: dict
     sweepable = set(ENGINE_HPARAMS) | (set(hyper) - {"learning_rate"})
     bad = [k for k in grid_keys if k not in sweepable]
     if bad:
-        raise ConfigError(f"cannot sweep {bad} with optimizer {config.optimizer!r}; sweepable: {', '.join(sorted(sweepable))}")
+        raise ConfigError(f"cannot sweep {bad} with optimizer {config.optimizer!r}; "
+                          f"sweepable: {', '.join(sorted(sweepable))}")
     clash = set(grid_keys) & set(opt_options)
     if clash:
         raise ConfigError(f"{sorted(clash)} given both as optimizer_options and as a grid axis; keep one")
@@ -125,7 +128,8 @@ def build_program(config, data: data_lib.Dataset, task: Task | None, hooks: dict
         raise ConfigError(f"steps ({steps}) must be a positive multiple of eval_every ({every})")
     bs = int(config.batch_size)
     if bs < 0 or bs > data.n_train:
-        raise ConfigError(f"batch_size {bs} must be in [1, {data.n_train}] (the training set size), or 0 for full batch")
+        raise ConfigError(f"batch_size {bs} must be in [1, {data.n_train}] (the training set size), "
+                          "or 0 for full batch")
     shuffle = config.get("shuffle", "permutation")
     if shuffle not in SHUFFLES:
         raise ConfigError(f"unknown shuffle {shuffle!r}; valid: {', '.join(SHUFFLES)}")
@@ -164,6 +168,7 @@ def build_program(config, data: data_lib.Dataset, task: Task | None, hooks: dict
     n_eval_test, chunk_test = eval_sizes(data.n_test, cap)
     prog = Program(task=task, factory=factory, optimizer_options=opt_options, schedule=schedule,
                    hooks=dict(hooks or {}), n_train=data.n_train, batch_size=bs, eval_every=every,
-                   num_classes=data.num_classes, eval_chunk_train=chunk_train, eval_chunk_test=chunk_test, num_eval_train=n_eval_train,
-                   num_eval_test=n_eval_test, shuffle=SHUFFLES[shuffle], regularizer_batch_size=reg_bs)
+                   num_classes=data.num_classes, eval_chunk_train=chunk_train, eval_chunk_test=chunk_test,
+                   num_eval_train=n_eval_train, num_eval_test=n_eval_test, shuffle=SHUFFLES[shuffle],
+                   regularizer_batch_size=reg_bs)
     return prog, task

@@ -254,7 +254,8 @@ def sweep(config, seeds=None, learning_rates=None, *, hooks: dict | None = None,
         ``momentum``, ``weight_decay``; engine ones ``random_label_fraction``, ``l2``).
     """
     seeds = list(config.seeds) if seeds is None else list(np.atleast_1d(seeds).tolist())
-    learning_rates = list(config.learning_rates) if learning_rates is None else list(np.atleast_1d(learning_rates).tolist())
+    learning_rates = (list(config.learning_rates) if learning_rates is None
+                      else list(np.atleast_1d(learning_rates).tolist()))
     runs = make_grid(seeds, learning_rates, **grid)
     data = load_data(config) if data is None else data
     prog, _ = build_program(config, data, task, hooks, list(grid))
@@ -271,8 +272,8 @@ def sweep(config, seeds=None, learning_rates=None, *, hooks: dict | None = None,
                            eval_every=int(config.eval_every), checkpoint_every=int(config.checkpoint_every),
                            targets=_targets(config))
     host_data = _host_data(data)
-    init_fn, eval_fn, chunk_fn, finish_fn = _cached_programs(config, prog, list(grid), len(waves[0]), n_int, task, hooks,
-                                                  host_data, mesh, shard_runs)
+    init_fn, eval_fn, chunk_fn, finish_fn = _cached_programs(config, prog, list(grid), len(waves[0]), n_int, task,
+                                                             hooks, host_data, mesh, shard_runs)
     if checkpoint_dir is not None:
         ckpt_lib.check_fingerprint(checkpoint_dir, fingerprint(config, runs, data, task, hooks, n_dev), resume)
     dev_data = {k: put(v, replicated) for k, v in host_data.items()}
@@ -290,7 +291,8 @@ def sweep(config, seeds=None, learning_rates=None, *, hooks: dict | None = None,
         state = init_fn(seeds_arr, hparams, dev_data)
         if w == 0:  # where the runs actually live: read off the device arrays' shards
             timing["placement"] = {"devices": len(state.diverged.sharding.device_set),
-                                   "runs_per_device": [int(sh.data.shape[0]) for sh in state.diverged.addressable_shards]}
+                                   "runs_per_device": [int(sh.data.shape[0])
+                                                       for sh in state.diverged.addressable_shards]}
         state, m0 = eval_fn(state, dev_data, plan.targets)
         m0 = {k: v[:, None] for k, v in to_host(m0).items()}
         found = ckpt_lib.restore_newest(ckpt_lib.wave_dir(checkpoint_dir, w), state) if resume else None

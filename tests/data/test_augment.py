@@ -67,7 +67,8 @@ def test_shift_2d_is_a_zero_filled_shift_within_range(images):
     x = np.asarray(images)
     assert out.shape == x.shape and out.dtype == x.dtype
     for xi, oi in zip(x, out):
-        hits = [(sy, sx) for sy in range(-m, m + 1) for sx in range(-m, m + 1) if np.array_equal(_shift2d(xi, sy, sx), oi)]
+        hits = [(sy, sx) for sy in range(-m, m + 1) for sx in range(-m, m + 1)
+                if np.array_equal(_shift2d(xi, sy, sx), oi)]
         assert len(hits) == 1
     # the content sits inside a zero border of width m: a shift by <= m loses no pixel
     np.testing.assert_allclose(out.sum((1, 2, 3)), x.sum((1, 2, 3)), rtol=1e-6)
@@ -108,7 +109,8 @@ def test_augmented_loss_preserves_labels_and_shapes_and_only_in_train_mode(signa
     wrapped = augment.augmented_loss(loss, augment.mnist1d_augmentation(4, 0.1))
     wrapped(None, {}, {"x": signals, "y": y}, jax.random.PRNGKey(0), True)
     wrapped(None, {}, {"x": signals, "y": y}, jax.random.PRNGKey(0), False)
-    assert seen[True]["x"].shape == signals.shape and not np.array_equal(np.asarray(seen[True]["x"]), np.asarray(signals))
+    assert seen[True]["x"].shape == signals.shape and not np.array_equal(np.asarray(seen[True]["x"]),
+                                                                         np.asarray(signals))
     np.testing.assert_array_equal(np.asarray(seen[True]["y"]), np.asarray(y))
     np.testing.assert_array_equal(np.asarray(seen[False]["x"]), np.asarray(signals))
 

@@ -34,7 +34,8 @@ def test_mode_fractions_count_the_nearest_mean():
 def test_reference_densities_are_normalised():
     """The exact mixture density and the KDE both integrate to ~1 over a grid that covers the data
     (Riemann sum on an 80^2 grid; 2% tolerance covers the grid error and the mass outside)."""
-    for name, options in (("gaussian_mixture", {"n_train": 200, "n_test": 10}), ("moons", {"n_train": 200, "n_test": 10})):
+    for name, options in (("gaussian_mixture", {"n_train": 200, "n_test": 10}),
+                          ("moons", {"n_train": 200, "n_test": 10})):
         data = data_lib.load(name, **options)
         g, pts = toy_densities.grid_points((-6.0, 6.0), 80)
         logp = toy_densities.reference_logpdf(name, data, options, pts, num_kde=1000)

@@ -118,7 +118,8 @@ def _peaked(rotate=False, dtype=jnp.float32, seed=0):
     w = 0.5 * rng.dirichlet(np.full(LEVELS, 0.3), size=DIMS) + 0.5 * np.eye(LEVELS)[0]
     means = np.tile((np.arange(LEVELS) + 0.5) / LEVELS, (DIMS, 1))
     rot = np.linalg.qr(rng.normal(size=(DIMS, DIMS)))[0] if rotate else None
-    return FactorizedMixture(jnp.asarray(w, dtype), jnp.asarray(means, dtype), jnp.full((DIMS, LEVELS), 0.25 / LEVELS, dtype),
+    return FactorizedMixture(jnp.asarray(w, dtype), jnp.asarray(means, dtype),
+                             jnp.full((DIMS, LEVELS), 0.25 / LEVELS, dtype),
                              None if rot is None else jnp.asarray(rot, dtype))
 
 

@@ -199,7 +199,8 @@ def test_importance_sampled_likelihood_loss_is_unbiased_with_lower_variance(gaus
         wrong = lambda x, t: 0.8 * exact(x, t) + 0.3
         x = gaussian.sample(jax.random.key(0), n)
         run = jax.jit(lambda key: (dsm_per_example(wrong, x, key, sde, weighting="likelihood"),
-                                   dsm_per_example(wrong, x, key, sde, weighting="likelihood", importance_sampling=True)))
+                                   dsm_per_example(wrong, x, key, sde, weighting="likelihood",
+                                                   importance_sampling=True)))
         uni, imp = (np.asarray(v, np.float64) for v in run(jax.random.key(1)))
         se = np.sqrt(uni.var() / n + imp.var() / n)
         assert abs(uni.mean() - imp.mean()) < 4 * se, (type(sde).__name__, uni.mean(), imp.mean(), se)

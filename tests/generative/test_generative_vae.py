@@ -50,7 +50,8 @@ def test_linear_vae_at_the_ppca_optimum_has_exact_posterior_and_elbo():
         log_w = jax.jit(lambda k: log_importance_weights(model, params, xj, k, 8))(jax.random.key(0))
         np.testing.assert_allclose(log_w, np.broadcast_to(log_p, log_w.shape), rtol=0, atol=1e-9)
         np.testing.assert_allclose(iwae_bound(model, params, xj, jax.random.key(1), 3), log_p, atol=1e-9)
-        draws = jax.jit(jax.vmap(lambda k: jnp.mean(elbo(model, params, xj, k))))(jax.random.split(jax.random.key(2), 4000))
+        draws = jax.jit(jax.vmap(lambda k: jnp.mean(elbo(model, params, xj, k))))(
+            jax.random.split(jax.random.key(2), 4000))
         se = float(np.std(draws) / np.sqrt(len(draws)))
         assert abs(float(np.mean(draws)) - log_p.mean()) < 4 * se + 1e-9, (float(np.mean(draws)), log_p.mean(), se)
 

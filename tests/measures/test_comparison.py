@@ -44,7 +44,8 @@ def test_dataset_metrics_fn_is_the_task_loss_on_both_sets():
         params, state = task.init(jax.random.PRNGKey(0), jnp.asarray(data.x_train[:2]))
         got = measures.dataset_metrics_fn(task, data)(params)
         logits = np.asarray(task.apply(params, state, jnp.asarray(data.x_test)), np.float64)
-        logp = logits - np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(1, keepdims=True)) - logits.max(1, keepdims=True)
+        logp = (logits - np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(1, keepdims=True))
+                - logits.max(1, keepdims=True))
         np.testing.assert_allclose(got["test_loss"], -np.mean(logp[np.arange(len(logp)), data.y_test]), rtol=1e-5)
         np.testing.assert_allclose(got["test_accuracy"], np.mean(logits.argmax(1) == data.y_test), atol=1e-6)
         assert set(got) == {"train_loss", "train_accuracy", "test_loss", "test_accuracy"}

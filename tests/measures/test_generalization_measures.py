@@ -60,8 +60,8 @@ def test_registry_values_match_direct_functions_and_do_not_depend_on_the_selecti
         np.testing.assert_allclose(value, full[name], rtol=1e-10, err_msg=name)
     gamma = M.output_margin(_apply(params, {}, tiny.x), tiny.y, 0.1)
     np.testing.assert_allclose(full["inverse_margin"], 1 / gamma**2, rtol=1e-12)
-    np.testing.assert_allclose(full["log_prod_of_spec_over_margin"], M.log_prod_of_spec_over_margin(M.layer_norms(params), gamma),
-                               rtol=1e-12)
+    np.testing.assert_allclose(full["log_prod_of_spec_over_margin"],
+                               M.log_prod_of_spec_over_margin(M.layer_norms(params), gamma), rtol=1e-12)
     np.testing.assert_allclose(full["num_params"], 18 + 6 + 18 + 3)
     # 1/σ′² and the bounds share one σ′.
     sigma = full["pacbayes_flatness"] ** -0.5
@@ -77,7 +77,8 @@ def test_error_deviation_radius_keeps_the_train_error_within_the_deviation(tiny)
     # the error increase sits at the deviation from below within one error quantum per sample
     # average (the error is piecewise constant in σ; bisection keeps increase(lo) ≤ dev).
     params = _init(4)
-    run = M.MeasureRun(_apply, M.MeasureContext(params, params, {}, tiny.x, tiny.y, jax.random.key(0)), M.MeasureConfig())
+    run = M.MeasureRun(_apply, M.MeasureContext(params, params, {}, tiny.x, tiny.y, jax.random.key(0)),
+                       M.MeasureConfig())
     res = M.pacbayes_sigma(run.error, params, key=jax.random.key(0), num_samples=64, num_bisection_steps=25)
     assert abs(res.increase - 0.1) <= 1 / (20 * 64) + 1e-12
     # Worst case (Algorithm 2): ascent on the loss, deviation on the error. The error moves in

@@ -23,9 +23,11 @@ from dl_course.train.build import load_data, make_model
 
 TINY_SPECTRUM = ["--config.train.dataset_options.num_train=300", "--config.train.model_options.width=16",
                  "--config.train.steps=40", "--config.train.eval_every=20", "--config.train.batch_size=50",
-                 "--config.train.seeds=[0]", "--config.snapshot_steps=[0,40]", "--config.measure.examples=100", "--config.measure.top_k=12",
+                 "--config.train.seeds=[0]", "--config.snapshot_steps=[0,40]", "--config.measure.examples=100",
+                 "--config.measure.top_k=12",
                  "--config.measure.lanczos_iters=40", "--config.measure.trace_samples=8",
-                 "--config.measure.slq_probes=2", "--config.measure.slq_iters=30", "--config.measure.density_points=256"]
+                 "--config.measure.slq_probes=2", "--config.measure.slq_iters=30",
+                 "--config.measure.density_points=256"]
 
 
 def test_hessian_spectrum_smoke_and_spectrum_of_the_recorded_snapshot(tmp_path):

@@ -79,7 +79,8 @@ def test_batchnorm_eval_mode_uses_the_running_statistics():
 
 def _block_reference(params, x, widths, num_targets):
     """Each block as a separate numpy network."""
-    a, b, v, c = (np.asarray(params[k], np.float64) for k in ("hidden_kernel", "hidden_bias", "readout", "readout_bias"))
+    a, b, v, c = (np.asarray(params[k], np.float64)
+                  for k in ("hidden_kernel", "hidden_bias", "readout", "readout_bias"))
     out, start = [], 0
     for w in widths:
         for _ in range(num_targets):
@@ -194,8 +195,10 @@ def test_mnist1d_baselines_shuffling_hurts_the_cnn_not_the_mlp(tmp_path):
     1000 examples): MLP 0.435 default vs 0.429 shuffled, CNN 0.65 vs 0.39. The assertion needs a
     CNN drop at least 10 points larger than the MLP's (seed noise is ~1 point)."""
     out = cli.run_study("mnist1d_baselines", [
-        "--config.models=['mlp', 'cnn1d']", "--config.steps_by_model={'linear': 10, 'mlp': 400, 'cnn1d': 400, 'gru': 10}",
-        "--config.train.eval_every=100", "--config.train.seeds=[0]", "--config.loss_comparison=['cross_entropy', 'hinge']",
+        "--config.models=['mlp', 'cnn1d']",
+        "--config.steps_by_model={'linear': 10, 'mlp': 400, 'cnn1d': 400, 'gru': 10}",
+        "--config.train.eval_every=100", "--config.train.seeds=[0]",
+        "--config.loss_comparison=['cross_entropy', 'hinge']",
         "--config.loss_comparison_model=mlp", "--config.loss_comparison_steps=100",
         "--config.model_options_by_model.cnn1d.channels=(8, 8, 8)",
         "--config.train.dataset_options={'num_train': 1000}"], workdir=str(tmp_path / "x"))

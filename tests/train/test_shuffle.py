@@ -38,6 +38,7 @@ def test_every_epoch_visits_every_example_once(small_mnist1d, name):
 
 
 def test_unknown_shuffle_is_one_line_before_compiling(small_mnist1d):
-    with count_compilations() as n, pytest.raises(ConfigError, match="unknown shuffle 'sorted'; valid: permutation, index_shuffle"):
+    with count_compilations() as n, pytest.raises(ConfigError,
+                                                  match="unknown shuffle 'sorted'; valid: permutation, index_shuffle"):
         sweep(tiny_config(shuffle="sorted"), seeds=[0], learning_rates=[0.1], data=small_mnist1d)
     assert n[0] == 0

@@ -96,7 +96,8 @@ def test_preempted_inside_a_later_wave_resumes_exactly(small_mnist1d, tmp_path):
     with pytest.raises(Preempted):
         sweep(config, checkpoint_dir=tmp_path, on_chunk=stop_in_second_wave, **grid)
     assert (tmp_path / "wave_000" / "done").is_dir() and (tmp_path / "wave_001" / "chunk_000002").is_dir()
-    resumed = sweep(config, checkpoint_dir=tmp_path, resume=True, on_chunk=lambda i: calls.append(("r", i.wave)), **grid)
+    resumed = sweep(config, checkpoint_dir=tmp_path, resume=True, on_chunk=lambda i: calls.append(("r", i.wave)),
+                    **grid)
     assert ("r", 0) not in calls  # the finished wave is not retrained
     _equal(resumed, full)
 

@@ -18,7 +18,8 @@ def test_figures_are_returned_and_written(tmp_path):
     diagram = ReliabilityDiagram(edges[:-1], edges[1:], conf, conf * 0.8, count)
     figs = {
         "rel.png": cplots.reliability_figure({"SGD": diagram, "SWAG": diagram}, eces={"SGD": 0.1, "SWAG": 0.05}),
-        "shift.png": cplots.shift_figure({"noise": {"SGD": {"ece": rng.random((3, 6))}, "SWAG": {"ece": rng.random(6)}}},
+        "shift.png": cplots.shift_figure({"noise": {"SGD": {"ece": rng.random((3, 6))},
+                                                    "SWAG": {"ece": rng.random(6)}}},
                                          ["ece"]),
         "ood.png": oplots.ood_figure({"msp": rng.normal(0, 1, 100)}, {"msp": rng.normal(1, 1, 80)},
                                      title="MNIST-1D vs noise"),
