@@ -29,7 +29,7 @@ GALLERY = {
 
 
 def get_config(variant=None):
-    """Logistic loss, linear model without bias, w(0) = 0, full batch, 10^5 steps, 4 optimizers x 2 step sizes, 2 datasets.
+    """Logistic loss, linear model, w(0) = 0, full batch, 10^5 steps, 4 optimizers x 2 step sizes, 2 datasets.
 
     Datasets (both ``separable``, options chosen so the l2 and linf max-margin directions differ
     clearly, cos 0.73 and 0.78): 40 points in 20 dimensions, and the high-dimensional variant, 20
