@@ -124,9 +124,8 @@ def _engine_config(args: dict):
 
 
 def engine(args: dict) -> dict:
-    from bench_sweep import time_sweep  # sets up one CPU device per core before jax starts
-
     import jax
+    from bench_sweep import time_sweep  # sets up one CPU device per core before jax starts
 
     return {"seconds": time_sweep(_engine_config(args)), "devices": len(jax.devices())}
 
@@ -141,9 +140,9 @@ def lanczos_lambda_max(args: dict) -> dict:
     import jax
     import jax.numpy as jnp
     import numpy as np
-
     from bench_curvature import first, lanczos_history
     from bench_hvp import interleaved_medians
+
     from dl_course import measures
     from dl_course.measures.krylov import lanczos
     from dl_course.measures.spectrum import flat_operator

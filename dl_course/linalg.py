@@ -23,7 +23,6 @@ training scan never leaves the device program (see its docstring for why this ma
 
 from __future__ import annotations
 
-
 import jax
 import jax.numpy as jnp
 import numpy as np

@@ -56,7 +56,7 @@ def run_record(config, study: str, conventions: dict, variant: str | None = None
             "config": config.to_dict() if hasattr(config, "to_dict") else dict(config),
             "conventions": conventions, "versions": package_versions(), "device": device_info(),
             "command": " ".join(sys.argv),
-            "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+            "created_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
 
 
 def sweep_runs(result, extra: dict[str, np.ndarray] | None = None, point: int = -1) -> list[dict]:

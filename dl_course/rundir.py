@@ -132,7 +132,7 @@ def save_figure(path: Path, fig, dpi: int = 120) -> None:
 
 def default_workdir(study: str, root: str | Path = "results") -> Path:
     """``results/<study>/runs/<UTC timestamp>``."""
-    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%d-%H%M%S")
     return Path(root) / study / "runs" / stamp
 
 
@@ -181,7 +181,7 @@ class RunDir:
         self._lock_fd: int | None = None
 
     # -- ownership ---------------------------------------------------------------------------
-    def acquire(self) -> "RunDir":
+    def acquire(self) -> RunDir:
         """Take the directory's lock and check that this run may write it (``ConfigError`` if not;
         ``WriteError`` when the workdir cannot be written at all)."""
         if not self.primary:
@@ -249,7 +249,7 @@ class RunDir:
             self._lock_fd = None
 
     # -- writing -----------------------------------------------------------------------------
-    def open(self) -> "RunDir":
+    def open(self) -> RunDir:
         if self.primary:
             try:
                 self.staging.mkdir(parents=True, exist_ok=True)
@@ -292,7 +292,7 @@ class RunDir:
             if p.is_file() and p.name != COMPLETE:
                 files[str(p.relative_to(self.staging))] = {
                     "bytes": p.stat().st_size, "sha256": hashlib.sha256(p.read_bytes()).hexdigest()}
-        write_json(self.staging / COMPLETE, {"finished_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(
+        write_json(self.staging / COMPLETE, {"finished_utc": _dt.datetime.now(_dt.UTC).isoformat(
             timespec="seconds"), "files": files})
         if not self.final.exists():
             os.rename(self.staging, self.final)

@@ -18,11 +18,12 @@ GALLERY = {
     "section": "Module 2 — training dynamics and generalization", "order": 3,
     "title": "Central flows (Cohen, Damian et al. 2025)",
     "figures": ["central_flow.png"],
-    "shows": "Full-batch GD on a 40-50-50-10 tanh MLP (5.1k params), MSE, 500 MNIST-1D examples, η ∈ {0.16, 0.18, 0.2}, "
-             "against its central flow (Σ from an in-program complementarity solve on the top-3 Hessian "
-             "eigenvectors, Euler h = 1/2, vmapped over η) and the gradient flow (diffrax)",
-    "ours": "after λmax reaches 2/η: loss-prediction error central {loss_prediction_error_central:.3f} vs gradient flow "
-            "{loss_prediction_error_gradient_flow:.3f}; flow λmax/(2/η) {flow_sharpness_over_threshold:.4f}; "
+    "shows": "Full-batch GD on a 40-50-50-10 tanh MLP (5.1k params), MSE, 500 MNIST-1D examples, "
+             "η ∈ {0.16, 0.18, 0.2}, against its central flow (Σ from an in-program complementarity solve on the "
+             "top-3 Hessian eigenvectors, Euler h = 1/2, vmapped over η) and the gradient flow (diffrax)",
+    "ours": "after λmax reaches 2/η: loss-prediction error central {loss_prediction_error_central:.3f} vs "
+            "gradient flow {loss_prediction_error_gradient_flow:.3f}; flow λmax/(2/η) "
+            "{flow_sharpness_over_threshold:.4f}; "
             "‖w_GD − w_flow‖/‖w_GD − w_0‖ at the end: central {relative_distance_central:.3f} vs gradient flow "
             "{relative_distance_gradient_flow:.3f} (Euler step error {step_check_relative_distance:.3f})",
     "paper": "predicted loss on GD's time average, flow sharpness at 2/η, GD close to the central flow and not to "

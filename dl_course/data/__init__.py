@@ -3,5 +3,31 @@
 from dl_course.data.dataset import Dataset, make_dataset
 from dl_course.data.registry import REGISTRY, check_name, load, names
 from dl_course.data.splits import fold_datasets, kfold_indices, train_val_split
-from dl_course.data.transforms import (one_hot, random_inputs, randomize_labels, shuffle_inputs, standardize,
-                                       subsample_per_class, with_random_labels)
+from dl_course.data.transforms import (
+                                       one_hot,
+                                       random_inputs,
+                                       randomize_labels,
+                                       shuffle_inputs,
+                                       standardize,
+                                       subsample_per_class,
+                                       with_random_labels,
+)
+
+__all__ = [
+    "Dataset",
+    "REGISTRY",
+    "check_name",
+    "fold_datasets",
+    "kfold_indices",
+    "load",
+    "make_dataset",
+    "names",
+    "one_hot",
+    "random_inputs",
+    "randomize_labels",
+    "shuffle_inputs",
+    "standardize",
+    "subsample_per_class",
+    "train_val_split",
+    "with_random_labels",
+]

@@ -24,7 +24,7 @@ Images (NHWC, ``[n, H, W, C]``):
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp

@@ -43,7 +43,7 @@ class Dataset:
     def is_classification(self) -> bool:
         return self.num_classes > 0
 
-    def replace(self, **changes: Any) -> "Dataset":
+    def replace(self, **changes: Any) -> Dataset:
         """Return a copy with fields replaced (``info`` entries are merged, not replaced)."""
         if "info" in changes:
             changes["info"] = {**self.info, **changes["info"]}

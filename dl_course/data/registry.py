@@ -5,8 +5,7 @@ from __future__ import annotations
 from dl_course.data.dataset import Dataset
 from dl_course.data.digits import load_digits
 from dl_course.data.mnist1d import load_mnist1d
-from dl_course.data.synthetic import (load_gaussian_mixture, load_moons, load_separable, load_swiss_roll,
-                                      load_teacher)
+from dl_course.data.synthetic import load_gaussian_mixture, load_moons, load_separable, load_swiss_roll, load_teacher
 
 REGISTRY = {
     "mnist1d": load_mnist1d,

@@ -33,8 +33,21 @@ Contract: ``score_fn(x, t)`` maps ``x [batch, ...]`` and a per-example time vect
 an array shaped like ``x``.
 """
 
-from dl_course.generative.analytic import GaussianMixture
-from dl_course.generative.analytic import FactorizedMixture
+from dl_course.generative import flow, vae
+from dl_course.generative.analytic import FactorizedMixture, GaussianMixture
+from dl_course.generative.baselines import BASELINES, baseline_bits_per_dim
+from dl_course.generative.dequantized_task import dequantized_task
+from dl_course.generative.discrete_bound import (
+    DiscreteBound,
+    decode_levels,
+    decoder_time,
+    discrete_bits_per_dim,
+    discrete_log_likelihood_bound,
+)
+from dl_course.generative.ema import EMAState, ema, ema_hook, ema_params
+from dl_course.generative.flow import RealNVP
+from dl_course.generative.flow import make_task as make_flow_task
+from dl_course.generative.level_models import LevelScoreModel, level_score_model
 from dl_course.generative.likelihood import (
     LikelihoodResult,
     bits_per_dim,
@@ -50,6 +63,8 @@ from dl_course.generative.losses import (
     dsm_loss,
     dsm_per_example,
     get_loss,
+    importance_times,
+    likelihood_weight_normalizer,
     make_score_fn,
     ncsn_loss,
     ncsn_per_example,
@@ -58,21 +73,87 @@ from dl_course.generative.losses import (
 from dl_course.generative.metrics import classifier_score, frechet_distance, mmd2, sliced_wasserstein
 from dl_course.generative.nets import SCORE_NETS, GaussianFourierProjection, ScoreMLP, ScoreUNet, get_score_net
 from dl_course.generative.ode import ODE_SOLVERS, ODEInfo, dopri5, rk4
+from dl_course.generative.sample_quality import (
+    DigitsClassifier,
+    fit_digits_classifier,
+    label_statistics,
+    nearest_neighbour_distances,
+    sample_quality_report,
+)
 from dl_course.generative.samplers import PREDICTORS, SAMPLERS, sample, tweedie_denoise
-from dl_course.generative.sde import SDES, SubVPSDE, VESDE, VPSDE, get_sde
+from dl_course.generative.sde import SDES, VESDE, VPSDE, SubVPSDE, get_sde
 from dl_course.generative.task import make_task
-from dl_course.generative.baselines import BASELINES, baseline_bits_per_dim
-from dl_course.generative.sample_quality import (DigitsClassifier, fit_digits_classifier, label_statistics,
-                                                 nearest_neighbour_distances, sample_quality_report)
-from dl_course.generative import flow
-from dl_course.generative.flow import RealNVP
-from dl_course.generative.flow import make_task as make_flow_task
-from dl_course.generative import vae
 from dl_course.generative.vae import VAE, iwae_bound
 from dl_course.generative.vae import make_task as make_vae_task
-from dl_course.generative.ema import EMAState, ema, ema_hook, ema_params
-from dl_course.generative.losses import importance_times, likelihood_weight_normalizer
-from dl_course.generative.dequantized_task import dequantized_task
-from dl_course.generative.discrete_bound import (DiscreteBound, decode_levels, decoder_time, discrete_bits_per_dim,
-                                                 discrete_log_likelihood_bound)
-from dl_course.generative.level_models import LevelScoreModel, level_score_model
+
+__all__ = [
+    "BASELINES",
+    "DigitsClassifier",
+    "DiscreteBound",
+    "EMAState",
+    "FactorizedMixture",
+    "GaussianFourierProjection",
+    "GaussianMixture",
+    "LOSSES",
+    "LevelScoreModel",
+    "LikelihoodResult",
+    "ODEInfo",
+    "ODE_SOLVERS",
+    "PREDICTORS",
+    "RealNVP",
+    "SAMPLERS",
+    "SCORE_NETS",
+    "SDES",
+    "ScoreMLP",
+    "ScoreUNet",
+    "SubVPSDE",
+    "VAE",
+    "VESDE",
+    "VPSDE",
+    "baseline_bits_per_dim",
+    "bits_per_dim",
+    "classifier_score",
+    "decode_levels",
+    "decoder_time",
+    "dequantize",
+    "dequantized_task",
+    "discrete_bits_per_dim",
+    "discrete_log_likelihood_bound",
+    "divergence_exact",
+    "divergence_hutchinson",
+    "dopri5",
+    "draw_probes",
+    "dsm_loss",
+    "dsm_per_example",
+    "ema",
+    "ema_hook",
+    "ema_params",
+    "fit_digits_classifier",
+    "flow",
+    "frechet_distance",
+    "get_loss",
+    "get_score_net",
+    "get_sde",
+    "importance_times",
+    "iwae_bound",
+    "label_statistics",
+    "level_score_model",
+    "likelihood",
+    "likelihood_weight_normalizer",
+    "log_likelihood",
+    "make_flow_task",
+    "make_score_fn",
+    "make_task",
+    "make_vae_task",
+    "mmd2",
+    "ncsn_loss",
+    "ncsn_per_example",
+    "nearest_neighbour_distances",
+    "noise_levels",
+    "rk4",
+    "sample",
+    "sample_quality_report",
+    "sliced_wasserstein",
+    "tweedie_denoise",
+    "vae",
+]

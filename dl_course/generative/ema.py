@@ -14,7 +14,8 @@ initialisation). Updates start at ``start_step`` (steps before it are not averag
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp

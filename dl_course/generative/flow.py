@@ -28,7 +28,7 @@ does so with fresh noise at every step, and bits/dim follow from ``likelihood.bi
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import flax.linen as nn
 import jax

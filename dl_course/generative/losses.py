@@ -33,7 +33,7 @@ trained; ``make_score_fn`` builds it from a flax ``apply``.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp

@@ -19,7 +19,7 @@ The raw output is turned into a score by ``losses.make_score_fn`` (noise predict
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import flax.linen as nn
 import jax

@@ -33,7 +33,8 @@ default adjoint (recursive checkpointing) would allow reverse mode through the a
 
 from __future__ import annotations
 
-from typing import Any, Callable, ClassVar, NamedTuple
+from collections.abc import Callable
+from typing import Any, ClassVar, NamedTuple
 
 import diffrax
 import jax

@@ -34,7 +34,7 @@ are averaged over the batch (leading axis of ``shape``), so samples of one call 
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp

@@ -33,7 +33,7 @@ Everything is per example, jit- and vmap-friendly; ``make_task`` wraps the beta-
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import flax.linen as nn
 import jax

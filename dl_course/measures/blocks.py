@@ -12,7 +12,8 @@ Every function works under ``jax.vmap`` over a leading run axis of ``params`` an
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 import jax
 
@@ -49,7 +50,7 @@ def hessian_block_operator(loss_fn: Callable[[PyTree], jax.Array], params: PyTre
     return lambda v_l: hvp(restricted, params[name], v_l)
 
 
-def _blocks(operator: Optional[Operator], loss_fn: Optional[Callable], params: PyTree) -> dict:
+def _blocks(operator: Operator | None, loss_fn: Callable | None, params: PyTree) -> dict:
     if (operator is None) == (loss_fn is None):
         raise ValueError("pass exactly one of operator or loss_fn")
     if not isinstance(params, dict) and not hasattr(params, "keys"):
@@ -62,12 +63,12 @@ def _blocks(operator: Optional[Operator], loss_fn: Optional[Callable], params: P
 def operator_layer_traces(
     params: PyTree,
     *,
-    operator: Optional[Operator] = None,
-    loss_fn: Optional[Callable[[PyTree], jax.Array]] = None,
-    key: Optional[jax.Array] = None,
+    operator: Operator | None = None,
+    loss_fn: Callable[[PyTree], jax.Array] | None = None,
+    key: jax.Array | None = None,
     num_samples: int = 100,
     exact: bool = False,
-    batch_size: Optional[int] = None,
+    batch_size: int | None = None,
 ) -> dict[str, tuple[jax.Array, jax.Array]]:
     """``{name: (tr A_ll estimate, stderr)}`` for each top-level key of ``params``.
 
@@ -98,7 +99,7 @@ def layer_traces(
     *,
     key: jax.Array,
     num_samples: int = 100,
-    batch_size: Optional[int] = None,
+    batch_size: int | None = None,
 ) -> dict[str, jax.Array]:
     """``{top-level params key: Hutchinson estimate of tr ∇²_{θ_l} L}``; the layer traces sum to
     an unbiased estimate of ``tr ∇²L``. Standard errors: :func:`operator_layer_traces`."""
@@ -113,8 +114,8 @@ def layer_eigenpairs(
     k: int = 1,
     *,
     key: jax.Array,
-    operator: Optional[Operator] = None,
-    loss_fn: Optional[Callable[[PyTree], jax.Array]] = None,
+    operator: Operator | None = None,
+    loss_fn: Callable[[PyTree], jax.Array] | None = None,
     num_iters: int = DEFAULT_NUM_ITERS,
     which: str = "top",
 ) -> dict[str, EigenResult]:
@@ -147,8 +148,8 @@ def layer_spectral_densities(
     params: PyTree,
     *,
     key: jax.Array,
-    operator: Optional[Operator] = None,
-    loss_fn: Optional[Callable[[PyTree], jax.Array]] = None,
+    operator: Operator | None = None,
+    loss_fn: Callable[[PyTree], jax.Array] | None = None,
     num_probes: int = 10,
     num_iters: int = 60,
     num_points: int = 1024,

@@ -11,7 +11,8 @@ comparable despite the scale invariances of ReLU networks.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp

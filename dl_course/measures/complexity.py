@@ -17,7 +17,8 @@ serves all of them.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, NamedTuple, Optional
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -46,8 +47,8 @@ class LayerNorms(NamedTuple):
 
     spec: jax.Array
     fro: jax.Array
-    dist_spec: Optional[jax.Array] = None
-    dist_fro: Optional[jax.Array] = None
+    dist_spec: jax.Array | None = None
+    dist_fro: jax.Array | None = None
 
 
 def _sq_spec(mats: list[jax.Array]) -> jax.Array:
@@ -58,7 +59,7 @@ def _sq_fro(mats: list[jax.Array]) -> jax.Array:
     return jnp.stack([jnp.sum(w**2) for w in mats])
 
 
-def layer_norms(params: PyTree, init_params: Optional[PyTree] = None) -> LayerNorms:
+def layer_norms(params: PyTree, init_params: PyTree | None = None) -> LayerNorms:
     """:class:`LayerNorms` of ``params`` (and of ``params − init_params`` if given); one SVD per
     layer matrix (and per difference), through :mod:`dl_course.linalg`."""
     mats = _layers(params)
@@ -193,7 +194,7 @@ def path_norm_over_margin(
 
 def fisher_rao_norm(
     example_losses_fn: Callable[[PyTree], jax.Array], params: PyTree,
-    num_layers: Optional[int] = None,
+    num_layers: int | None = None,
 ) -> jax.Array:
     """Fisher–Rao norm (Liang, Poggio, Rakhlin & Stokes 2019, AISTATS, Def. of ``‖θ‖_fr``)
     with the empirical Fisher of the training labels:

@@ -22,7 +22,8 @@ such a measure ranks nothing, which is what Jiang's formula gives.
 from __future__ import annotations
 
 import itertools
-from typing import Any, Mapping, NamedTuple, Optional, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -66,7 +67,7 @@ def kendall_tau(measure: np.ndarray, gap: np.ndarray, variant: str = "b") -> flo
     return _tau(measure, gap, variant)
 
 
-def _axes(hparams: Hparams, axes: Optional[Sequence[str]]) -> list[str]:
+def _axes(hparams: Hparams, axes: Sequence[str] | None) -> list[str]:
     if not hparams:
         raise ValueError("hparams is empty")
     keys = list(hparams[0])
@@ -89,7 +90,7 @@ def _groups(hparams: Hparams, axis: str) -> list[np.ndarray]:
 
 
 def psi_by_axis(
-    measure: np.ndarray, gap: np.ndarray, hparams: Hparams, axes: Optional[Sequence[str]] = None,
+    measure: np.ndarray, gap: np.ndarray, hparams: Hparams, axes: Sequence[str] | None = None,
     variant: str = "b",
 ) -> dict[str, float]:
     """Jiang et al.'s (§3.1) per-axis granulated coefficient
@@ -108,7 +109,7 @@ def psi_by_axis(
 
 
 def granulated_psi(
-    measure: np.ndarray, gap: np.ndarray, hparams: Hparams, axes: Optional[Sequence[str]] = None,
+    measure: np.ndarray, gap: np.ndarray, hparams: Hparams, axes: Sequence[str] | None = None,
     variant: str = "b",
 ) -> float:
     """``Ψ = (1/n) Σ_i ψ_i`` (Jiang et al. §3.1), the mean of :func:`psi_by_axis` over the axes
@@ -148,7 +149,7 @@ def _entropy(p: np.ndarray, axis: int) -> np.ndarray:
 
 
 def conditional_mutual_information(
-    measure: np.ndarray, gap: np.ndarray, hparams: Hparams, axes: Optional[Sequence[str]] = None,
+    measure: np.ndarray, gap: np.ndarray, hparams: Hparams, axes: Sequence[str] | None = None,
     max_conditioning: int = 2,
 ) -> CITest:
     """Jiang et al.'s (§3.2) conditional-independence test. Over all ordered pairs of distinct
@@ -181,7 +182,7 @@ def _normalized_cmi(cell: np.ndarray, num_cells: int, signs: np.ndarray) -> floa
 
 def conditional_mutual_information_table(
     measures: Mapping[str, np.ndarray], gap: np.ndarray, hparams: Hparams,
-    axes: Optional[Sequence[str]] = None, max_conditioning: int = 2,
+    axes: Sequence[str] | None = None, max_conditioning: int = 2,
 ) -> dict[str, CITest]:
     """:func:`conditional_mutual_information` for several measures at once (``{name: CITest}``),
     sharing the pair bookkeeping (``n(n−1)`` ordered pairs, one cell code per conditioning set)."""
@@ -250,8 +251,8 @@ def hoeffding_weight(gap_difference, test_examples: int, min_weight: float = 0.5
 
 
 def robust_sign_error(
-    measure: np.ndarray, gap: np.ndarray, hparams: Hparams, axes: Optional[Sequence[str]] = None,
-    seed_key: Optional[str] = None, test_examples: Optional[int] = None, min_weight: float = 0.5,
+    measure: np.ndarray, gap: np.ndarray, hparams: Hparams, axes: Sequence[str] | None = None,
+    seed_key: str | None = None, test_examples: int | None = None, min_weight: float = 0.5,
     min_effective_sample_size: float = 12.0,
 ) -> RobustSignError:
     """Robust sign-error of Dziugaite, Drouin, Neal, Rajkumar, Caballero, Wang, Mitliagkas & Roy
@@ -302,8 +303,8 @@ def robust_sign_error(
 
 def correlation_table(
     measures: Mapping[str, np.ndarray], gap: np.ndarray, hparams: Hparams,
-    axes: Optional[Sequence[str]] = None, seed_key: Optional[str] = None,
-    cmi_covariates: Optional[Mapping[str, Sequence]] = None, test_examples: Optional[int] = None,
+    axes: Sequence[str] | None = None, seed_key: str | None = None,
+    cmi_covariates: Mapping[str, Sequence] | None = None, test_examples: int | None = None,
     min_effective_sample_size: float = 12.0,
 ) -> dict[str, dict]:
     """Every statistic for every measure, as JSON-ready values: ``kendall_tau`` (name → τ),

@@ -17,7 +17,8 @@ Gauss–Newton matrix and the (empirical) Fisher; Kunstner et al. (2019) on the 
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp

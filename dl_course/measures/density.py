@@ -16,7 +16,8 @@ Papyan 2018). Its first moment is the average of ``vᵀAv`` over probes (an unbi
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Optional
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -48,7 +49,7 @@ def slq(
     key: jax.Array,
     num_probes: int,
     num_iters: int,
-    batch_size: Optional[int] = None,
+    batch_size: int | None = None,
 ) -> SLQResult:
     """Stochastic Lanczos quadrature: one ``num_iters``-step Lanczos run (full
     reorthogonalization) per Rademacher probe; probes evaluated with ``lax.map(batch_size=...)``.
@@ -81,10 +82,10 @@ def operator_spectral_density(
     num_probes: int = 10,
     num_iters: int = 60,
     num_points: int = 1024,
-    sigma: Optional[float] = None,
+    sigma: float | None = None,
     sigma_rel: float = 0.01,
-    grid: Optional[jax.Array] = None,
-    batch_size: Optional[int] = None,
+    grid: jax.Array | None = None,
+    batch_size: int | None = None,
 ) -> tuple[jax.Array, jax.Array]:
     """SLQ spectral density ``(grid, density)`` of a symmetric pytree operator.
 
@@ -119,10 +120,10 @@ def spectral_density(
     num_probes: int = 10,
     num_iters: int = 60,
     num_points: int = 1024,
-    sigma: Optional[float] = None,
+    sigma: float | None = None,
     sigma_rel: float = 0.01,
-    grid: Optional[jax.Array] = None,
-    batch_size: Optional[int] = None,
+    grid: jax.Array | None = None,
+    batch_size: int | None = None,
     hvp_method: str = DEFAULT_HVP_METHOD,
 ) -> tuple[jax.Array, jax.Array]:
     """Hessian spectral density ``(grid, density)`` by SLQ, integrating to 1 over ``grid``

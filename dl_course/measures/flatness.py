@@ -20,7 +20,8 @@ the returned ``increase``. Equation numbers refer to Jiang et al.'s appendix (ar
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Optional
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -74,8 +75,8 @@ def expected_increase(
     *,
     key: jax.Array,
     num_samples: int,
-    magnitude_eps: Optional[float] = None,
-    batch_size: Optional[int] = None,
+    magnitude_eps: float | None = None,
+    batch_size: int | None = None,
 ) -> tuple[jax.Array, jax.Array]:
     """Monte-Carlo estimate of ``E_u[L(θ+u)] − L(θ)`` and its standard error, ``u = s ⊙ z``,
     ``z ~ N(0, I)`` drawn from ``fold_in(key, k)``, ``k < num_samples``:
@@ -110,8 +111,8 @@ def pacbayes_sigma(
     num_bisection_steps: int = 20,
     sigma_min: float = 1e-5,
     sigma_max: float = 4.0,
-    magnitude_eps: Optional[float] = None,
-    batch_size: Optional[int] = None,
+    magnitude_eps: float | None = None,
+    batch_size: int | None = None,
 ) -> PerturbationRadius:
     """PAC-Bayes flatness radius ``σ′`` (Jiang et al. 2020, App. C.3 and Algorithm 1): the largest
     ``σ`` with ``E_u[L(θ+u)] − L(θ) ≤ deviation`` for ``u ~ N(0, σ² I)`` (or, with
@@ -131,7 +132,7 @@ def pacbayes_sigma(
 
 
 def pacbayes_bound(
-    params: PyTree, sigma: jax.Array, num_examples: int, reference: Optional[PyTree] = None
+    params: PyTree, sigma: jax.Array, num_examples: int, reference: PyTree | None = None
 ) -> jax.Array:
     """``‖θ − θ_P‖² / (4σ′²) + log(m/σ′) + 10`` with the prior mean ``θ_P`` at the origin
     (``reference=None``, Jiang's "pacbayes.orig", eq. (49)) or at the initialization
@@ -147,7 +148,7 @@ def pacbayes_mag_bound(
     init_params: PyTree,
     sigma: jax.Array,
     num_examples: int,
-    reference: Optional[PyTree] = None,
+    reference: PyTree | None = None,
     magnitude_eps: float = MAGNITUDE_EPS,
 ) -> jax.Array:
     """Magnitude-aware PAC-Bayes bound, Jiang et al. eqs. (56) ("pacbayes.mag.init",
@@ -172,11 +173,11 @@ def worst_case_increase(
     params: PyTree,
     alpha: jax.Array,
     *,
-    deviation_fn: Optional[Callable[[PyTree], jax.Array]] = None,
+    deviation_fn: Callable[[PyTree], jax.Array] | None = None,
     num_steps: int = 20,
     step_size: float = 0.1,
-    magnitude_eps: Optional[float] = None,
-    key: Optional[jax.Array] = None,
+    magnitude_eps: float | None = None,
+    key: jax.Array | None = None,
 ) -> jax.Array:
     """``max_{|u_i| ≤ b_i} D(θ+u) − D(θ)`` over the box with half-widths ``b_i = α`` (Jiang et
     al.'s sharpness box) or ``b_i = α|θ_i| + ε`` (magnitude-aware, ``magnitude_eps = ε``).
@@ -207,14 +208,14 @@ def sharpness_alpha(
     params: PyTree,
     *,
     deviation: float = DEFAULT_DEVIATION,
-    deviation_fn: Optional[Callable[[PyTree], jax.Array]] = None,
+    deviation_fn: Callable[[PyTree], jax.Array] | None = None,
     num_steps: int = 20,
     step_size: float = 0.1,
     num_bisection_steps: int = 20,
     alpha_min: float = 1e-5,
     alpha_max: float = 4.0,
-    magnitude_eps: Optional[float] = None,
-    key: Optional[jax.Array] = None,
+    magnitude_eps: float | None = None,
+    key: jax.Array | None = None,
 ) -> PerturbationRadius:
     """Worst-case sharpness radius ``α′`` (Jiang et al. 2020, App. C.3 and Algorithm 2): the
     largest ``α`` with ``max_{|u_i| ≤ α} D(θ+u) − D(θ) ≤ deviation`` (box ``|u_i| ≤ α|θ_i| + ε``
@@ -240,7 +241,7 @@ def adaptive_sharpness(
     num_steps: int = 20,
     step_size: float = 0.1,
     eta: float = 0.0,
-    key: Optional[jax.Array] = None,
+    key: jax.Array | None = None,
 ) -> WorstCase:
     """Worst-case adaptive sharpness of Andriushchenko, Croce, Müller, Hein & Flammarion (2023,
     ICML, "A modern look at the relationship between sharpness and generalization", §2):

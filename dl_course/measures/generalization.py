@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import functools
 import zlib
-from typing import Any, Callable, NamedTuple, Optional, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -88,7 +89,7 @@ class MeasureConfig(NamedTuple):
     deviation: float = F.DEFAULT_DEVIATION
     deviation_on: str = "error"
     num_mc_samples: int = 16
-    mc_batch_size: Optional[int] = None
+    mc_batch_size: int | None = None
     num_bisection_steps: int = 20
     radius_min: float = 1e-5
     radius_max: float = 4.0
@@ -100,8 +101,8 @@ class MeasureConfig(NamedTuple):
     lanczos_iters: int = 20
     trace_samples: int = 20
     noise_batch_size: int = 32
-    num_train_examples: Optional[int] = None
-    fisher_rao_num_layers: Optional[int] = None
+    num_train_examples: int | None = None
+    fisher_rao_num_layers: int | None = None
 
 
 class MeasureRun:
@@ -247,7 +248,7 @@ MEASURE_FAMILIES: dict[str, tuple[str, ...]] = {
 }
 
 
-def _check_names(names: Optional[Sequence[str]]) -> tuple[str, ...]:
+def _check_names(names: Sequence[str] | None) -> tuple[str, ...]:
     if names is None:
         return tuple(GENERALIZATION_MEASURES)
     unknown = [n for n in names if n not in GENERALIZATION_MEASURES]
@@ -259,7 +260,7 @@ def _check_names(names: Optional[Sequence[str]]) -> tuple[str, ...]:
 def generalization_measures(
     apply_fn: ApplyFn,
     ctx: MeasureContext,
-    names: Optional[Sequence[str]] = None,
+    names: Sequence[str] | None = None,
     config: MeasureConfig = MeasureConfig(),
 ) -> dict[str, jax.Array]:
     """``{name: value}`` for one run, for ``names`` (default: all of ``GENERALIZATION_MEASURES``).
@@ -275,7 +276,7 @@ def generalization_measures(
 
 def vmapped_generalization_measures(
     apply_fn: ApplyFn,
-    names: Optional[Sequence[str]] = None,
+    names: Sequence[str] | None = None,
     config: MeasureConfig = MeasureConfig(),
 ) -> Callable[..., dict[str, jax.Array]]:
     """``jit(vmap(generalization_measures))`` over runs: the returned

@@ -3,7 +3,8 @@ in Jiang et al. 2020, App. C.5)."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp

@@ -36,7 +36,7 @@ Activations and output gradients are captured with ``flax.linen.intercept_method
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -146,15 +146,15 @@ def kfac_factors(
     model: nn.Module,
     params: PyTree,
     x: jax.Array,
-    y: Optional[jax.Array] = None,
+    y: jax.Array | None = None,
     *,
     loss: str = "cross_entropy",
     fisher: str = "ggn",
-    key: Optional[jax.Array] = None,
-    model_state: Optional[dict] = None,
-    batch_size: Optional[int] = None,
-    apply_kwargs: Optional[dict] = None,
-    within: Optional[str] = None,
+    key: jax.Array | None = None,
+    model_state: dict | None = None,
+    batch_size: int | None = None,
+    apply_kwargs: dict | None = None,
+    within: str | None = None,
 ) -> KFACFactors:
     """K-FAC factors ``A``, ``G`` of every Dense / Conv layer on the dataset ``x`` (see module docstring).
 
@@ -259,7 +259,7 @@ def kfac_eigenvalues(eigen: KFACEigen, scale: float = 1.0) -> dict:
     return {k: scale * jnp.outer(eigen.a_vals[k], eigen.g_vals[k]) for k in eigen.a_vals}
 
 
-def kfac_spectral_apply(eigen: KFACEigen, fn, v, scale: float = 1.0, eigenvalues: Optional[dict] = None):
+def kfac_spectral_apply(eigen: KFACEigen, fn, v, scale: float = 1.0, eigenvalues: dict | None = None):
     """``v -> Σ_ij fn(λ_ij) (u_i ⊗ v_j)(u_i ⊗ v_j)ᵀ v`` layer by layer, i.e. a matrix function of
     the K-FAC operator: ``U_A [fn(Λ) ⊙ (U_Aᵀ Ṽ U_G)] U_Gᵀ`` with ``Λ = scale · λ_A λ_Gᵀ``, or
     ``scale · eigenvalues[name]`` when given (EK-FAC, :func:`ekfac_eigenvalues`)."""
@@ -275,7 +275,7 @@ def kfac_spectral_apply(eigen: KFACEigen, fn, v, scale: float = 1.0, eigenvalues
     return _map_layers(one, eigen.a_vals, v)
 
 
-def kfac_top_eigenvector(eigen: KFACEigen, params: PyTree, eigenvalues: Optional[dict] = None):
+def kfac_top_eigenvector(eigen: KFACEigen, params: PyTree, eigenvalues: dict | None = None):
     """``(λ, u)``: the largest eigenvalue of the block-diagonal K-FAC (or EK-FAC) operator and its
     unit eigenvector ``u_i ⊗ v_j`` as a pytree like ``params`` (zero outside its layer)."""
     lam = kfac_eigenvalues(eigen) if eigenvalues is None else eigenvalues
@@ -298,14 +298,14 @@ def ekfac_eigenvalues(
     params: PyTree,
     x: jax.Array,
     eigen: KFACEigen,
-    y: Optional[jax.Array] = None,
+    y: jax.Array | None = None,
     *,
     loss: str = "cross_entropy",
     fisher: str = "ggn",
-    key: Optional[jax.Array] = None,
-    model_state: Optional[dict] = None,
-    batch_size: Optional[int] = None,
-    apply_kwargs: Optional[dict] = None,
+    key: jax.Array | None = None,
+    model_state: dict | None = None,
+    batch_size: int | None = None,
+    apply_kwargs: dict | None = None,
 ) -> dict:
     """EK-FAC (George et al. 2018): keep K-FAC's eigenbasis ``U_A ⊗ U_G`` and refit the
     eigenvalues to the second moments of the per-example gradients projected onto it,
@@ -331,7 +331,7 @@ def ekfac_eigenvalues(
 
 
 def kfac_inverse_operator(eigen: KFACEigen, damping: float, scale: float = 1.0,
-                          eigenvalues: Optional[dict] = None):
+                          eigenvalues: dict | None = None):
     """``v -> (scale · A ⊗ G + δ I)⁻¹ v`` per layer, exactly (the damping is added to the
     Kronecker eigenvalues, not split between the factors as in Martens & Grosse 2015 §6.3);
     with ``eigenvalues`` (EK-FAC) the inverse of ``scale · U diag(s) Uᵀ + δ I``."""

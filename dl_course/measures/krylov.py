@@ -16,7 +16,8 @@ eigenvector, which a random start rules out with high probability.)
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple, Optional
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -57,7 +58,7 @@ def _orthogonalize(w: jax.Array, basis: jax.Array) -> jax.Array:
 
 
 def lanczos(
-    matvec: Matvec, v0: jax.Array, num_iters: int, *, restart: Optional[jax.Array] = None
+    matvec: Matvec, v0: jax.Array, num_iters: int, *, restart: jax.Array | None = None
 ) -> LanczosResult:
     """Symmetric Lanczos with full reorthogonalization for ``m = min(num_iters, d)`` steps.
 
@@ -168,7 +169,7 @@ def block_krylov(
     start: jax.Array,
     num_matvecs: int,
     *,
-    restart: Optional[jax.Array] = None,
+    restart: jax.Array | None = None,
 ) -> RitzResult:
     """Rayleigh–Ritz on the block Krylov space ``span{S, AS, A²S, …}`` of a start block
     ``S = [s_1; …; s_b]``, from ``m`` matvecs.

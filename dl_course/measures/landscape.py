@@ -13,7 +13,8 @@ an optimization trajectory (Li et al. §7), and top Hessian eigenvectors.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -131,7 +132,7 @@ def filter_normalized_direction(key: jax.Array, params: PyTree, skip_1d: bool = 
 
 
 def pca_directions(
-    trajectory: PyTree, origin: Optional[PyTree] = None, num_directions: int = 2
+    trajectory: PyTree, origin: PyTree | None = None, num_directions: int = 2
 ) -> tuple[PyTree, jax.Array]:
     """Top principal directions of an optimization trajectory (Li et al. 2018, §7).
 

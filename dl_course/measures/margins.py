@@ -3,7 +3,7 @@ margin of homogeneous binary classifiers."""
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -30,7 +30,7 @@ _NORMALIZERS = ("spectral", "frobenius", "spectral_complexity")
 
 
 def margin_normalizer(
-    params: PyTree, kind: str = "spectral", reference: Optional[PyTree] = None
+    params: PyTree, kind: str = "spectral", reference: PyTree | None = None
 ) -> jax.Array:
     """The scale a margin is divided by:
 
@@ -56,8 +56,8 @@ def normalized_margins(
     params: PyTree,
     kind: str = "spectral",
     *,
-    x: Optional[jax.Array] = None,
-    reference: Optional[PyTree] = None,
+    x: jax.Array | None = None,
+    reference: PyTree | None = None,
 ) -> jax.Array:
     """Margins divided by :func:`margin_normalizer` and, if the inputs ``x`` are given, by
     ``‖X‖_F / n`` as in Bartlett et al. (2017, Fig. 1): ``γ_i n / (R ‖X‖_F)``. Comparable across

@@ -21,7 +21,8 @@ integration at 100× tighter tolerances in the same program. The log–log slope
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import diffrax
 import jax

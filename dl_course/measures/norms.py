@@ -11,7 +11,8 @@ proxy (e.g. Jiang et al. 2020, "Fantastic generalization measures"). Leaves with
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -49,7 +50,7 @@ def frobenius_norm(params: PyTree) -> jax.Array:
     return jnp.linalg.norm(ravel_pytree(params)[0])
 
 
-def spectral_complexity(params: PyTree, reference: Optional[PyTree] = None) -> jax.Array:
+def spectral_complexity(params: PyTree, reference: PyTree | None = None) -> jax.Array:
     """Bartlett, Foster & Telgarsky (2017) spectral complexity (1-Lipschitz activations):
 
         R = (Π_l ‖W_l‖_2) · ( Σ_l ‖W_l − M_l‖_{2,1}^{2/3} / ‖W_l‖_2^{2/3} )^{3/2},

@@ -14,7 +14,7 @@ spectrum on the host.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import numpy as np

@@ -15,7 +15,8 @@ while its top eigenvalue ("preconditioned sharpness") stays below ``(2 + 2β1) /
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -80,7 +81,7 @@ def preconditioned_sharpness(
     *,
     key: jax.Array,
     num_iters: int = DEFAULT_NUM_ITERS,
-    v0: Optional[PyTree] = None,
+    v0: PyTree | None = None,
 ) -> EigenResult:
     """Top-``k`` eigenpairs of ``P^{-1/2} ∇²L(θ) P^{-1/2}`` (Cohen et al. 2022) by Lanczos, with Ritz
     residuals. ``preconditioner`` is a pytree like ``params``, e.g. :func:`adam_preconditioner`.

@@ -26,7 +26,7 @@ an explicit seed.
 from __future__ import annotations
 
 import itertools
-from typing import Mapping, Optional, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from scipy import stats
@@ -73,7 +73,7 @@ def bootstrap_tau(
 
 
 def bootstrap_psi(
-    measures: Mapping[str, np.ndarray], gap: np.ndarray, hparams: Hparams, axes: Optional[Sequence[str]] = None,
+    measures: Mapping[str, np.ndarray], gap: np.ndarray, hparams: Hparams, axes: Sequence[str] | None = None,
     *, num_resamples: int = 1000, confidence: float = 0.95, seed: int = 0,
 ) -> tuple[dict[str, list[float]], dict[str, np.ndarray]]:
     """Percentile intervals of the granulated Ψ (Jiang et al. §3.1: the mean over axes of the mean

@@ -25,7 +25,8 @@ reference and estimates the integration error, as in ``modified_flow.backward_er
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import diffrax
 import jax

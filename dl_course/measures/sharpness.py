@@ -9,7 +9,8 @@ and step sizes are traced arguments (vmappable over a sweep).
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Optional
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -92,7 +93,7 @@ def epsilon_sharpness(
     num_steps: int = 20,
     step_size: jax.Array = 0.1,
     relative: bool = True,
-    key: Optional[jax.Array] = None,
+    key: jax.Array | None = None,
 ) -> WorstCase:
     """ε-sharpness of Keskar et al. (2017, ICLR), the largest loss increase in a box.
 
@@ -130,7 +131,7 @@ def sam_sharpness(
     step_size: jax.Array = 1.0,
     adaptive: bool = False,
     eta: jax.Array = 0.01,
-    key: Optional[jax.Array] = None,
+    key: jax.Array | None = None,
 ) -> WorstCase:
     """SAM sharpness ``max_{‖T⁻¹δ‖₂ ≤ ρ} L(θ + δ) − L(θ)`` (Foret et al. 2021, ICLR).
 
@@ -186,7 +187,7 @@ def m_sharpness(
     step_size: jax.Array = 1.0,
     adaptive: bool = False,
     eta: jax.Array = 0.01,
-    key: Optional[jax.Array] = None,
+    key: jax.Array | None = None,
 ) -> jax.Array:
     """m-sharpness: the mean over disjoint batches ``S`` of size ``m`` of the per-batch SAM
     sharpness ``max_{‖T⁻¹δ‖ ≤ ρ} L_S(θ+δ) − L_S(θ)`` (Foret et al. 2021, §4; Andriushchenko &

@@ -38,7 +38,6 @@ from dl_course.measures.trace import hessian_trace
 from dl_course.train.build import make_model
 from dl_course.train.task import supervised_task
 
-
 _PROGRAMS: dict = {}
 
 

@@ -12,7 +12,7 @@ every run iterates until the slowest one has converged (the converged ones do no
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -29,8 +29,8 @@ def cg_solve(
     *,
     damping: float = 0.0,
     tol: float = 1e-8,
-    maxiter: Optional[int] = None,
-    x0: Optional[PyTree] = None,
+    maxiter: int | None = None,
+    x0: PyTree | None = None,
 ) -> PyTree:
     """``x ≈ (C + δ I)⁻¹ v`` by conjugate gradients, matrix-free (``operator(v) -> C v``).
 
@@ -43,7 +43,7 @@ def cg_solve(
 
 
 def kfac_solve(eigen: KFACEigen, v: PyTree, *, damping: float, scale: float = 1.0,
-               eigenvalues: Optional[dict] = None) -> PyTree:
+               eigenvalues: dict | None = None) -> PyTree:
     """``(scale · A ⊗ G + δ I)⁻¹ v`` layer by layer, in closed form from the factors'
     eigendecompositions (:func:`~dl_course.measures.kfac.kfac_inverse_operator`): ``U_A [(U_Aᵀ Ṽ
     U_G) / (scale λ_A λ_Gᵀ + δ)] U_Gᵀ``; the inverse of the K-FAC approximation, not of ``C``.

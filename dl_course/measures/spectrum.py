@@ -10,7 +10,8 @@ Everything runs a fixed number of iterations, so ``jax.vmap`` over a leading run
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Optional
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -86,7 +87,7 @@ def operator_eigenpairs(
     key: jax.Array,
     num_iters: int = DEFAULT_NUM_ITERS,
     which: str = "top",
-    v0: Optional[PyTree] = None,
+    v0: PyTree | None = None,
 ) -> EigenResult:
     """The ``k`` largest (``which="top"``) or smallest (``"bottom"``) eigenpairs of a symmetric
     pytree operator, by Lanczos with full reorthogonalization (see :func:`lanczos`).
@@ -109,7 +110,7 @@ def hessian_eigenpairs(
     key: jax.Array,
     num_iters: int = DEFAULT_NUM_ITERS,
     which: str = "top",
-    v0: Optional[PyTree] = None,
+    v0: PyTree | None = None,
     hvp_method: str = DEFAULT_HVP_METHOD,
 ) -> EigenResult:
     """Extreme eigenpairs of the Hessian ``∇²L(θ)`` with Ritz residuals (Lanczos; see
@@ -168,7 +169,7 @@ def operator_power_iteration(
     *,
     key: jax.Array,
     num_iters: int = 100,
-    v0: Optional[PyTree] = None,
+    v0: PyTree | None = None,
 ) -> EigenResult:
     """The ``k`` largest-magnitude eigenpairs by power iteration with deflation (for comparison
     with Lanczos; see :func:`~dl_course.measures.krylov.power_iteration`). ``v0``: a pytree

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -20,7 +21,7 @@ def hutchinson_trace(
     *,
     key: jax.Array,
     num_samples: int,
-    batch_size: Optional[int] = None,
+    batch_size: int | None = None,
 ) -> tuple[jax.Array, jax.Array]:
     """Hutchinson (1989) estimate of ``tr(A)`` with Rademacher probes, and its standard error.
 
@@ -49,7 +50,7 @@ def operator_trace(
     *,
     key: jax.Array,
     num_samples: int = 100,
-    batch_size: Optional[int] = None,
+    batch_size: int | None = None,
 ) -> tuple[jax.Array, jax.Array]:
     """Hutchinson trace ``(estimate, stderr)`` of a symmetric pytree operator (see
     :func:`hutchinson_trace`)."""
@@ -65,7 +66,7 @@ def hessian_trace(
     *,
     key: jax.Array,
     num_samples: int = 100,
-    batch_size: Optional[int] = None,
+    batch_size: int | None = None,
     hvp_method: str = DEFAULT_HVP_METHOD,
 ) -> tuple[jax.Array, jax.Array]:
     """Hutchinson estimate of ``tr ∇²L(θ)`` and its standard error (Rademacher probes, one HVP

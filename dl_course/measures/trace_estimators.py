@@ -20,7 +20,8 @@ Orthonormal bases come from ``dl_course.linalg.svd`` (safe inside vmapped XLA:CP
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -32,7 +33,7 @@ PyTree = Any
 Matvec = Callable[[jax.Array], jax.Array]
 
 
-def _apply_columns(matvec: Matvec, x: jax.Array, batch_size: Optional[int]) -> jax.Array:
+def _apply_columns(matvec: Matvec, x: jax.Array, batch_size: int | None) -> jax.Array:
     """``A X`` for the columns of ``X`` (d, k), ``batch_size`` matvecs vmapped at a time."""
     return jax.lax.map(matvec, x.T, batch_size=batch_size).T
 
@@ -51,7 +52,7 @@ def hutchpp(
     *,
     key: jax.Array,
     num_matvecs: int,
-    batch_size: Optional[int] = None,
+    batch_size: int | None = None,
 ) -> jax.Array:
     """Hutch++ estimate of ``tr(A)`` with ``num_matvecs`` products (Meyer et al. 2021, Alg. 1).
 
@@ -84,7 +85,7 @@ def xtrace_estimate(
     *,
     key: jax.Array,
     num_matvecs: int,
-    batch_size: Optional[int] = None,
+    batch_size: int | None = None,
 ) -> tuple[jax.Array, jax.Array]:
     """XTrace estimate of ``tr(A)`` and its error estimate (Epperly, Tropp & Webber 2024, §2).
 
@@ -130,7 +131,7 @@ def hutchinson_diagonal(
     *,
     key: jax.Array,
     num_samples: int,
-    batch_size: Optional[int] = None,
+    batch_size: int | None = None,
 ) -> jax.Array:
     """Stochastic diagonal ``diag(A) ≈ (1/m) Σ_j z_j ⊙ A z_j`` with Rademacher ``z_j`` (Bekas,
     Kokiopoulou & Saad 2007). Unbiased; entry ``i`` has variance ``Σ_{j≠i} A_ij² / m``."""
@@ -144,7 +145,7 @@ def hutchinson_diagonal(
     return jnp.mean(jax.lax.map(one, jnp.arange(num_samples), batch_size=batch_size), axis=0)
 
 
-def exact_diagonal(matvec: Matvec, dim: int, dtype: Any, batch_size: Optional[int] = None) -> jax.Array:
+def exact_diagonal(matvec: Matvec, dim: int, dtype: Any, batch_size: int | None = None) -> jax.Array:
     """``diag(A)_i = e_iᵀ A e_i``: one matvec per coordinate (``dim`` in all; small models)."""
     eye = jnp.eye(dim, dtype=dtype)
     return jax.lax.map(lambda e: jnp.vdot(e, matvec(e)), eye, batch_size=batch_size)
@@ -157,7 +158,7 @@ def hutchinson_frobenius_sq(
     *,
     key: jax.Array,
     num_samples: int,
-    batch_size: Optional[int] = None,
+    batch_size: int | None = None,
 ) -> tuple[jax.Array, jax.Array]:
     """``‖A‖_F² = tr(AᵀA) = E‖A z‖²`` for Rademacher ``z`` (Hutchinson on ``AᵀA``; one matvec per
     sample), and the standard error of the mean."""
@@ -179,7 +180,7 @@ def hutchinson_frobenius_sq(
 
 def operator_hutchpp_trace(
     operator: Operator, params: PyTree, *, key: jax.Array, num_matvecs: int,
-    batch_size: Optional[int] = None,
+    batch_size: int | None = None,
 ) -> jax.Array:
     """Hutch++ trace of a symmetric pytree operator (see :func:`hutchpp`)."""
     matvec, flat, _ = flat_operator(operator, params)
@@ -188,7 +189,7 @@ def operator_hutchpp_trace(
 
 def operator_xtrace(
     operator: Operator, params: PyTree, *, key: jax.Array, num_matvecs: int,
-    batch_size: Optional[int] = None,
+    batch_size: int | None = None,
 ) -> tuple[jax.Array, jax.Array]:
     """XTrace ``(estimate, error estimate)`` of a symmetric pytree operator (see
     :func:`xtrace_estimate`)."""
@@ -199,8 +200,8 @@ def operator_xtrace(
 
 
 def operator_diagonal(
-    operator: Operator, params: PyTree, *, key: Optional[jax.Array] = None, num_samples: int = 100,
-    exact: bool = False, batch_size: Optional[int] = None,
+    operator: Operator, params: PyTree, *, key: jax.Array | None = None, num_samples: int = 100,
+    exact: bool = False, batch_size: int | None = None,
 ) -> PyTree:
     """Diagonal of a pytree operator as a pytree like ``params``: Hutchinson's (Bekas et al.
     2007, ``num_samples`` matvecs, needs ``key``) or, with ``exact=True``, one matvec per
@@ -219,7 +220,7 @@ def operator_diagonal(
 
 def operator_frobenius_sq(
     operator: Operator, params: PyTree, *, key: jax.Array, num_samples: int = 100,
-    batch_size: Optional[int] = None,
+    batch_size: int | None = None,
 ) -> tuple[jax.Array, jax.Array]:
     """``(estimate, stderr)`` of ``‖A‖_F² = Σ_i λ_i²`` for a pytree operator (see
     :func:`hutchinson_frobenius_sq`)."""
@@ -231,7 +232,7 @@ def operator_frobenius_sq(
 
 def hutchpp_trace(
     loss_fn: Callable[[PyTree], jax.Array], params: PyTree, *, key: jax.Array, num_matvecs: int,
-    batch_size: Optional[int] = None,
+    batch_size: int | None = None,
 ) -> jax.Array:
     """Hutch++ estimate of ``tr ∇²L(θ)`` with ``num_matvecs`` Hessian-vector products (Meyer et
     al. 2021; see :func:`hutchpp`)."""
@@ -242,7 +243,7 @@ def hutchpp_trace(
 
 def xtrace(
     loss_fn: Callable[[PyTree], jax.Array], params: PyTree, *, key: jax.Array, num_matvecs: int,
-    batch_size: Optional[int] = None,
+    batch_size: int | None = None,
 ) -> jax.Array:
     """XTrace estimate of ``tr ∇²L(θ)`` with ``num_matvecs`` HVPs (Epperly et al. 2024). For its
     error estimate use :func:`operator_xtrace` with :func:`hessian_operator`."""
@@ -252,8 +253,8 @@ def xtrace(
 
 
 def hessian_diagonal(
-    loss_fn: Callable[[PyTree], jax.Array], params: PyTree, *, key: Optional[jax.Array] = None,
-    num_samples: int = 100, exact: bool = False, batch_size: Optional[int] = None,
+    loss_fn: Callable[[PyTree], jax.Array], params: PyTree, *, key: jax.Array | None = None,
+    num_samples: int = 100, exact: bool = False, batch_size: int | None = None,
 ) -> PyTree:
     """``diag ∇²L(θ)`` as a pytree like ``params``: Hutchinson probes (Bekas et al. 2007) or,
     with ``exact=True``, one HVP per parameter (small models). See :func:`operator_diagonal`."""

@@ -12,15 +12,15 @@ Ritz residual; where top eigenvalues cross (the edge of stability) the block kee
 from __future__ import annotations
 
 import functools
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
 from dl_course.measures.curvature import DEFAULT_HVP_METHOD
-from dl_course.measures.preconditioned import adam_preconditioner, preconditioned_operator
 from dl_course.measures.krylov import block_krylov, extreme_ritz_pairs
+from dl_course.measures.preconditioned import adam_preconditioner, preconditioned_operator
 from dl_course.measures.spectrum import flat_operator, hessian_operator
 from dl_course.measures.trace import operator_trace
 from dl_course.train.hooks import Hook, HookContext
@@ -39,9 +39,9 @@ class SharpnessTrackerState(NamedTuple):
     """
 
     eigenvectors: jax.Array
-    preconditioned_eigenvectors: Optional[jax.Array]
-    next_vectors: Optional[jax.Array] = None
-    preconditioned_next_vectors: Optional[jax.Array] = None
+    preconditioned_eigenvectors: jax.Array | None
+    next_vectors: jax.Array | None = None
+    preconditioned_next_vectors: jax.Array | None = None
 
 
 def _top(operator, params, previous, k, num_iters, key):

@@ -8,7 +8,7 @@ such as Adam moves each block exactly as if it were trained alone.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import flax.linen as nn
 import jax

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from typing import Mapping, Optional
+from collections.abc import Mapping
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -24,12 +24,12 @@ def plot_landscape_contour(
     betas: np.ndarray,
     values: np.ndarray,
     *,
-    ax: Optional[Axes] = None,
+    ax: Axes | None = None,
     levels: int = 30,
     log: bool = False,
-    trajectory: Optional[np.ndarray] = None,
+    trajectory: np.ndarray | None = None,
     labels: tuple[str, str] = ("direction 1", "direction 2"),
-    title: Optional[str] = None,
+    title: str | None = None,
 ) -> Figure:
     """Filled contours of a 2D slice, optionally of ``log10(values)`` (for losses spanning decades),
     with an optimization ``trajectory`` of shape ``(T, 2)`` (e.g. from
@@ -60,9 +60,9 @@ def plot_landscape_surface(
     betas: np.ndarray,
     values: np.ndarray,
     *,
-    ax: Optional[Axes] = None,
+    ax: Axes | None = None,
     labels: tuple[str, str] = ("direction 1", "direction 2"),
-    title: Optional[str] = None,
+    title: str | None = None,
 ) -> Figure:
     """3D surface of a 2D slice (``ax`` must be a 3D axes if given)."""
     alphas, betas, values = _check(alphas, betas, values)
@@ -83,11 +83,11 @@ def plot_landscape_1d(
     alphas: np.ndarray,
     curves: Mapping[str, np.ndarray],
     *,
-    ax: Optional[Axes] = None,
+    ax: Axes | None = None,
     xlabel: str = "α",
     ylabel: str = "loss",
     logy: bool = False,
-    title: Optional[str] = None,
+    title: str | None = None,
 ) -> Figure:
     """1D curves ``label -> values`` over ``alphas``: slices along several directions, or
     interpolations between solutions (e.g. small- vs large-batch minima, Keskar et al. 2017)."""
@@ -111,10 +111,10 @@ def plot_landscape(
     betas: np.ndarray,
     values: np.ndarray,
     *,
-    trajectory: Optional[np.ndarray] = None,
+    trajectory: np.ndarray | None = None,
     log: bool = False,
     labels: tuple[str, str] = ("direction 1", "direction 2"),
-    title: Optional[str] = None,
+    title: str | None = None,
 ) -> Figure:
     """Three panels: contour (with ``trajectory``), surface, and the two 1D slices through the
     grid point closest to the origin ``(0, 0)``."""
@@ -138,7 +138,7 @@ def plot_landscape(
     return fig
 
 
-def plot_landscape_study(panels, *, title: Optional[str] = None) -> Figure:
+def plot_landscape_study(panels, *, title: str | None = None) -> Figure:
     """One row per ``(label, panel)`` of ``panels`` (Li et al. 2018, Figs. 5 and 9): the loss on a
     filter-normalized random plane as contours with the trajectory's least-squares projection
     onto that plane, the same as a surface, and the loss on the trajectory's PCA plane with the

@@ -3,7 +3,7 @@ run against its test accuracy, with rank correlations (Jiang et al. 2020 use Ken
 
 from __future__ import annotations
 
-from typing import Mapping, Optional, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -29,13 +29,13 @@ def plot_measure_vs_accuracy(
     measure: np.ndarray,
     accuracy: np.ndarray,
     *,
-    color_by: Optional[np.ndarray] = None,
+    color_by: np.ndarray | None = None,
     color_label: str = "",
     xlabel: str = "measure",
     ylabel: str = "test accuracy",
     logx: bool = False,
     log_color: bool = False,
-    ax: Optional[Axes] = None,
+    ax: Axes | None = None,
 ) -> Figure:
     """One point per run; colour by a swept hyperparameter (e.g. batch size, learning rate) and
     report Kendall's τ and Spearman's ρ in the title. Non-finite runs are left out."""
@@ -66,7 +66,7 @@ def plot_measures_vs_accuracy(
     measures: Mapping[str, np.ndarray],
     accuracy: np.ndarray,
     *,
-    color_by: Optional[np.ndarray] = None,
+    color_by: np.ndarray | None = None,
     color_label: str = "",
     logx: Sequence[str] = (),
     log_color: bool = False,

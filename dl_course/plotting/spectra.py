@@ -6,14 +6,14 @@ state) and return the figure; a study writes it atomically with ``run.figure(nam
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 
-def _axes(ax: Optional[Axes], figsize=(5.0, 3.6)) -> tuple[Figure, Axes]:
+def _axes(ax: Axes | None, figsize=(5.0, 3.6)) -> tuple[Figure, Axes]:
     if ax is not None:
         return ax.figure, ax
     fig = Figure(figsize=figsize, layout="constrained")
@@ -24,10 +24,10 @@ def plot_spectral_density(
     grid: np.ndarray,
     density: np.ndarray,
     *,
-    ax: Optional[Axes] = None,
-    label: Optional[str] = None,
+    ax: Axes | None = None,
+    label: str | None = None,
     floor: float = 1e-10,
-    title: Optional[str] = None,
+    title: str | None = None,
 ) -> Figure:
     """Spectral density on a log scale, as in Ghorbani, Krishnan & Xiao (2019): the bulk near 0
     and the outliers are both visible. ``density`` is clipped below at ``floor`` (the Gaussian
@@ -50,11 +50,11 @@ def plot_sharpness_over_training(
     values: np.ndarray,
     learning_rates: Sequence[float],
     *,
-    labels: Optional[Sequence[str]] = None,
+    labels: Sequence[str] | None = None,
     threshold: str = "gd",
     b1: float = 0.9,
     momentum: float = 0.0,
-    ax: Optional[Axes] = None,
+    ax: Axes | None = None,
     ylabel: str = r"$\lambda_{\max}$",
     logy: bool = False,
 ) -> Figure:
@@ -104,7 +104,7 @@ def plot_spectrum_study(
     ggn_top: np.ndarray,
     num_outliers: int,
     *,
-    title: Optional[str] = None,
+    title: str | None = None,
 ) -> Figure:
     """The outliers-plus-bulk picture (Sagun et al. 2017; Papyan 2019) in three panels:
 

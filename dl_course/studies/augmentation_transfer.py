@@ -48,7 +48,6 @@ from dl_course.models.conv import resolve_conv_impl
 from dl_course.train import sweep
 from dl_course.train.transfer import variants_task
 
-
 # --------------------------------------------------------------------------- data
 
 

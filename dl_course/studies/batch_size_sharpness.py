@@ -35,7 +35,6 @@ import copy
 import jax
 import jax.numpy as jnp
 import numpy as np
-
 from scipy import stats
 
 from dl_course import measures, results

@@ -104,7 +104,8 @@ def simulate(config) -> dict:
     times = cf.times[0].astype(w0.dtype)
     gf_w = jax.jit(jax.vmap(lambda w, eta: gradient_flow(loss_fn, w, eta, times, rtol=float(config.gradient_flow_rtol),
                                                           atol=float(config.gradient_flow_atol))))(w0, etas)
-    sharp = jax.jit(jax.vmap(lambda w, key: sharpness_along(loss_fn, w, key=key, num_iters=int(config.sharpness_iters))))
+    sharp = jax.jit(jax.vmap(
+        lambda w, key: sharpness_along(loss_fn, w, key=key, num_iters=int(config.sharpness_iters))))
     all_losses = jax.jit(jax.vmap(jax.vmap(loss_fn)))
     out.update(gd_losses=np.asarray(gd_losses), gd_weights=np.asarray(gd_w), gf_weights=np.asarray(gf_w),
                gf_loss=np.asarray(all_losses(gf_w)), gd_sharpness=np.asarray(sharp(gd_w, keys)),
@@ -157,7 +158,8 @@ def run_summaries(config, sim) -> list[dict]:
             "loss_prediction_error_gradient_flow": float(np.mean(err_gf[ok])) if ok.any() else None,
             "flow_sharpness_over_threshold": float(np.median(ratio[after])) if after.any() else None,
             "flow_sharpness_max_deviation": float(np.max(np.abs(ratio[after] - 1.0))) if after.any() else None,
-            "gd_sharpness_over_threshold": float(np.median(sim["gd_sharpness"][i][after] / thr)) if after.any() else None,
+            "gd_sharpness_over_threshold": (float(np.median(sim["gd_sharpness"][i][after] / thr))
+                                            if after.any() else None),
             "gradient_flow_final_sharpness_over_threshold": float(sim["gf_sharpness"][i][-1] / thr),
             "final_gd_loss": float(sim["gd_losses"][i][-1]), "final_gd_time_averaged_loss": float(avg[i][ok][-1])
             if ok.any() else None,
@@ -194,13 +196,15 @@ def run(config, run_dir: results.RunDir) -> dict:
     seconds = time.perf_counter() - t0
     rows = run_summaries(config, sim)
     etas = [float(lr) for lr in t.learning_rates]
-    print(f"{'eta':>6} {'edge':>5} {'dist CF':>8} {'dist GF':>8} {'err CF':>8} {'err GF':>8} {'λ/(2/η)':>8} {'h-check':>8}")
+    print(f"{'eta':>6} {'edge':>5} {'dist CF':>8} {'dist GF':>8} {'err CF':>8} {'err GF':>8} {'λ/(2/η)':>8} "
+          f"{'h-check':>8}")
     for r in rows:
         edge = -1 if r["step_edge_reached"] is None else r["step_edge_reached"]
         print(f"{r['learning_rate']:>6.3g} {edge:>5d} {r['relative_distance_central']:>8.4f} "
               f"{r['relative_distance_gradient_flow']:>8.4f} {r['loss_prediction_error_central'] or np.nan:>8.4f} "
               f"{r['loss_prediction_error_gradient_flow'] or np.nan:>8.4f} "
-              f"{r['flow_sharpness_over_threshold'] or np.nan:>8.4f} {r.get('step_check_relative_distance', np.nan):>8.4f}")
+              f"{r['flow_sharpness_over_threshold'] or np.nan:>8.4f} "
+              f"{r.get('step_check_relative_distance', np.nan):>8.4f}")
     info = sim["info"]
     labels = [f"η = {g['learning_rate']:g}" + (f", seed {g['seed']}" if len(t.seeds) > 1 else "") for g in sim["grid"]]
     run_dir.figure("central_flow.png", plots.central_flow_figure(
@@ -241,14 +245,15 @@ def run(config, run_dir: results.RunDir) -> dict:
                          f"eigenpairs by block Krylov ({int(config.num_matvecs)} HVPs per Euler step, warm-started, "
                          f"block {int(config.k) + 1}); Sigma only on eigenvalues >= {config.tracking_threshold}/eta; "
                          f"SDCP by {int(config.qp_iters)} FISTA iterations on the PSD cone (closed form for k = 1)"),
-        "step_size_error": (f"the same flow at twice as many Euler steps over the first {sim.get('step_check_steps', 0)} "
-                            "GD steps: max ||w_h - w_h/2|| / ||w_GD - w_0|| over records"),
+        "step_size_error": ("the same flow at twice as many Euler steps over the first "
+                            f"{sim.get('step_check_steps', 0)} GD steps: max ||w_h - w_h/2|| / ||w_GD - w_0|| over "
+                            "records"),
         "gradient_flow": (f"diffrax Tsit5, PID controller rtol {config.gradient_flow_rtol:g}, "
                           f"atol {config.gradient_flow_atol:g}"),
         "time_average": f"centered moving average of GD's loss over {int(config.average_window) | 1} steps",
-        "loss_prediction_error": ("mean over records after the edge (first record with |flow's lambda_max * eta/2 - 1| <= 0.01) where the "
-                                  "window fits of |L_flow - <L_GD>| / <L_GD>, L_flow = L + tr(Sigma)/eta (central) or "
-                                  "L(w_GF) (gradient flow)"),
+        "loss_prediction_error": ("mean over records after the edge (first record with |flow's lambda_max * eta/2 "
+                                  "- 1| <= 0.01) where the window fits of |L_flow - <L_GD>| / <L_GD>, L_flow = L + "
+                                  "tr(Sigma)/eta (central) or L(w_GF) (gradient flow)"),
         "relative_distance": "||w_GD(T) - w_flow(T)|| / ||w_GD(T) - w_0|| at the last record T",
         "flow_sharpness_over_threshold": "median over records after the edge of the central flow's lambda_max*eta/2",
         "sharpness_gd_and_gradient_flow": f"cold Lanczos, {int(config.sharpness_iters)} HVPs, at every record",

@@ -39,7 +39,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from dl_course import results
-from dl_course.measures import correlation, generalization as gm, ranking_ci
+from dl_course.measures import correlation, ranking_ci
+from dl_course.measures import generalization as gm
 from dl_course.train import ConfigError, sweep
 from dl_course.train.build import load_data, make_task
 from dl_course.train.state import stream

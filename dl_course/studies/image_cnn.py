@@ -25,6 +25,7 @@ from dl_course.models.conv import resolve_conv_impl
 from dl_course.train import predict, sweep, train_mode_accuracy
 from dl_course.train.build import load_data, make_task
 
+
 def run(config, run_dir: results.RunDir) -> dict:
     """Train every model of ``config.models`` on ``config.train.dataset`` (seeds vmapped); learning
     curves, confusion matrix, batch-norm train/eval comparison; write the results."""

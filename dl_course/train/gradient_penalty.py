@@ -18,7 +18,7 @@ Hessian-vector product per sub-batch (double backpropagation, vectorized over th
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp

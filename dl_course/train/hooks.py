@@ -15,7 +15,8 @@ arrays and end up in ``SweepResult.state.extras[hook_name]``.
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Optional
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 
 class HookContext(NamedTuple):
@@ -48,5 +49,5 @@ class Hook(NamedTuple):
     """A measurement or training-time state carried by the engine (see module docstring)."""
 
     init: Callable[[HookContext], Any]
-    on_step: Optional[Callable[[Any, HookContext], Any]] = None
-    on_eval: Optional[Callable[[Any, HookContext], tuple[Any, dict]]] = None
+    on_step: Callable[[Any, HookContext], Any] | None = None
+    on_eval: Callable[[Any, HookContext], tuple[Any, dict]] | None = None

@@ -8,8 +8,8 @@ its own shards) and leave through ``process_allgather`` when there is more than 
 
 from __future__ import annotations
 
-import numpy as np
 import jax
+import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 

@@ -32,7 +32,8 @@ loss meets the target (``stopped_at``), not at the evaluation point after it.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp

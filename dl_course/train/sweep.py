@@ -23,7 +23,8 @@ import functools
 import hashlib
 import json
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -34,12 +35,12 @@ from dl_course.train import checkpoint as ckpt_lib
 from dl_course.train import driver
 from dl_course.train.build import build_program, load_data
 from dl_course.train.config import ConfigError
+from dl_course.train.exact_stop import BAND, replay_to_target
 from dl_course.train.grid import make_grid, pad_runs, stack_hparams
 from dl_course.train.placement import put, run_mesh, shardings, to_host
-from dl_course.train.exact_stop import BAND, replay_to_target
 from dl_course.train.program import evaluate, init_run, run_chunk, stop_at_target
 
-_CACHE: "collections.OrderedDict[Any, tuple]" = collections.OrderedDict()
+_CACHE: collections.OrderedDict[Any, tuple] = collections.OrderedDict()
 _LISTENERS: list[Callable] = []
 _CACHE_SIZE = 16
 #: Package versions that change the computation (part of the resume fingerprint).
@@ -95,7 +96,7 @@ class SweepResult:
 
 
 @contextlib.contextmanager
-def listening(fn: Callable[["SweepResult"], None]):
+def listening(fn: Callable[[SweepResult], None]):
     """Within the context, ``fn(result)`` is called on the host after every finished sweep (e.g.
     the CLI's ``--tensorboard``, which writes each sweep of a study as TensorBoard runs)."""
     _LISTENERS.append(fn)

@@ -10,7 +10,7 @@ of a sweep like every hook), so the whole trajectory comes back in ``SweepResult
 from __future__ import annotations
 
 import functools
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp

@@ -20,7 +20,6 @@ from dl_course.models.conv import with_conv_impl
 from dl_course.train import losses
 from dl_course.train.task import Task
 
-
 VARIANTS = ("scratch", "augment", "finetune", "linear_probe")
 
 def head_name(params) -> str:

@@ -11,7 +11,8 @@ itself be vmapped over the runs of a sweep (MultiSWAG: one posterior per seed, t
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import flax.linen as nn
 import jax

@@ -28,7 +28,7 @@ gives one Laplace per ensemble member (MultiLaplace). Predictives:
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple
 
 import flax
 import flax.linen as nn
@@ -95,7 +95,7 @@ class Laplace:
     prior_precision: jax.Array
     log_likelihood: jax.Array
     sigma_noise: jax.Array
-    subset: Optional[str] = flax.struct.field(pytree_node=False, default=None)
+    subset: str | None = flax.struct.field(pytree_node=False, default=None)
     likelihood: str = flax.struct.field(pytree_node=False, default="classification")
 
     @property
@@ -107,7 +107,7 @@ class Laplace:
         """Full parameters with the posterior's part replaced by ``sub``."""
         return sub if self.subset is None else {**self.params, self.subset: sub}
 
-    def with_prior_precision(self, tau) -> "Laplace":
+    def with_prior_precision(self, tau) -> Laplace:
         return self.replace(prior_precision=jnp.asarray(tau, jnp.result_type(float)))
 
 
@@ -139,11 +139,11 @@ def fit_laplace(
     *,
     likelihood: str = "classification",
     structure: str = "kfac",
-    subset: Optional[str] = None,
+    subset: str | None = None,
     prior_precision: float = 1.0,
     sigma_noise: float = 1.0,
-    model_state: Optional[dict] = None,
-    batch_size: Optional[int] = None,
+    model_state: dict | None = None,
+    batch_size: int | None = None,
 ) -> Laplace:
     """Fit ``q(θ) = N(θ*, (G + τI)⁻¹)`` at the trained ``params`` on the training set ``(x, y)``.
 

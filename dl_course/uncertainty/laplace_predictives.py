@@ -21,7 +21,7 @@ Probit methods return one row of logits whose softmax is the approximate predict
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -44,7 +44,7 @@ METHODS = ("probit", "extended_probit", "mc", "nn_mc")
 
 
 def function_moments(
-    la: Laplace, model: Any, x: jax.Array, batch_size: Optional[int] = None
+    la: Laplace, model: Any, x: jax.Array, batch_size: int | None = None
 ) -> tuple[jax.Array, jax.Array]:
     """GLM predictive moments ``(μ [N, K], S [N, K, K])`` with ``S(x) = J(x) Σ J(x)ᵀ``
     (add ``σ² I`` for the predictive of a regression target). Memory ``B · K · d`` per batch."""
@@ -62,7 +62,7 @@ def function_moments(
     return out[:, :, 0], out[:, :, 1:]
 
 
-def probit_logits(mean: jax.Array, cov: jax.Array, binary: Optional[bool] = None) -> jax.Array:
+def probit_logits(mean: jax.Array, cov: jax.Array, binary: bool | None = None) -> jax.Array:
     """Logits ``[N, K]`` whose softmax is the (extended) probit predictive (module docstring);
     ``binary`` (default: ``K == 2``) selects MacKay's two-class form."""
     k = mean.shape[-1]
@@ -91,10 +91,10 @@ def laplace_predictive(
     x: jax.Array,
     *,
     method: str = "probit",
-    key: Optional[jax.Array] = None,
+    key: jax.Array | None = None,
     num_samples: int = 30,
-    batch_size: Optional[int] = None,
-    chunk_size: Optional[int] = None,
+    batch_size: int | None = None,
+    chunk_size: int | None = None,
 ) -> Predictive:
     """Predictive of a classification Laplace posterior on ``x`` as a ``Predictive``
     (``method`` in ``METHODS``; module docstring). MC methods need ``key``."""
@@ -119,8 +119,8 @@ def laplace_predictive(
 
 
 def validation_nll(la: Laplace, model: Any, x: jax.Array, y: jax.Array, prior_precisions: jax.Array, *,
-                   method: str = "probit", key: Optional[jax.Array] = None, num_samples: int = 30,
-                   batch_size: Optional[int] = None) -> jax.Array:
+                   method: str = "probit", key: jax.Array | None = None, num_samples: int = 30,
+                   batch_size: int | None = None) -> jax.Array:
     """Mean NLL ``−(1/N) Σ log p(y_n | x_n, D)`` of the predictive on ``(x, y)`` for each τ in
     ``prior_precisions`` (evaluated with ``lax.map``; the same ``key`` for every τ, so MC noise is
     common to the candidates). Each candidate costs one full predictive on ``(x, y)`` (Jacobians
@@ -135,7 +135,7 @@ def validation_nll(la: Laplace, model: Any, x: jax.Array, y: jax.Array, prior_pr
 
 
 def select_prior_precision(la: Laplace, model: Any, x_val: jax.Array, y_val: jax.Array, *,
-                           prior_precisions: Optional[jax.Array] = None, **kwargs) -> Laplace:
+                           prior_precisions: jax.Array | None = None, **kwargs) -> Laplace:
     """``la`` with the τ of ``prior_precisions`` (default ``10^{-4..4}``, 33 values) that
     minimizes the validation NLL (as in Daxberger et al. 2021's ``gridsearch``; ``kwargs`` go to
     :func:`validation_nll`)."""

@@ -23,7 +23,7 @@ precision with OOD positive, "AUPR-Out"), FPR of in-distribution examples at 95%
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp

@@ -13,7 +13,8 @@ Numpy data preparation (not traced), deterministic given the seed.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 

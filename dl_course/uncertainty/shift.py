@@ -121,7 +121,7 @@ def draw_latents(args=None) -> Latents:
     )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _grid(lo: float, hi: float, n: int) -> np.ndarray:
     grid = np.linspace(lo, hi, n)
     grid.setflags(write=False)

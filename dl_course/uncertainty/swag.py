@@ -29,7 +29,8 @@ Posteriors (``POSTERIORS``), with ``K' = min(n, K)`` collected deviations and ``
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp

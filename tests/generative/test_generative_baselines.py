@@ -5,8 +5,14 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from dl_course.generative.baselines import (BASELINES, baseline_bits_per_dim, gaussian_log_prob, gmm_log_prob,
-                                            histogram_log_prob, pca_gaussian_log_prob)
+from dl_course.generative.baselines import (
+    BASELINES,
+    baseline_bits_per_dim,
+    gaussian_log_prob,
+    gmm_log_prob,
+    histogram_log_prob,
+    pca_gaussian_log_prob,
+)
 
 K, D = 5, 6
 

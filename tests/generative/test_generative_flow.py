@@ -6,8 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dl_course.generative.flow import (ActNorm, AffineCoupling, InvertibleLinear, LogitTransform, RealNVP,
-                                       make_task)
+from dl_course.generative.flow import ActNorm, AffineCoupling, InvertibleLinear, LogitTransform, RealNVP, make_task
 
 
 def _randomised(params, key, scale=0.5):

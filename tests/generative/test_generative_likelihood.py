@@ -4,11 +4,19 @@ estimators against dense Jacobians; the bits-per-dimension conversion against cl
 import jax
 import jax.numpy as jnp
 import numpy as np
-
 import pytest
 
-from dl_course.generative import (VESDE, VPSDE, FactorizedMixture, bits_per_dim, dequantize, divergence_exact,
-                                  divergence_hutchinson, draw_probes, likelihood)
+from dl_course.generative import (
+    VESDE,
+    VPSDE,
+    FactorizedMixture,
+    bits_per_dim,
+    dequantize,
+    divergence_exact,
+    divergence_hutchinson,
+    draw_probes,
+    likelihood,
+)
 
 
 def _nonlinear_fn(key):

@@ -8,8 +8,19 @@ import numpy as np
 import optax
 import pytest
 
-from dl_course.generative import (VESDE, VPSDE, GaussianMixture, ScoreMLP, dsm_loss, dsm_per_example, get_loss,
-                                  make_score_fn, make_task, ncsn_per_example, noise_levels)
+from dl_course.generative import (
+    VESDE,
+    VPSDE,
+    GaussianMixture,
+    ScoreMLP,
+    dsm_loss,
+    dsm_per_example,
+    get_loss,
+    make_score_fn,
+    make_task,
+    ncsn_per_example,
+    noise_levels,
+)
 
 
 def _esm(gaussian, sde, delta_fn, key, n, *, weighting, levels=None, eps=1e-5):

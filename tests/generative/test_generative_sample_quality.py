@@ -5,8 +5,12 @@ import numpy as np
 import scipy.spatial
 
 from dl_course import data
-from dl_course.generative.sample_quality import (fit_digits_classifier, label_statistics, nearest_neighbour_distances,
-                                                 sample_quality_report)
+from dl_course.generative.sample_quality import (
+    fit_digits_classifier,
+    label_statistics,
+    nearest_neighbour_distances,
+    sample_quality_report,
+)
 
 
 def test_nearest_neighbour_distances_match_cdist():

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dl_course.generative import SAMPLERS, SubVPSDE, VESDE, VPSDE, sample, samplers, tweedie_denoise
+from dl_course.generative import SAMPLERS, VESDE, VPSDE, SubVPSDE, sample, samplers, tweedie_denoise
 
 N = 5_000
 VE = VESDE(0.01, 20.0)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from dl_course.generative import SDES, GaussianMixture, SubVPSDE, VESDE, VPSDE, get_sde
+from dl_course.generative import SDES, VESDE, VPSDE, GaussianMixture, SubVPSDE, get_sde
 
 ALL = [VESDE(0.01, 50.0), VPSDE(0.1, 20.0), SubVPSDE(0.1, 20.0)]
 IDS = ["ve", "vp", "subvp"]

@@ -8,9 +8,15 @@ import optax
 import pytest
 import scipy.stats
 
-from dl_course.generative.vae import (VAE, elbo, iwae_bound, kl_to_standard_normal, log_importance_weights, make_task,
-                                      sample)
-
+from dl_course.generative.vae import (
+    VAE,
+    elbo,
+    iwae_bound,
+    kl_to_standard_normal,
+    log_importance_weights,
+    make_task,
+    sample,
+)
 
 D, Q, N = 5, 2, 500
 

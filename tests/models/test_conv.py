@@ -15,8 +15,6 @@ from dl_course.train import ConfigError, supervised_task, sweep
 from tests.train.conftest import tiny_config
 
 
-
-
 @pytest.mark.parametrize("shape,kernel,strides,padding", [
     ((3, 41, 2), (5,), (2,), "SAME"), ((2, 8, 8, 3), (3, 3), (2, 2), "SAME"),
     ((2, 6, 7, 2), (3, 2), (1, 2), [(2, 1), (0, 2)])])

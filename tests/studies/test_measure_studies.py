@@ -14,12 +14,11 @@ import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from tests.compile_counter import count_compilations
 from dl_course import cli
 from dl_course.studies import loss_landscape
 from dl_course.train import ConfigError, supervised_task, sweep
 from dl_course.train.build import load_data, make_model
-
+from tests.compile_counter import count_compilations
 
 TINY_SPECTRUM = ["--config.train.dataset_options.num_train=300", "--config.train.model_options.width=16",
                  "--config.train.steps=40", "--config.train.eval_every=20", "--config.train.batch_size=50",

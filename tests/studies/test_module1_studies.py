@@ -13,7 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dl_course import cli, data as data_lib, models
+from dl_course import cli, models
+from dl_course import data as data_lib
 from dl_course.data import augment, few_labels
 from dl_course.models.gru import GRU
 from dl_course.models.width_blocks import WidthBlocks, block_index
