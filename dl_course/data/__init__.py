@@ -13,21 +13,8 @@ from dl_course.data.transforms import (
                                        with_random_labels,
 )
 
-__all__ = [
-    "Dataset",
-    "REGISTRY",
-    "check_name",
-    "fold_datasets",
-    "kfold_indices",
-    "load",
-    "make_dataset",
-    "names",
-    "one_hot",
-    "random_inputs",
-    "randomize_labels",
-    "shuffle_inputs",
-    "standardize",
-    "subsample_per_class",
-    "train_val_split",
+__all__ = [  # the public names, re-exported from the modules above
+    "Dataset", "REGISTRY", "check_name", "fold_datasets", "kfold_indices", "load", "make_dataset", "names", "one_hot",
+    "random_inputs", "randomize_labels", "shuffle_inputs", "standardize", "subsample_per_class", "train_val_split",
     "with_random_labels",
 ]

@@ -19,25 +19,8 @@ from dl_course.models.random_features import (
 from dl_course.models.registry import REGISTRY, check, get, register
 from dl_course.models.resnet import ResNet
 
-__all__ = [
-    "ACTIVATIONS",
-    "CNN1D",
-    "CNN2D",
-    "CONV_IMPLS",
-    "GRU",
-    "Linear",
-    "MLP",
-    "REGISTRY",
-    "ReluFeatures",
-    "ResNet",
-    "check",
-    "draw_features",
-    "feature_count_curve",
-    "feature_count_sweep",
-    "get",
-    "register",
-    "relu_features",
-    "resolve_conv_impl",
-    "sliced_conv_general_dilated",
-    "with_conv_impl",
+__all__ = [  # the public names, re-exported from the modules above
+    "ACTIVATIONS", "CNN1D", "CNN2D", "CONV_IMPLS", "GRU", "Linear", "MLP", "REGISTRY", "ReluFeatures", "ResNet",
+    "check", "draw_features", "feature_count_curve", "feature_count_sweep", "get", "register", "relu_features",
+    "resolve_conv_impl", "sliced_conv_general_dilated", "with_conv_impl",
 ]

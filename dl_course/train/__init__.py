@@ -11,25 +11,8 @@ from dl_course.train.sweep import SweepResult, sweep, train
 from dl_course.train.task import Task, predict, supervised_task, train_mode_accuracy
 from dl_course.train.trajectory import record_steps, trajectory_hook
 
-__all__ = [
-    "ChunkInfo",
-    "ConfigError",
-    "Hook",
-    "HookContext",
-    "Preempted",
-    "SweepResult",
-    "Task",
-    "TrainState",
-    "default_config",
-    "losses",
-    "make_grid",
-    "predict",
-    "randomize_labels_in_graph",
-    "record_steps",
-    "stream",
-    "supervised_task",
-    "sweep",
-    "train",
-    "train_mode_accuracy",
-    "trajectory_hook",
+__all__ = [  # the public names, re-exported from the modules above
+    "ChunkInfo", "ConfigError", "Hook", "HookContext", "Preempted", "SweepResult", "Task", "TrainState",
+    "default_config", "losses", "make_grid", "predict", "randomize_labels_in_graph", "record_steps", "stream",
+    "supervised_task", "sweep", "train", "train_mode_accuracy", "trajectory_hook",
 ]
