@@ -27,7 +27,11 @@ from typing import NamedTuple
 import numpy as np
 
 from dl_course.generative.metrics import frechet_distance, kernel_inception_distance
-from dl_course.generative.sample_quality import DigitsClassifier, label_statistics, nearest_neighbour_distances
+from dl_course.generative.sample_quality import (
+    DigitsClassifier,
+    label_statistics,
+    nearest_neighbour_distances,
+)
 
 
 def _flat(x):
