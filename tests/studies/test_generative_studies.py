@@ -159,11 +159,12 @@ def test_score_digits_reports_bound_standard_errors_and_feature_distances_per_sa
     error positive and finite; every sampler carries a Frechet distance, KID, confidence and NFE; the
     feature references are ordered (train-vs-test far below pixel-shuffled test); the headline's
     max / median equal the stored per-image values."""
-    tiny = [a for a in _TINY_DIGITS if not a.startswith(("--config.train.steps", "--config.bpd_examples",
-                                                          "--config.bound_draws", "--config.sample_seeds",
-                                                          "--config.compare_samplers"))]
-    tiny += ["--config.train.steps=300", "--config.bpd_examples=60", "--config.bound_draws=3",
-             "--config.sample_seeds=2", "--config.compare_samplers={'pc': {'method': 'pc', 'num_steps': 40}}"]
+    replaced = ("--config.train.steps", "--config.train.eval_every", "--config.bpd_examples", "--config.bound_draws",
+                "--config.sample_seeds", "--config.compare_samplers")
+    tiny = [a for a in _TINY_DIGITS if not a.startswith(replaced)]
+    tiny += ["--config.train.steps=300", "--config.train.eval_every=300", "--config.bpd_examples=60",
+             "--config.bound_draws=3", "--config.sample_seeds=2",
+             "--config.compare_samplers={'pc': {'method': 'pc', 'num_steps': 40}}"]
     out = cli.run_study("score_digits", tiny, workdir=str(tmp_path / "x"))
     h = _summary(out)["headline"]
     m = np.load(out / "metrics.npz")
