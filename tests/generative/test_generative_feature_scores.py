@@ -5,8 +5,13 @@ import jax
 import numpy as np
 
 from dl_course import data
-from dl_course.generative.feature_scores import (class_histogram_kl, feature_distances, fit_feature_net,
-                                                 pixel_shuffled, reference_distances)
+from dl_course.generative.feature_scores import (
+    class_histogram_kl,
+    feature_distances,
+    fit_feature_net,
+    pixel_shuffled,
+    reference_distances,
+)
 from dl_course.generative.metrics import kernel_inception_distance
 
 

@@ -5,7 +5,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dl_course.generative import FactorizedMixture, GaussianMixture, VPSDE, tweedie_denoise
+from dl_course.generative import (
+    VPSDE,
+    FactorizedMixture,
+    GaussianMixture,
+    tweedie_denoise,
+)
 from dl_course.generative.discrete_bound import decoder_time, discrete_bound_draws
 from dl_course.generative.level_models import level_score_model
 
