@@ -18,7 +18,9 @@ Modules (one concept each):
   ``level_models``: the score model of K-level images a study builds once (dequantisation, base
   score, decoding time) with its test bits/dim and samples (``level_score_model``).
 * ``ema``: debiased weight EMA (``ema_hook`` for the engine).
-* ``metrics``: MMD, sliced Wasserstein, Frechet distance, classifier score.
+* ``metrics``: MMD, sliced Wasserstein, Frechet distance, kernel inception distance, classifier score.
+  ``feature_scores``: Frechet distance / KID in a digits MLP classifier's penultimate features with
+  train-vs-test and pixel-shuffled references, class-histogram KL (``sample_scores``).
 * ``analytic``: exact marginals and scores for Gaussian-mixture data (tests, oracle baselines),
   ``FactorizedMixture`` for sharply peaked, dequantised-like data.
 * ``baselines``: bits/dim of simple density models (histogram, Gaussian, GMM, PPCA) on the same
@@ -70,7 +72,8 @@ from dl_course.generative.losses import (
     ncsn_per_example,
     noise_levels,
 )
-from dl_course.generative.metrics import classifier_score, frechet_distance, mmd2, sliced_wasserstein
+from dl_course.generative.metrics import (classifier_score, frechet_distance, kernel_inception_distance, mmd2,
+                                          sliced_wasserstein)
 from dl_course.generative.nets import SCORE_NETS, GaussianFourierProjection, ScoreMLP, ScoreUNet, get_score_net
 from dl_course.generative.ode import ODE_SOLVERS, ODEInfo, dopri5, rk4
 from dl_course.generative.sample_quality import (

@@ -23,11 +23,17 @@ from dl_course.generative.discrete_bound import (
     decode_levels,
     decoder_time,
     discrete_bits_per_dim,
+    discrete_bound_draws,
     discrete_log_likelihood_bound,
 )
-from dl_course.generative.likelihood import bits_per_dim, likelihood
+from dl_course.generative.likelihood import (
+    bits_per_dim,
+    grid_index,
+    level_values,
+    likelihood,
+)
 from dl_course.generative.losses import make_score_fn
-from dl_course.generative.samplers import sample
+from dl_course.generative.samplers import sample, tweedie_denoise
 from dl_course.train import ConfigError
 
 DEQUANTIZATIONS = ("gaussian", "uniform")
@@ -77,15 +83,47 @@ class LevelScoreModel(NamedTuple):
         out = likelihood(self.sde, self.score_fn(params), x_uniform, key, eps=self.eps, **ode_options)
         return bits_per_dim(out.log_prob, dims, self.num_levels, self.low, self.high), out.nfe, out.success
 
-    def samples(self, params, key, shape, *, method: str, num_steps: int):
-        """Images in ``[low, high]``: the reverse SDE down to the decoding time and the decoder's most
-        probable levels (Gaussian), or down to ``sde.sampling_eps`` with Tweedie denoising (uniform)."""
+    def test_bound_draws(self, params, key, x_grid, *, num_draws: int, **ode_options):
+        """Gaussian only: per-image bits/dim as the mean of ``num_draws`` independent draws of the
+        discrete bound (``discrete_bound.discrete_bound_draws``), its standard error, the first draw
+        alone (what a one-draw estimate reports), the mean NFE and solver success. Returns
+        ``(bits_per_dim, stderr, first_draw, nfe, success)``, each per image."""
+        dims = x_grid.size // x_grid.shape[0]
+        out = discrete_bound_draws(self.sde, self.score_fn(params), x_grid, key, num_draws=num_draws, eps=self.eps,
+                                   num_levels=self.num_levels, low=self.low, high=self.high, **ode_options)
+        scale = dims * jnp.log(2.0)
+        return (discrete_bits_per_dim(out.mean, dims), out.stderr / scale, discrete_bits_per_dim(out.bound[0], dims),
+                out.nfe, out.success)
+
+    def samples(self, params, key, shape, *, method: str, num_steps: int, denoise: bool = False,
+                stop_time=None, stop_ratio=None, return_nfe: bool = False, **options):
+        """Images in ``[low, high]``. Gaussian: the reverse process (``samplers.SAMPLERS[method]``,
+        ``options`` such as ``snr``, ``n_corrector``, ``solver``, ``rtol``) down to ``stop_time``
+        (default: the decoding time), then either the decoder's most probable levels of ``z``
+        (``denoise=False``) or Tweedie's posterior mean
+        ``E[x(0) | x(stop_time)] = (z + std^2 s) / alpha`` (Efron 2011) rounded to the nearest level
+        (``denoise=True``). ``stop_ratio``: stop where ``std / alpha`` is that many level spacings
+        (``discrete_bound.decoder_time``) instead of at ``stop_time``. Uniform: down to
+        ``sde.sampling_eps`` with Tweedie denoising, clipped. The NFE counts score evaluations."""
         sf = self.score_fn(params)
         if self.gaussian:
-            z = sample(self.sde, sf, shape, key, method=method, num_steps=num_steps, eps=self.eps)
-            alpha, std = self.sde.marginal_coeffs(jnp.asarray(self.eps, jnp.float32))
-            return decode_levels(z, alpha, std, self.num_levels, self.low, self.high)
-        return sample(self.sde, sf, shape, key, method=method, num_steps=num_steps, denoise=True)
+            if stop_ratio is not None:
+                stop_time = decoder_time(self.sde, self.num_levels, self.low, self.high, float(stop_ratio))
+            stop = self.eps if stop_time is None else stop_time
+            z, nfe = sample(self.sde, sf, shape, key, method=method, num_steps=num_steps, eps=stop, return_nfe=True,
+                            **options)
+            if denoise:
+                x0 = tweedie_denoise(self.sde, sf, z, jnp.asarray(stop, z.dtype))
+                out = level_values(self.num_levels, self.low, self.high, z.dtype)[
+                    grid_index(x0, self.num_levels, self.low, self.high)]
+                nfe = nfe + 1
+            else:
+                alpha, std = self.sde.marginal_coeffs(jnp.asarray(stop, jnp.float32))
+                out = decode_levels(z, alpha, std, self.num_levels, self.low, self.high)
+        else:
+            out, nfe = sample(self.sde, sf, shape, key, method=method, num_steps=num_steps, denoise=True,
+                              return_nfe=True, **options)
+        return (out, nfe) if return_nfe else out
 
 
 def level_score_model(apply, sde, x_train_grid, num_levels: int, low: float, high: float, *,

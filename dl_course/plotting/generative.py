@@ -189,3 +189,36 @@ def nearest_neighbour_pairs(samples, x_train, *, title: str = "samples (top) and
     idx = np.argmin(np.sum(a ** 2, -1)[:, None] - 2 * a @ b.T + np.sum(b ** 2, -1)[None], axis=-1)
     images = np.concatenate([np.asarray(samples), np.asarray(x_train)[idx]])
     return sample_grid(images, nrow=len(samples), title=title)
+
+
+def per_image_bits_figure(bits: np.ndarray, stderr: np.ndarray, one_draw: np.ndarray | None = None, *,
+                          title: str | None = None) -> Figure:
+    """Left: histogram of the per-image bits/dim (mean over the bound's draws), with the one-draw
+    estimate of the same images overlaid (outline) when given, median and 2x median marked. Right:
+    every image's value with its +-2 standard-error bar, sorted (the tail on the right)."""
+    bits, stderr = np.asarray(bits, float), np.asarray(stderr, float)
+    fig = Figure(figsize=(9.0, 3.6))
+    ax, ax2 = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    lo = min(bits.min(), one_draw.min() if one_draw is not None else bits.min())
+    hi = max(bits.max(), one_draw.max() if one_draw is not None else bits.max(), 2 * np.median(bits))
+    edges = np.linspace(lo, hi * 1.02, 41)
+    ax.hist(bits, bins=edges, color="C0", alpha=0.7, label=f"mean of draws (max {bits.max():.2f})")
+    if one_draw is not None:
+        ax.hist(np.asarray(one_draw, float), bins=edges, histtype="step", color="k",
+                label=f"one draw (max {np.max(one_draw):.2f})")
+    med = float(np.median(bits))
+    ax.axvline(med, color="C1", lw=1, label=f"median {med:.2f}")
+    ax.axvline(2 * med, color="C3", lw=1, ls="--", label="2 x median")
+    ax.set_xlabel("bits / dim of one test image")
+    ax.set_ylabel("images")
+    ax.legend(fontsize=7)
+    order = np.argsort(bits)
+    ax2.errorbar(np.arange(len(bits)), bits[order], yerr=2 * np.nan_to_num(stderr[order]), fmt=".", ms=2, lw=0.5,
+                 color="C0", ecolor="0.6")
+    ax2.axhline(2 * med, color="C3", lw=1, ls="--")
+    ax2.set_xlabel("test images, sorted")
+    ax2.set_ylabel("bits / dim +- 2 s.e.")
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig

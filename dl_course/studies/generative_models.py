@@ -59,8 +59,14 @@ from dl_course.generative import (
     nearest_neighbour_distances,
 )
 from dl_course.generative import vae as vae_lib
+from dl_course.generative.feature_scores import (
+    fit_feature_net,
+    reference_distances,
+    sample_scores,
+)
 from dl_course.generative.image_data import rescaled
 from dl_course.generative.level_models import check_choices, level_score_model
+from dl_course.plotting.generative import per_image_bits_figure
 from dl_course.plotting.generative_families import (
     family_samples_figure,
     rate_distortion_figure,
@@ -114,6 +120,7 @@ def _score_family(config, raw, x_test_u, run_dir, shape):
     sde = get_sde(c.sde, **c.sde_options.to_dict())
     model = get_score_net(c.net, **c.net_options.to_dict())
     lk = c.likelihood.to_dict()
+    lk.setdefault("divergence", "hutchinson")
     lm = level_score_model(model.apply, sde, data.x_train, levels, low, high, dequantization=c.dequantization,
                            decoder_ratio=float(c.decoder_ratio), base_score=c.base_score, uniform_eps=lk.pop("eps"),
                            prefix="score.")
@@ -129,22 +136,32 @@ def _score_family(config, raw, x_test_u, run_dir, shape):
     x_eval = jnp.asarray(low + (high - low) * x_test_u)           # the same points, in the model's scale
     x_grid = jnp.asarray(data.x_test)
 
+    draws = int(c.bound_draws)
+
     @jax.jit
     def bpd_of(params, key):
-        return lm.test_bits_per_dim(params, key, x_grid, x_eval, divergence="hutchinson", **lk)
+        if gaussian:
+            return lm.test_bound_draws(params, key, x_grid, num_draws=draws, **lk)
+        bpd, nfe, ok = lm.test_bits_per_dim(params, key, x_grid, x_eval, **lk)
+        return bpd, jnp.full_like(bpd, jnp.nan), bpd, nfe, ok
 
     @jax.jit
     def samples_of(params, key):
-        return lm.samples(params, key, shape, method=c.sampler, num_steps=int(c.sample_steps))
+        return lm.samples(params, key, shape, method=c.sampler, num_steps=int(c.sample_steps), return_nfe=True,
+                          **c.sampler_options.to_dict())
 
     out = []
     for i, g in enumerate(res.grid):
         params = jax.tree.map(lambda a: jnp.asarray(a[i]), stacked)
         k_l, k_s = jax.random.split(jax.random.fold_in(jax.random.key(int(g["seed"])), 1))
-        bpd, nfe, ok = (np.asarray(v) for v in bpd_of(params, k_l))
-        xs = _images01(samples_of(params, k_s), low, high)
-        out.append({"bpd": bpd, "samples": xs, "extra": {"nfe_mean": float(nfe.mean()), "nfe_max": int(nfe.max()),
-                                                          "solver_success": bool(ok.all())}})
+        bpd, stderr, one_draw, nfe, ok = (np.asarray(v) for v in bpd_of(params, k_l))
+        xs, sample_nfe = samples_of(params, k_s)
+        out.append({"bpd": bpd, "stderr": stderr, "one_draw": one_draw, "samples": _images01(xs, low, high),
+                    "extra": {"nfe_mean": float(nfe.mean()), "nfe_max": int(nfe.max()), "solver_success": bool(ok.all()),
+                              "sample_nfe": float(sample_nfe), "bound_draws": draws,
+                              "per_image_stderr_median": float(np.nanmedian(stderr)) if draws > 1 else None,
+                              "per_image_stderr_max": float(np.nanmax(stderr)) if draws > 1 else None,
+                              "one_draw_bits_per_dim_max": float(one_draw.max())}})
     return res, seconds, out
 
 
@@ -270,6 +287,9 @@ def run(config, run_dir: results.RunDir) -> dict:
                "flow": _flow_family(config, raw, x_test_u, run_dir, num_samples)}
 
     clf = fit_digits_classifier(raw.x_train, raw.y_train, raw.x_test, raw.y_test)
+    feature_net = fit_feature_net(raw.x_train, raw.y_train, raw.x_test, raw.y_test,
+                                  hidden=tuple(config.feature_net.hidden), seed=int(config.feature_net.seed))
+    references = reference_distances(feature_net, raw.x_train, raw.x_test, num_samples)
     real_stats = label_statistics(clf, raw.x_test)
     test_nn = float(np.median(nearest_neighbour_distances(raw.x_test, raw.x_train)))
     runs, metrics, grids = [], {}, {}
@@ -280,6 +300,7 @@ def run(config, run_dir: results.RunDir) -> dict:
             metrics[f"{fam}/{k}"] = np.asarray(v)
         for i, (g, r) in enumerate(zip(res.grid, per_run)):
             stats = label_statistics(clf, r["samples"])
+            scores = sample_scores(clf, feature_net, r["samples"], raw.x_test, raw.x_train)
             nn_d = nearest_neighbour_distances(r["samples"], raw.x_train)
             finite = bool(np.all(np.isfinite(r["bpd"]))) and bool(np.all(np.isfinite(r["samples"])))
             runs.append({"family": fam, "seed": int(g["seed"]), "learning_rate": g["learning_rate"],
@@ -290,9 +311,17 @@ def run(config, run_dir: results.RunDir) -> dict:
                          "bits_per_dim_median": float(np.median(r["bpd"])),
                          "class_histogram": np.round(stats["class_histogram"], 4).tolist(),
                          "mean_max_probability": stats["mean_max_probability"],
+                         "mean_confidence": scores["mean_confidence"],
+                         "class_histogram_kl": scores["class_histogram_kl"],
+                         "frechet_distance": scores["frechet_distance"],
+                         "kernel_inception_distance": scores["kernel_inception_distance"],
+                         "bits_per_dim_max": float(np.max(r["bpd"])),
                          "median_nn_distance": float(np.median(nn_d)), "train_seconds": seconds, **r.get("extra", {})})
             metrics[f"{fam}/seed{g['seed']}/bits_per_dim_per_example"] = r["bpd"].astype(np.float32)
             metrics[f"{fam}/seed{g['seed']}/samples"] = r["samples"].astype(np.float32)
+            for extra in ("stderr", "one_draw"):
+                if extra in r:
+                    metrics[f"{fam}/seed{g['seed']}/bits_per_dim_{extra}_per_example"] = r[extra].astype(np.float32)
             grids.setdefault(fam, r["samples"][:64])
     vae_rows = [r for r in runs if r["family"] == "vae"]
     beta_one = {"rate": float(np.mean([r["test_rate"] for r in vae_rows])),
@@ -310,13 +339,48 @@ def run(config, run_dir: results.RunDir) -> dict:
     def hist_of(fam):
         return np.round(np.mean([r["class_histogram"] for r in runs if r["family"] == fam], 0), 4).tolist()
 
+    def spread_of(fam, key):
+        vals = [r[key] for r in runs if r["family"] == fam and not r["diverged"]]
+        return float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0
+
     score_rows = [r for r in runs if r["family"] == "score"]
+    ftt = references["train_vs_test"]["frechet_distance"]
+    max_bpd = {f: float(max(r["bits_per_dim_max"] for r in runs if r["family"] == f)) for f in FAMILIES}
+    median_bpd = {f: mean_of(f, "bits_per_dim_median") for f in FAMILIES}
     headline = {
         "bits_per_dim": {f: mean_of(f, "bits_per_dim") for f in FAMILIES},
         "bits_per_dim_median": {f: mean_of(f, "bits_per_dim_median") for f in FAMILIES},
+        "median_bits_per_dim": median_bpd,
+        "max_bits_per_dim": max_bpd,
+        "score_tail_targets": {
+            "max_le_2x_median": bool(all(r["bits_per_dim_max"] <= 2 * r["bits_per_dim_median"] for r in score_rows)),
+            "mean_le_median_plus_0.05": bool(all(r["bits_per_dim"] <= r["bits_per_dim_median"] + 0.05
+                                                 for r in score_rows))},
+        "score_bound_draws": int(config.score.bound_draws),
+        "score_per_image_stderr_median": (float(np.mean([r["per_image_stderr_median"] for r in score_rows]))
+                                          if int(config.score.bound_draws) > 1 else None),
+        "score_one_draw_max_bits_per_dim": float(max(r["one_draw_bits_per_dim_max"] for r in score_rows)),
+        "frechet_distance": {f: mean_of(f, "frechet_distance") for f in FAMILIES},
+        "frechet_distance_std": {f: spread_of(f, "frechet_distance") for f in FAMILIES},
+        "kernel_inception_distance": {f: mean_of(f, "kernel_inception_distance") for f in FAMILIES},
+        "kernel_inception_distance_std": {f: spread_of(f, "kernel_inception_distance") for f in FAMILIES},
+        "frechet_distance_train_vs_test": ftt,
+        "frechet_distance_shuffled_test": references["shuffled_test_vs_test"]["frechet_distance"],
+        "kernel_inception_distance_train_vs_test": references["train_vs_test"]["kernel_inception_distance"],
+        "kernel_inception_distance_shuffled_test": references["shuffled_test_vs_test"]["kernel_inception_distance"],
+        "feature_references": references,
+        "feature_net_test_accuracy": feature_net.test_accuracy,
+        "score_sample_targets": {
+            "mean_confidence_ge_0.85": bool(mean_of("score", "mean_confidence") >= 0.85),
+            "frechet_le_2x_train_vs_test": bool(mean_of("score", "frechet_distance") <= 2 * ftt)},
+        "score_sampler": {"method": str(config.score.sampler), "options": config.score.sampler_options.to_dict(),
+                          "mean_nfe": float(np.mean([r["sample_nfe"] for r in score_rows]))},
         "vae_elbo_bits_per_dim": mean_of("vae", "elbo_bits_per_dim"),
         "baselines": baselines,
-        "classifier": {**{f: {"class_histogram": hist_of(f), "mean_max_probability": mean_of(f, "mean_max_probability")}
+        "classifier": {**{f: {"class_histogram": hist_of(f), "mean_max_probability": mean_of(f, "mean_max_probability"),
+                              "mean_confidence": mean_of(f, "mean_confidence"),
+                              "mean_confidence_std": spread_of(f, "mean_confidence"),
+                              "class_histogram_kl": mean_of(f, "class_histogram_kl")}
                           for f in FAMILIES},
                        "real": {"class_histogram": np.round(real_stats["class_histogram"], 4).tolist(),
                                 "mean_max_probability": real_stats["mean_max_probability"]}},
@@ -337,6 +401,11 @@ def run(config, run_dir: results.RunDir) -> dict:
         {"score model": grids["score"], "VAE": grids["vae"], "RealNVP": grids["flow"], "test images": raw.x_test[:64]},
         bits_per_dim={"score model": headline["bits_per_dim"]["score"], "VAE": headline["bits_per_dim"]["vae"],
                       "RealNVP": headline["bits_per_dim"]["flow"]}))
+    first_score = trained["score"][2][0]
+    run_dir.figure("score_bits_per_dim_per_image.png", per_image_bits_figure(
+        first_score["bpd"], first_score["stderr"], first_score["one_draw"],
+        title=f"score model, seed {trained['score'][0].grid[0]['seed']}: per-image test bits/dim, mean of "
+              f"{int(config.score.bound_draws)} draw(s) of the bound"))
     run_dir.figure("rate_distortion.png", rate_distortion_figure(
         headline["rate_distortion"]["beta"], headline["rate_distortion"]["rate"],
         headline["rate_distortion"]["distortion"], dims))
@@ -358,16 +427,26 @@ def run(config, run_dir: results.RunDir) -> dict:
                     f"spacings), base score {sc.base_score}" if sc.dequantization == "gaussian"
                     else "trained on freshly dequantised batches")
                  + f", EMA {sc.ema_decay:g}; likelihood: PF-ODE, {lk.solver} rtol {lk.rtol:g} atol {lk.atol:g}, "
-                 f"Hutchinson divergence ({lk.num_probes} Rademacher probe(s)), NFE per example in the runs; samples: "
-                 f"{sc.sampler}, {sc.sample_steps} steps, "
-                 + ("then the decoder's most probable levels" if sc.dequantization == "gaussian" else "Tweedie denoising"),
+                 f"{lk.get('divergence', 'hutchinson')} divergence ({lk.num_probes} Rademacher probe(s)), per image "
+                 f"the mean of {sc.bound_draws} independent draw(s) of (z, probes) with its standard error, NFE per "
+                 f"example in the runs; samples: {sc.sampler} {sc.sampler_options.to_dict()} "
+                 f"({sc.sample_steps} steps where fixed-step), "
+                 + ("then the decoder's most probable levels (or, with denoise, Tweedie's E[x0 | x] rounded)"
+                    if sc.dequantization == "gaussian" else "Tweedie denoising"),
         "vae": f"MLP {tuple(config.vae.hidden_dims)}, latent {config.vae.latent_dim}, categorical decoder over "
                f"{levels} levels, dropout {config.vae.dropout_rate:g}; bits/dim = IWAE-{config.vae.iwae_samples} "
                f"bound; ELBO averaged over {config.vae.elbo_samples} draws; samples = decoder mean of z ~ N(0, I)",
         "flow": f"RealNVP {config.flow.num_couplings} couplings {tuple(config.flow.hidden_dims)}, logit alpha "
                 f"{config.flow.logit_alpha:g}, dropout {config.flow.dropout_rate:g}; exact log-likelihood",
         "baselines": "fitted to one dequantised copy of the training images (generative.baselines)",
-        "classifier": "multinomial logistic regression on real [0, 1] training images (sample_quality)",
+        "classifier": "multinomial logistic regression on real [0, 1] training images (sample_quality); "
+                      "mean_confidence = mean max-probability of the samples; class_histogram_kl = KL(samples' "
+                      "predicted-class histogram || the test images')",
+        "features": f"penultimate layer of an sklearn MLP classifier {tuple(config.feature_net.hidden)} (ReLU, seed "
+                    f"{config.feature_net.seed}) on the real training images (generative.feature_scores); Frechet "
+                    f"distance and unbiased KID (cubic kernel) of each run's {num_samples} samples against the test "
+                    f"images; references at {num_samples} images: training images vs test, pixel-shuffled test "
+                    "images vs test (mean of 4 draws); spread: std over the seeds",
         "nearest_neighbour": "median Euclidean distance of each image to its nearest training image ([0, 1] pixels)",
         "rate_distortion": "one VAE sweep per beta; test rate KL(q(z|x)||N(0,I)) and distortion -E_q log p(x|z), nats",
     }
@@ -383,8 +462,14 @@ def _print_tables(h):
     print(f"  RealNVP (exact)           {h['bits_per_dim']['flow']:.3f}")
     for k, v in h["baselines"].items():
         print(f"  baseline {k:<16s} {v:.3f}")
-    print("\nsample quality (classifier: mean max-probability, class histogram; median nearest-training distance)")
+    print("\nsample quality (classifier: mean max-probability, class histogram; median nearest-training distance; "
+          "Frechet distance and KID in the feature net)")
     for f in FAMILIES + ("real",):
         c = h["classifier"][f]
         nn_d = h["nearest_neighbour"][f if f != "real" else "test"]
-        print(f"  {f:<6s} {c['mean_max_probability']:.3f}  {np.round(c['class_histogram'], 2).tolist()}  {nn_d:.3f}")
+        fd = (f"  FD {h['frechet_distance'][f]:.2f} +- {h['frechet_distance_std'][f]:.2f}  KID "
+              f"{h['kernel_inception_distance'][f]:.3f}" if f in FAMILIES else
+              f"  FD train-vs-test {h['frechet_distance_train_vs_test']:.2f}, shuffled {h['frechet_distance_shuffled_test']:.2f}")
+        print(f"  {f:<6s} {c['mean_max_probability']:.3f}  {np.round(c['class_histogram'], 2).tolist()}  {nn_d:.3f}{fd}")
+    print("per-image bits/dim max / median: " + ", ".join(f"{f} {h['max_bits_per_dim'][f]:.2f} / "
+                                                          f"{h['median_bits_per_dim'][f]:.2f}" for f in FAMILIES))

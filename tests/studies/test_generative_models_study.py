@@ -21,6 +21,7 @@ TINY = [  # 4x4 average-pooled digits (16 pixels, 17 levels): the effects of the
     "--config.score.net_options={'hidden_dims': (128, 128), 'embed_dim': 32}",
     "--config.flow.num_couplings=4", "--config.flow.hidden_dims=(64,)",
     "--config.baselines=['histogram', 'gaussian']",
+    "--config.score.bound_draws=2",
 ]
 
 

@@ -105,7 +105,8 @@ _TINY_DIGITS = [
     "--config.train.schedule_options.warmup_steps=50", "--config.dequantized_copies=4",
     "--config.net_options={'hidden_dims': (256, 256), 'embed_dim': 32}", "--config.ema_decay=0.99",
     "--config.sample_steps=50", "--config.num_samples=64", "--config.bpd_examples=200",
-    "--config.baselines=['histogram', 'gaussian', 'uniform']"]
+    "--config.baselines=['histogram', 'gaussian', 'uniform']",
+    "--config.bound_draws=2", "--config.sample_seeds=1", "--config.compare_samplers={}"]
 
 
 def _histogram_bits_per_dim(x_train01, x_test01, copies, levels=17):
@@ -187,3 +188,30 @@ def test_score_digits_rejects_bad_choices_in_one_line_before_any_work(tmp_path):
     with pytest.raises(ConfigError, match="needs dequantization='gaussian'"):
         cli.run_study("score_digits", ["--config.dequantization=uniform"], workdir=str(tmp_path / "b"))
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_score_digits_reports_bound_standard_errors_and_feature_distances_per_sampler(tmp_path):
+    """A tinier run (4x4 crop, 300 steps, 60 test images, 3 draws of the bound, two samplers x two
+    sample sets): the per-image bits/dim is the mean of the draws stored beside it, its standard
+    error positive and finite; every sampler carries a Frechet distance, KID, confidence and NFE; the
+    feature references are ordered (train-vs-test far below pixel-shuffled test); the headline's
+    max / median equal the stored per-image values."""
+    replaced = ("--config.train.steps", "--config.train.eval_every", "--config.bpd_examples", "--config.bound_draws",
+                "--config.sample_seeds", "--config.compare_samplers")
+    tiny = [a for a in _TINY_DIGITS if not a.startswith(replaced)]
+    tiny += ["--config.train.steps=300", "--config.train.eval_every=300", "--config.bpd_examples=60",
+             "--config.bound_draws=3", "--config.sample_seeds=2",
+             "--config.compare_samplers={'pc': {'method': 'pc', 'num_steps': 40}}"]
+    out = cli.run_study("score_digits", tiny, workdir=str(tmp_path / "x"))
+    h = _summary(out)["headline"]
+    m = np.load(out / "metrics.npz")
+    bpd, se = m["seed0/bits_per_dim_per_example"], m["seed0/bits_per_dim_stderr_per_example"]
+    assert bpd.shape == se.shape == (60,) and np.all(np.isfinite(se)) and np.all(se > 0)
+    assert np.isclose(h["max_bits_per_dim"], bpd.max()) and np.isclose(h["median_bits_per_dim"], np.median(bpd))
+    assert h["bound_draws"] == 3 and h["default_sampler"] == "ode"
+    assert set(h["frechet_distance"]) == set(h["kernel_inception_distance"]) == {"ode", "pc"}
+    assert h["samplers"]["pc"]["nfe"] == 80 and h["samplers"]["ode"]["nfe"] > 0
+    assert all(h["samplers"][n]["frechet_distance_std"] > 0 for n in ("ode", "pc"))
+    assert 3 * h["frechet_distance_train_vs_test"] < h["frechet_distance_shuffled_test"]
+    assert h["classifier"]["mean_confidence"] == h["samplers"]["ode"]["mean_confidence"]
+    assert (out / "bits_per_dim_per_image.png").stat().st_size > 0 and (out / "samplers.png").stat().st_size > 0
