@@ -23,7 +23,7 @@ _NAMES = {"sgd": "SGD", "temp_scaling": "temp. scaling", "swa": "SWA", "temp_swa
 
 def _ci(m, k, fmt=".3f"):
     """``estimate [lo, hi]`` of method ``m``'s ``k`` (headline ``ci``)."""
-    return "{ci[%s][%s][estimate]:%s} {ci[%s][%s][ci]:%s}" % (m, k, fmt, m, k, fmt)
+    return f"{{ci[{m}][{k}][estimate]:{fmt}}} {{ci[{m}][{k}][ci]:{fmt}}}"
 
 
 def _table(k, methods, fmt=".3f"):
@@ -31,7 +31,7 @@ def _table(k, methods, fmt=".3f"):
 
 
 def _diff(name, k, fmt="+.3f"):
-    return "{comparisons[%s][%s][estimate]:%s} {comparisons[%s][%s][ci]:%s}" % (name, k, fmt, name, k, fmt)
+    return f"{{comparisons[{name}][{k}][estimate]:{fmt}}} {{comparisons[{name}][{k}][ci]:{fmt}}}"
 
 
 _ALL = ("sgd", "temp_scaling", "swa", "temp_swa", "swag", "multiswag", "ensemble", "mc_dropout", "laplace",

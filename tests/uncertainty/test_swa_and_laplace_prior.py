@@ -62,7 +62,7 @@ def test_swa_equals_the_mean_of_the_collected_iterates(data):
         # float32 Welford mean vs a float32 numpy two-pass mean of 5 iterates: ~1e-6 relative.
         np.testing.assert_allclose(swa[i], ref, rtol=1e-4, atol=1e-5)
         # ... and it is not the final iterate (the test could not pass by returning theta_T).
-        final = model.apply({"params": jax.tree_util.tree_map(lambda v: v[i], res.params)}, x, train=False)
+        final = model.apply({"params": jax.tree_util.tree_map(lambda v, i=i: v[i], res.params)}, x, train=False)
         assert np.max(np.abs(np.asarray(final) - np.asarray(ref))) > 1e-3
 
 
@@ -77,10 +77,10 @@ def test_tuned_laplace_prior_does_not_lose_to_the_map_and_an_absurd_one_does(dat
     res = sweep(t, data=train_data, progress=False)
     members = mem.Members(res, None, make_model(t, train_data), None, {})
     x_test, y_test = jnp.asarray(train_data.x_test), train_data.y_test
-    fit = lambda **kw: mem.fit_laplaces(members, train_data.x_train, train_data.y_train, **kw)  # noqa: E731
+    fit = lambda **kw: mem.fit_laplaces(members, train_data.x_train, train_data.y_train, **kw)
     tuned = fit(prior="validation", validation=(x_val, y_val), validation_grid=(-2.0, 6.0, 17))
     absurd = fit(prior="fixed", prior_precision=1e-4)
-    preds = lambda la: mem.predictives(members, x_test, train_data.x_train, methods=("sgd", "laplace"),  # noqa: E731
+    preds = lambda la: mem.predictives(members, x_test, train_data.x_train, methods=("sgd", "laplace"),
                                        laplace=la)
     p_tuned, p_absurd = preds(tuned), preds(absurd)
     for i in range(2):
