@@ -73,7 +73,7 @@ def get_config(variant=None):
     t.steps = 14000  # replaced per batch size by the budget max(epochs * n / B, min_steps)
     t.eval_every = 100
     t.target_train_loss = 0.01  # every run stops here (Jiang et al. 2020); 0 = train the whole budget
-    t.seeds = [0, 1]
+    t.seeds = [0, 1, 2, 3]
     t.learning_rates = [0.025, 0.05, 0.1, 0.2]
     c = configs.study_config(
         t,

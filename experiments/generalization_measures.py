@@ -7,9 +7,10 @@ from dl_course.train import default_config
 
 VARIANTS = {
     # accelerators: a 3^7 grid as in Jiang et al. (add batch size and dropout as programs), 4000 examples
-    "paper_scale": {"train.dataset_options": {"num_train": 4000}, "train.steps": 40000, "train.eval_every": 200,
+    "paper_scale": {"train.dataset_options": {"num_train": 4000, "num_samples": 60000}, "train.steps": 40000,
+                    "train.eval_every": 200,
                     "train.learning_rates": [0.01, 0.03, 0.1], "widths": [128, 256, 512], "depths": [2, 3, 4],
-                    "measure_examples": 4000, "train.seeds": [0, 1]},
+                    "measure_examples": 4000, "train.seeds": [0, 1, 2, 3]},
 }
 
 GALLERY = {
@@ -51,10 +52,11 @@ def get_config(variant=None):
     """
     t = default_config()
     t.dataset_options.num_train = 500
+    t.dataset_options.num_samples = 50000  # 40,000 train (500 used) / 10,000 test examples
     t.model = "mlp"
     t.optimizer = "momentum"
     t.learning_rates = [0.05, 0.1, 0.2]
-    t.seeds = [0]
+    t.seeds = [0, 1, 2, 3]
     t.steps = 6000
     t.batch_size = 64
     t.eval_every = 100
@@ -63,6 +65,7 @@ def get_config(variant=None):
     c = configs.study_config(
         t, momenta=[0.0, 0.5, 0.9], weight_decays=[0.0, 1e-4, 3e-4], widths=[32, 64, 128], depths=[1, 2, 3],
         measures=[], measure_examples=500, measure_seed=0, min_models=10, sanity_measures=True,
+        curve_test_examples=1000, bootstrap_resamples=1000, min_effective_sample_size=12.0, top_measures=5,
         measure={"num_mc_samples": 8, "num_bisection_steps": 16, "ascent_steps": 10, "lanczos_iters": 20,
                  "trace_samples": 10})
     return configs.select_variant(c, variant, VARIANTS)

@@ -141,9 +141,18 @@ from dl_course.measures.correlation import (
     conditional_mutual_information,
     correlation_table,
     granulated_psi,
+    hoeffding_weight,
     kendall_tau,
     psi_by_axis,
     robust_sign_error,
+)
+from dl_course.measures.ranking_ci import (
+    bootstrap_psi,
+    bootstrap_tau,
+    cluster_resamples,
+    paired_differences,
+    replicate_tau,
+    split_half_tau,
 )
 from dl_course.measures.flatness import (
     PerturbationRadius,

@@ -1,7 +1,7 @@
 """How well a measure predicts generalization across a grid of models: Kendall's τ, the granulated
 Ψ and the conditional-mutual-information test of Jiang et al. (2020, "Fantastic Generalization
 Measures and Where to Find Them", ICLR, §3), and the robust sign-error of Dziugaite et al. (2020,
-"In search of robust measures of generalization", NeurIPS, §3).
+"In search of robust measures of generalization", NeurIPS, §3-4) with its Monte-Carlo noise weights.
 
 Inputs are host-side: ``measure`` and ``gap`` are arrays with one value per model (``gap`` =
 test error − train error), ``hparams`` a list with one dict per model of its hyperparameter
@@ -217,11 +217,14 @@ class RobustSignError(NamedTuple):
     """Dziugaite et al.'s sign-error over environments.
 
     Attributes:
-      max: the robust sign-error ``max_e SE_e`` (0: right in every environment; 1: wrong in one).
-      mean: the average over environments.
-      by_axis: ``{axis: max over environments that vary that axis}``.
-      errors: ``SE_e`` for every environment (for CDFs / quantiles).
-      num_environments: how many environments were scored.
+      max: the robust sign-error ``max_e SE_e`` over the kept environments (0: right in every
+        environment; 1: wrong in one); nan when none is kept.
+      mean: the average of ``SE_e`` over the kept environments.
+      by_axis: ``{axis: max over kept environments that vary that axis}``.
+      errors: ``SE_e`` for every kept environment (for CDFs / quantiles).
+      num_environments: how many environments were kept (effective sample size >= the floor).
+      num_pairs: model pairs with a positive weight in the kept environments.
+      num_candidates: environments before the floor (settings differing in exactly one axis).
     """
 
     max: float
@@ -229,23 +232,43 @@ class RobustSignError(NamedTuple):
     by_axis: dict
     errors: np.ndarray
     num_environments: int
+    num_pairs: int = 0
+    num_candidates: int = 0
+
+
+def hoeffding_weight(gap_difference, test_examples: int, min_weight: float = 0.5) -> np.ndarray:
+    """Dziugaite et al.'s (2020, §4) weight of a model pair for the Monte-Carlo noise of gaps
+    estimated on ``n = test_examples`` held-out examples. By Hoeffding's inequality an error rate
+    estimated on ``n`` examples is off by ``≥ Δ/2`` with probability ``≤ φ(Δ) = 2 exp(−2n (Δ/2)²)``,
+    so two gaps observed ``Δ`` apart differ in truth with probability ``≥ p(Δ) = (1 − φ(Δ))₊²``
+    (both estimates within ``Δ/2``). The weight is ``(p(Δ) − min_weight)₊``: pairs less likely than
+    ``min_weight`` (½ in the paper) to be ordered right by their observed gaps count nothing.
+    (Train errors at the stop are taken as exact, as in the paper.)"""
+    d = np.abs(np.asarray(gap_difference, np.float64))
+    p = np.maximum(0.0, 1.0 - 2.0 * np.exp(-2.0 * int(test_examples) * (d / 2.0) ** 2)) ** 2
+    return np.maximum(p - float(min_weight), 0.0)
 
 
 def robust_sign_error(
     measure: np.ndarray, gap: np.ndarray, hparams: Hparams, axes: Optional[Sequence[str]] = None,
-    seed_key: Optional[str] = None, min_gap_difference: float = 0.0,
+    seed_key: Optional[str] = None, test_examples: Optional[int] = None, min_weight: float = 0.5,
+    min_effective_sample_size: float = 12.0,
 ) -> RobustSignError:
     """Robust sign-error of Dziugaite, Drouin, Neal, Rajkumar, Caballero, Wang, Mitliagkas & Roy
-    (2020, NeurIPS, §3). An environment ``e`` is a pair of hyperparameter settings that differ in
-    exactly one axis; its sign-error is
+    (2020, "In search of robust measures of generalization", NeurIPS, §3-4). An environment ``e``
+    is a pair of hyperparameter settings ``(A, B)`` that differ in exactly one axis; with ``seed_key``
+    the seeds of a setting are its models (otherwise each setting is one model). Over the model
+    pairs ``(θ, θ′) ∈ A × B``,
 
-        SE_e = E_{θ ∈ A, θ′ ∈ B} ½ (1 − sgn(μ(θ) − μ(θ′)) · sgn(g(θ) − g(θ′))),
+        SE_e = Σ w(θ, θ′) · ½ (1 − sgn(μ(θ) − μ(θ′)) · sgn(g(θ) − g(θ′))) / Σ w(θ, θ′),
 
-    averaged over the models of the two settings (with ``seed_key``, the seeds of a setting are
-    its models; otherwise each setting is one model). A wrong order costs 1, a tied measure ½, a
-    right order 0. Model pairs whose gaps differ by at most ``min_gap_difference`` are left out
-    (Dziugaite et al. discard environments where the gap difference is within noise), and so is
-    an environment left without pairs. The robust measure is the worst case ``max_e SE_e``.
+    a wrong order costing 1, a tied measure ½, a right order 0, each pair weighted by
+    :func:`hoeffding_weight` of its gap difference given ``test_examples`` (the probability, above
+    ``min_weight``, that the observed order of the two gaps is real; ``test_examples=None``: every
+    weight 1, no noise model). An environment whose effective sample size
+    ``ESS_e = (Σ w)² / Σ w²`` is below ``min_effective_sample_size`` (12 in the paper) is dropped:
+    its sign-error would rest on pairs whose gap order is noise. The robust measure is the worst
+    case ``max_e SE_e`` over the kept environments; ``mean`` is their average.
     """
     measure, gap = _check(measure, gap, hparams)
     keys = [k for k in hparams[0] if k != seed_key]
@@ -254,44 +277,61 @@ def robust_sign_error(
     for idx, h in enumerate(hparams):
         settings.setdefault(tuple(h[k] for k in keys), []).append(idx)
     names = list(settings)
-    errors, axis_of = [], []
+    errors, axis_of, pairs, candidates = [], [], 0, 0
     for p, q in itertools.combinations(range(len(names)), 2):
         differ = [k for k, a, b in zip(keys, names[p], names[q]) if a != b]
         if len(differ) != 1 or differ[0] not in axes:
             continue
+        candidates += 1
         a, b = np.asarray(settings[names[p]]), np.asarray(settings[names[q]])
-        dm = np.sign(measure[a][:, None] - measure[b][None, :])
-        dg = gap[a][:, None] - gap[b][None, :]
-        keep = np.abs(dg) > min_gap_difference
-        if not keep.any():
+        dm = np.sign(measure[a][:, None] - measure[b][None, :]).ravel()
+        dg = (gap[a][:, None] - gap[b][None, :]).ravel()
+        w = np.ones_like(dg) if test_examples is None else hoeffding_weight(dg, test_examples, min_weight)
+        if w.sum() <= 0 or w.sum() ** 2 / np.sum(w ** 2) < min_effective_sample_size:
             continue
-        errors.append(float(np.mean((0.5 * (1.0 - dm * np.sign(dg)))[keep])))
+        errors.append(float(np.sum(w * 0.5 * (1.0 - dm * np.sign(dg))) / w.sum()))
         axis_of.append(differ[0])
+        pairs += int(np.sum(w > 0))
     errors = np.asarray(errors)
     by_axis = {a: float(max((e for e, x in zip(errors, axis_of) if x == a), default=float("nan"))) for a in axes}
     if errors.size == 0:
-        return RobustSignError(float("nan"), float("nan"), by_axis, errors, 0)
-    return RobustSignError(float(errors.max()), float(errors.mean()), by_axis, errors, int(errors.size))
+        return RobustSignError(float("nan"), float("nan"), by_axis, errors, 0, 0, candidates)
+    return RobustSignError(float(errors.max()), float(errors.mean()), by_axis, errors, int(errors.size), pairs,
+                           candidates)
 
 
 def correlation_table(
     measures: Mapping[str, np.ndarray], gap: np.ndarray, hparams: Hparams,
     axes: Optional[Sequence[str]] = None, seed_key: Optional[str] = None,
+    cmi_covariates: Optional[Mapping[str, Sequence]] = None, test_examples: Optional[int] = None,
+    min_effective_sample_size: float = 12.0,
 ) -> dict[str, dict]:
-    """Every statistic for every measure, as JSON-ready floats: ``kendall_tau`` (name → τ),
+    """Every statistic for every measure, as JSON-ready values: ``kendall_tau`` (name → τ),
     ``granulated_psi`` (name → Ψ), ``psi_by_axis`` (name → axis → ψ), ``cmi`` (name → K),
-    ``cmi_argmin`` (name → the conditioning set, joined by ``+``), ``robust_sign_error`` and
-    ``mean_sign_error`` (name → max / mean over environments)."""
+    ``cmi_argmin`` (name → the conditioning set, joined by ``+``), ``robust_sign_error`` (name →
+    ``{mean, worst, pairs, environments}`` of :func:`robust_sign_error` with ``test_examples`` and
+    ``min_effective_sample_size``).
+
+    ``cmi_covariates``: extra discrete per-model variables (name → one value per model, e.g. a
+    binned final training loss) that the CMI test may condition on besides the axes; they are not
+    axes of Ψ or of the sign-error's environments."""
     out: dict[str, dict] = {k: {} for k in ("kendall_tau", "granulated_psi", "psi_by_axis", "cmi",
-                                            "cmi_argmin", "robust_sign_error", "mean_sign_error")}
+                                            "cmi_argmin", "robust_sign_error")}
     ci_axes = [a for a in _axes(hparams, axes) if a != seed_key]
-    cis = conditional_mutual_information_table(measures, gap, hparams, ci_axes)
+    covariates = dict(cmi_covariates or {})
+    clash = set(covariates) & set(hparams[0])
+    if clash:
+        raise ValueError(f"cmi_covariates {sorted(clash)} clash with hyperparameter names")
+    cmi_hparams = [{**h, **{k: v[i] for k, v in covariates.items()}} for i, h in enumerate(hparams)]
+    cis = conditional_mutual_information_table(measures, gap, cmi_hparams, ci_axes + list(covariates))
     for name, values in measures.items():
         values = np.asarray(values, np.float64)
         out["kendall_tau"][name] = kendall_tau(values, gap)
         out["psi_by_axis"][name] = psi_by_axis(values, gap, hparams, ci_axes)
         out["granulated_psi"][name] = granulated_psi(values, gap, hparams, ci_axes)
         out["cmi"][name], out["cmi_argmin"][name] = cis[name].score, "+".join(cis[name].argmin)
-        rse = robust_sign_error(values, gap, hparams, ci_axes, seed_key=seed_key)
-        out["robust_sign_error"][name], out["mean_sign_error"][name] = rse.max, rse.mean
+        rse = robust_sign_error(values, gap, hparams, ci_axes, seed_key=seed_key, test_examples=test_examples,
+                                min_effective_sample_size=min_effective_sample_size)
+        out["robust_sign_error"][name] = {"mean": rse.mean, "worst": rse.max, "pairs": rse.num_pairs,
+                                          "environments": rse.num_environments}
     return out

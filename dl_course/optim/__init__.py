@@ -10,10 +10,14 @@ docstrings give the update equations, the state and the paper):
 - :mod:`~dl_course.optim.registry`: the one lookup (``get``, ``names``, ``hyperparameter_names``,
   ``option_names``), with optax's own rules as ``optax:<name>``
 
-Conventions (see :mod:`~dl_course.optim.base`): hyperparameters are call arguments that may be
-traced scalars and never live in the state; ``update`` accepts the extra keyword ``grad_fn``;
-state and update dtypes follow the parameters. Learning-rate schedules are shapes
-(:mod:`~dl_course.optim.schedules`): ``lr_t = learning_rate * s(step)``.
+Conventions (see :mod:`~dl_course.optim.base`): drop-in for optax's rules — ``learning_rate`` a
+float, a traced scalar or an optax schedule; optax's keyword arguments (``mask``, ``mu_dtype``,
+``accumulator_dtype``, ``eps_root``, ...) in optax's order; optax's state pytree (``trace``,
+``mu``/``nu``, ``sum_of_squares``, schedule ``count``); complex parameters as optax; usable under
+``optax.inject_hyperparams``. Hyperparameters are call arguments (traced scalars allowed, so a
+vmapped sweep never recompiles); ``update`` accepts extra keywords such as SAM's ``grad_fn``.
+Learning-rate shapes for the engine (:mod:`~dl_course.optim.schedules`): ``lr_t = learning_rate *
+s(step)``.
 
 Example::
 
@@ -23,9 +27,25 @@ Example::
     params = optax.apply_updates(params, updates)
 """
 
-from dl_course.optim.adaptive import AdagradState, AdamState, RMSPropState, adagrad, adam, adamw, rmsprop
-from dl_course.optim.registry import BASE_RULES, OPTAX, REGISTRY, get, hyperparameter_names, names, option_names
-from dl_course.optim.sharpness_aware import SAMState, sam, sam_perturbation
+from dl_course.optim.adaptive import (
+    AdagradState,
+    AdamState,
+    RMSPropState,
+    adagrad,
+    adam,
+    adamw,
+    rmsprop,
+)
+from dl_course.optim.descent import MomentumState, momentum, nesterov, sgd
+from dl_course.optim.registry import (
+    BASE_RULES,
+    OPTAX,
+    REGISTRY,
+    get,
+    hyperparameter_names,
+    names,
+    option_names,
+)
 from dl_course.optim.schedules import (
     SCHEDULES,
     Schedule,
@@ -38,7 +58,7 @@ from dl_course.optim.schedules import (
     warmup_cosine_schedule,
     warmup_schedule,
 )
-from dl_course.optim.descent import MomentumState, momentum, nesterov, sgd
+from dl_course.optim.sharpness_aware import SAMState, sam, sam_perturbation
 from dl_course.optim.steepest import normalized_gd, sign_descent
 
 __all__ = [
@@ -61,11 +81,11 @@ __all__ = [
     "get",
     "get_schedule",
     "hyperparameter_names",
-    "names",
-    "option_names",
     "momentum",
+    "names",
     "nesterov",
     "normalized_gd",
+    "option_names",
     "rmsprop",
     "sam",
     "sam_perturbation",

@@ -25,17 +25,21 @@ from dl_course.optim.rules import BASE_RULES, Factory, base_rule
 from dl_course.optim.sharpness_aware import sam
 
 
-def _optax_sgd(learning_rate, weight_decay=0.0):
-    return optax.chain(optax.add_decayed_weights(weight_decay), optax.sgd(learning_rate))
+def _optax_sgd(learning_rate, momentum=None, nesterov=False, accumulator_dtype=None, weight_decay=0.0, mask=None):
+    return optax.chain(optax.add_decayed_weights(weight_decay, mask),
+                       optax.sgd(learning_rate, momentum, nesterov, accumulator_dtype))
 
 
-def _optax_momentum(learning_rate, momentum=0.9, weight_decay=0.0):
-    return optax.chain(optax.add_decayed_weights(weight_decay), optax.sgd(learning_rate, momentum=momentum))
+def _optax_momentum(learning_rate, momentum=0.9, weight_decay=0.0, mask=None, accumulator_dtype=None):
+    return _optax_sgd(learning_rate, momentum, False, accumulator_dtype, weight_decay, mask)
 
 
-def _optax_nesterov(learning_rate, momentum=0.9, weight_decay=0.0):
-    return optax.chain(optax.add_decayed_weights(weight_decay),
-                       optax.sgd(learning_rate, momentum=momentum, nesterov=True))
+def _optax_nesterov(learning_rate, momentum=0.9, weight_decay=0.0, mask=None, accumulator_dtype=None):
+    return _optax_sgd(learning_rate, momentum, True, accumulator_dtype, weight_decay, mask)
+
+
+def _optax_normalized_gd(learning_rate, eps=1e-6):
+    return optax.chain(optax.normalize_by_update_norm(1.0, eps=eps), optax.scale_by_learning_rate(learning_rate))
 
 
 #: optax's implementations, selected as ``optax:<name>`` (weight decay added before the step as in
@@ -48,6 +52,8 @@ OPTAX: dict[str, Factory] = {
     "adamw": optax.adamw,
     "rmsprop": optax.rmsprop,
     "adagrad": optax.adagrad,
+    "sign_descent": optax.sign_sgd,
+    "normalized_gd": _optax_normalized_gd,
 }
 
 #: This codebase's rules, by name.

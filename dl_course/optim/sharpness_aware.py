@@ -1,14 +1,18 @@
 """Sharpness-Aware Minimization (SAM) and its adaptive variant (ASAM), wrapping any base rule.
 
-SAM needs a second gradient, at the ascent-perturbed point, so it needs the loss. The engine
-supplies it as the extra keyword argument ``grad_fn`` of ``update``: a callable
-``grad_fn(params) -> grads`` of the *same* minibatch loss (same batch, same dropout key) whose
-gradient ``grads`` is at ``params``. Under a vmapped sweep ``grad_fn`` closes over the per-run
-batch and ρ and η are per-run traced scalars, so nothing here is specific to one run.
+SAM needs a second gradient, at the ascent-perturbed point, so it needs the loss. The caller
+supplies it as the extra keyword argument ``grad_fn`` of ``update``, with the signature of
+``optax.contrib.sam``'s opaque mode: ``grad_fn(params, i) -> grads`` of the *same* minibatch loss
+(same batch, same dropout key) whose gradient ``grads`` is at ``params``; ``i`` is the index of
+the ascent step (always 0: one ascent step). A ``grad_fn`` that takes only ``params`` (the
+engine's, and this codebase's earlier convention) is called as ``grad_fn(params)``. Under a
+vmapped sweep ``grad_fn`` closes over the per-run batch and ρ and η are per-run traced scalars,
+so nothing here is specific to one run.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -53,6 +57,18 @@ def sam_perturbation(grads: PyTree, params: PyTree | None, rho, adaptive: bool =
     return jax.tree.map(lambda g: (factor * g.astype(compute_dtype(g))).astype(g.dtype), grads)
 
 
+def _gradient_at(grad_fn: Callable, params: PyTree, i: int) -> PyTree:
+    """``grad_fn(params, i)`` (optax.contrib's signature), or ``grad_fn(params)`` when its signature
+    takes a single argument."""
+    try:
+        inspect.signature(grad_fn).bind(params, i)
+    except TypeError:
+        return grad_fn(params)
+    except ValueError:  # no signature to inspect: assume optax's
+        pass
+    return grad_fn(params, i)
+
+
 def sam(
     learning_rate,
     rho=0.05,
@@ -81,8 +97,12 @@ def sam(
     \rho g_t/\|g_t\|)`. Base weight decay and other base rules see the SAM gradient and the
     unperturbed θ. Each step costs two gradient evaluations.
 
-    ``update(grads, state, params, *, grad_fn)``: ``grads`` = ∇L(θ_t), ``grad_fn(params) -> grads``
-    of the same minibatch loss (required). State: :class:`SAMState` holding the base state.
+    ``update(grads, state, params, *, grad_fn)``: ``grads`` = ∇L(θ_t), ``grad_fn(params, i) ->
+    grads`` of the same minibatch loss (required; ``i = 0``; a one-argument ``grad_fn(params)`` is
+    accepted too). With ``base="sgd"`` and ``adaptive=False`` this equals optax.contrib's
+    ``sam(optax.sgd(η), optax.chain(normalize(), optax.sgd(ρ)), sync_period=2, opaque_mode=True)``.
+    State: :class:`SAMState` holding the base state. Works under ``optax.inject_hyperparams``
+    (η, ρ and η_A injected; base hyperparameters fixed).
 
     Args:
       learning_rate: η, passed to the base rule.
@@ -93,8 +113,15 @@ def sam(
         ``factory(learning_rate, **base_hparams)``. Static.
       adaptive_eta: :math:`\eta_A \ge 0` added to |θ| in ASAM's T (Kwon et al. use 0.01 in their
         code; 0 gives the pure T = |θ|). Ignored unless ``adaptive``.
-      **base_hparams: numeric hyperparameters of the base rule, e.g. ``momentum=0.9``.
+      **base_hparams: hyperparameters of the base rule, e.g. ``momentum=0.9``. (A keyword
+        ``base_hparams={...}``, which ``optax.inject_hyperparams`` passes for this ``**`` argument,
+        is unpacked into them.)
     """
+    nested = base_hparams.pop("base_hparams", None)
+    if isinstance(nested, dict):
+        base_hparams = {**nested, **base_hparams}
+    elif nested is not None:
+        raise TypeError(f"sam: base_hparams must be a dict of base-rule keywords, got {nested!r}.")
     base_tx = base_rule(base)(learning_rate, **base_hparams)
 
     def init(params):
@@ -104,14 +131,14 @@ def sam(
         if grad_fn is None:
             raise ValueError(
                 "sam.update needs the keyword argument grad_fn (params -> gradient of the same "
-                "minibatch loss) to take the gradient at the perturbed point θ + ε; the training "
-                "engine passes it, a hand-written loop must too: "
-                "tx.update(grads, state, params, grad_fn=jax.grad(loss))."
+                "minibatch loss, optax.contrib's signature grad_fn(params, i)) to take the gradient at "
+                "the perturbed point θ + ε; the training engine passes it, a hand-written loop must "
+                "too: tx.update(grads, state, params, grad_fn=jax.grad(lambda p, i: loss(p)))."
             )
         params = require_params(params, "sam", "the SAM gradient is taken at params + ε")
         epsilon = jax.lax.stop_gradient(sam_perturbation(grads, params, rho, adaptive, adaptive_eta))
         perturbed = jax.tree.map(lambda p, e: (p + e).astype(p.dtype), params, epsilon)
-        sam_grads = grad_fn(perturbed)
+        sam_grads = _gradient_at(grad_fn, perturbed, 0)
         updates, base_state = base_tx.update(sam_grads, state.base_state, params, **extra_args)
         return updates, SAMState(base_state=base_state)
 

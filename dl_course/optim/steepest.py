@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import optax
 
 from dl_course.optim.base import global_norm, leafwise, rule
+from dl_course.optim.stages import lr_init, lr_step
 
 
 def sign_descent(learning_rate) -> optax.GradientTransformationExtraArgs:
@@ -24,19 +25,22 @@ def sign_descent(learning_rate) -> optax.GradientTransformationExtraArgs:
     .. math::
         \theta_{t+1} = \theta_t - \eta\,\mathrm{sign}(g_t)
 
-    element-wise, with sign(0) = 0. State: none (``optax.EmptyState``). Equals
-    ``optax.sign_sgd(η)``. Invariant to rescaling the gradient by any c > 0.
+    element-wise, with sign(0) = 0 (for complex g, ``jnp.sign`` gives g/|g|, as in optax).
+    State: ``(EmptyState(), lr_state)`` as optax's. Equals ``optax.sign_sgd(η)``. Invariant to
+    rescaling the gradient by any c > 0.
 
     Args:
-      learning_rate: η.
+      learning_rate: η, a float, traced scalar or optax schedule.
     """
 
     def update(grads, state, params):
         del params
-        (updates,) = leafwise(lambda g: (-learning_rate * jnp.sign(g),), grads)
-        return updates, state
+        first, lr_state = state
+        lr, lr_state = lr_step(learning_rate, lr_state)
+        (updates,) = leafwise(lambda g: (-lr * jnp.sign(g),), grads)
+        return updates, (first, lr_state)
 
-    return rule(lambda params: optax.EmptyState(), update)
+    return rule(lambda params: (optax.EmptyState(), lr_init(learning_rate)), update)
 
 
 def normalized_gd(learning_rate, eps=1e-6) -> optax.GradientTransformationExtraArgs:
@@ -47,22 +51,25 @@ def normalized_gd(learning_rate, eps=1e-6) -> optax.GradientTransformationExtraA
     .. math::
         \theta_{t+1} = \theta_t - \eta\,\frac{g_t}{\|g_t\| + \epsilon}
 
-    where :math:`\|g\|` is the Euclidean norm of the whole gradient pytree (all leaves together),
-    so every step has length ≈ η. State: none (``optax.EmptyState``). Equals
-    ``optax.chain(optax.normalize_by_update_norm(1.0, eps=ε), optax.scale(-η))``.
+    where :math:`\|g\|` is the Euclidean norm of the whole gradient pytree (all leaves together;
+    :math:`|g_i|^2` for complex leaves), so every step has length ≈ η. State: ``(EmptyState(),
+    lr_state)``. Equals ``optax.chain(optax.normalize_by_update_norm(1.0, eps=ε),
+    optax.scale_by_learning_rate(η))``.
 
     Args:
-      learning_rate: η.
+      learning_rate: η, a float, traced scalar or optax schedule.
       eps: ε, default 1e-6 (optax.normalize_by_update_norm's).
     """
 
     def update(grads, state, params):
         del params
+        first, lr_state = state
+        lr, lr_state = lr_step(learning_rate, lr_state)
         denominator = global_norm(grads) + eps
-        (updates,) = leafwise(lambda g: (-learning_rate * (g / denominator),), grads)
-        return updates, state
+        (updates,) = leafwise(lambda g: (-lr * (g / denominator),), grads)
+        return updates, (first, lr_state)
 
-    return rule(lambda params: optax.EmptyState(), update)
+    return rule(lambda params: (optax.EmptyState(), lr_init(learning_rate)), update)
 
 
 __all__ = ["normalized_gd", "sign_descent"]

@@ -9,8 +9,11 @@ from scipy import stats
 from dl_course.plotting.style import colors, pyplot
 
 
-def tau_psi_bars(table: dict, families: dict, title: str = ""):
-    """One pair of horizontal bars (τ, Ψ) per measure, measures grouped by family."""
+def tau_psi_bars(table: dict, families: dict, title: str = "", intervals: dict | None = None,
+                 ceiling: float | None = None):
+    """One pair of horizontal bars (τ, Ψ) per measure, measures grouped by family; ``intervals``
+    (``{"kendall_tau": {name: [low, high]}, "granulated_psi": {...}}``) draws their 95% CIs and
+    ``ceiling`` a vertical line at the noise ceiling of τ."""
     plt = pyplot()
     names = [n for fam in families.values() for n in fam if n in table["kendall_tau"]]
     fam_of = {n: f for f, members in families.items() for n in members}
@@ -21,6 +24,15 @@ def tau_psi_bars(table: dict, families: dict, title: str = ""):
     psi = [table["granulated_psi"][n] for n in names]
     ax.barh(y - 0.2, tau, 0.4, color=[palette[fam_of[n]] for n in names], alpha=0.45, label="Kendall τ")
     ax.barh(y + 0.2, psi, 0.4, color=[palette[fam_of[n]] for n in names], label="granulated Ψ")
+    for key, values, dy in (("kendall_tau", tau, -0.2), ("granulated_psi", psi, 0.2)):
+        ci = (intervals or {}).get(key)
+        if ci:
+            lo = np.asarray([values[i] - ci[n][0] for i, n in enumerate(names)])
+            hi = np.asarray([ci[n][1] - values[i] for i, n in enumerate(names)])
+            ax.errorbar(values, y + dy, xerr=np.maximum([lo, hi], 0), fmt="none", ecolor="k", elinewidth=0.7,
+                        capsize=1.5, label="95% CI" if key == "kendall_tau" else None)
+    if ceiling is not None and np.isfinite(ceiling):
+        ax.axvline(ceiling, color="grey", ls="--", lw=0.8, label=f"noise ceiling of τ ({ceiling:.2f})")
     ax.set_yticks(y, [f"{n}  ({fam_of[n]})" for n in names], fontsize=7)
     ax.axvline(0, color="k", lw=0.6)
     ax.invert_yaxis()

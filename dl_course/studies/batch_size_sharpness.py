@@ -36,6 +36,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from scipy import stats
+
 from dl_course import measures, results
 from dl_course.plotting.scatter import rank_correlations
 from dl_course.train import sweep
@@ -50,6 +52,41 @@ def steps_for(batch_size: int, n_train: int, epochs: int, min_steps: int, eval_e
     per_epoch = 1 if batch_size in (0, n_train) else n_train // batch_size
     steps = max(int(epochs) * per_epoch, int(min_steps))
     return -(-steps // int(eval_every)) * int(eval_every)
+
+
+def spearman_with_ci(x, y, confidence: float = 0.95, seed: int = 0) -> dict:
+    """Spearman's ρ of the finite pairs with a percentile bootstrap CI over runs
+    (``scipy.stats.bootstrap``, paired, 2000 resamples)."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    if ok.sum() < 4:
+        return {"estimate": float("nan"), "ci": [float("nan")] * 2, "num_runs": int(ok.sum())}
+    ci = stats.bootstrap((x[ok], y[ok]), lambda a, b: stats.spearmanr(a, b).statistic, paired=True, vectorized=False,
+                         n_resamples=2000, method="percentile", confidence_level=confidence,
+                         random_state=seed).confidence_interval
+    return {"estimate": float(stats.spearmanr(x[ok], y[ok]).statistic), "ci": [float(ci.low), float(ci.high)],
+            "num_runs": int(ok.sum())}
+
+
+def paired_batch_effect(rows: list[dict], small: int, large: int, key: str, log: bool,
+                        confidence: float = 0.95) -> dict:
+    """Mean over (seed, learning rate) of ``key``(small batch) − ``key``(large batch) (of logs if
+    ``log``: the log-ratio), both runs compared (converged, not diverged), with a BCa bootstrap CI
+    over the pairs; ``fraction_positive``: pairs where the small batch's value is larger."""
+    by = {(r["batch_size"], r["seed"], r["learning_rate"]): r for r in rows if r["compared"]}
+    diffs = []
+    for (b, sd, lr), r in by.items():
+        other = by.get((large, sd, lr))
+        if b == small and other is not None:
+            a, c = r[key], other[key]
+            diffs.append(np.log(a) - np.log(c) if log else a - c)
+    diffs = np.asarray(diffs, float)
+    if diffs.size < 3:
+        return {"estimate": float("nan"), "ci": [float("nan")] * 2, "pairs": int(diffs.size)}
+    ci = stats.bootstrap((diffs,), np.mean, n_resamples=2000, confidence_level=confidence, method="BCa",
+                         random_state=0).confidence_interval
+    return {"estimate": float(diffs.mean()), "ci": [float(ci.low), float(ci.high)], "pairs": int(diffs.size),
+            "fraction_positive": float(np.mean(diffs > 0))}
 
 
 def _pick(rows, batch_size, seed, lr):
@@ -135,6 +172,8 @@ def run(config, run_dir: results.RunDir) -> dict:
         print(f"{int((~col['converged'] & ~col['diverged']).sum())} of {len(rows)} runs did not reach train loss "
               f"{target:g} within their step budget (epochs / min_steps): left out of the comparisons")
     noise = col["learning_rate"] / col["batch_size"]
+    for r, compared in zip(rows, ok):
+        r["compared"] = bool(compared)
 
     def rho(a, b):
         return rank_correlations(a[ok], b[ok])["spearman_rho"]
@@ -161,6 +200,15 @@ def run(config, run_dir: results.RunDir) -> dict:
         "spearman_test_accuracy_vs_lr_over_b": rho(noise, col["test_accuracy"]),
         "spearman_lambda_max_vs_train_loss": rho(col["train_loss"], col["lambda_max"]),
         "spearman_test_accuracy_vs_train_loss": rho(col["train_loss"], col["test_accuracy"]),
+        "spearman_ci": {name: spearman_with_ci(a[ok], b[ok]) for name, (a, b) in {
+            "lambda_max_vs_lr_over_b": (noise, col["lambda_max"]),
+            "test_accuracy_vs_lambda_max": (col["lambda_max"], col["test_accuracy"]),
+            "test_accuracy_vs_lr_over_b": (noise, col["test_accuracy"]),
+            "lambda_max_vs_train_loss": (col["train_loss"], col["lambda_max"])}.items()},
+        "small_vs_large_batch": {  # paired by (seed, learning rate), every learning rate
+            "log_lambda_max_ratio": paired_batch_effect(rows, b_small, b_large, "lambda_max", log=True),
+            "log_hessian_trace_ratio": paired_batch_effect(rows, b_small, b_large, "hessian_trace", log=True),
+            "test_accuracy_difference": paired_batch_effect(rows, b_small, b_large, "test_accuracy", log=False)},
         "target_train_loss": target, "num_compared": int(ok.sum()),
         "num_not_converged": int((~col["converged"] & ~col["diverged"]).sum()) if target > 0 else 0,
         "not_converged": [{k: r[k] for k in ("batch_size", "learning_rate", "seed", "train_loss")} for r in rows

@@ -5,10 +5,15 @@ generalization", NeurIPS), on MNIST-1D MLPs.
 
 A grid of models varying in several hyperparameters — ``learning_rate``, ``momentum`` and
 ``weight_decay`` vmapped in one program per architecture, ``width`` and ``depth`` one program
-each — is trained with the engine's target-loss stop: every run is frozen at the first evaluation
-where its train cross-entropy (eval mode, all training examples) is at or below
-``config.target_train_loss``, so all compared models sit at the same training loss. Models that
-never reach it, or diverge, are dropped and counted, as Jiang et al. do. For every kept model the
+each, ``config.train.seeds`` seeds of every setting — is trained with the engine's exact target
+stop: every run is frozen at the first step where its train cross-entropy (eval mode, all training
+examples) is at or below ``config.target_train_loss``, its final loss within 2% below it
+(``dl_course.train.exact_stop``), so all compared models sit at the same training loss. Models that
+never reach it are dropped and counted, as Jiang et al. do, in three kinds: ``diverged``
+(non-finite), ``collapsed`` (train accuracy <= 1.5 / classes or train loss above its initial value:
+a run that fell to chance) and the rest, too slow. The gap is measured on the whole test set
+(``config.train.dataset_options.num_samples`` makes MNIST-1D's generator produce >= 10,000 test
+examples; training curves use the first ``curve_test_examples``). For every kept model the
 measures of ``dl_course.measures.generalization`` (oriented so that larger predicts a larger gap)
 and two optimization-based ones (steps to cross-entropy 0.1, steps from 0.1 to the target) are
 computed in one ``jit(vmap(...))`` per architecture; ``dl_course.measures.correlation`` then
@@ -17,7 +22,12 @@ granulated Ψ (τ within groups differing in one hyperparameter, averaged over g
 the conditional-mutual-information test and by the robust sign-error.
 
 Two reference measures calibrate the protocol (``config.sanity_measures``): ``sanity_gap`` (the
-gap itself: τ = Ψ = 1) and ``sanity_noise`` (independent Gaussian noise: τ ≈ 0).
+gap itself: τ = Ψ = 1) and ``sanity_noise`` (independent Gaussian noise: τ ≈ 0); the final train
+loss is a row too (after the exact stop it should rank nothing) and a covariate the CMI test may
+condition on. Uncertainty (``dl_course.measures.ranking_ci``): cluster-bootstrap 95% CIs of τ
+(resampling settings with their seeds) and of Ψ (resampling groups) for every measure, paired
+intervals of the differences among the top measures, and the noise ceiling — τ of the gap on one
+half of the test set against the other half, and between seed replicates.
 """
 
 from __future__ import annotations
@@ -29,12 +39,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from dl_course import results
-from dl_course.measures import correlation, generalization as gm
+from dl_course.measures import correlation, generalization as gm, ranking_ci
 from dl_course.train import ConfigError, sweep
 from dl_course.train.build import load_data, make_task
 from dl_course.train.state import stream
 
 AXES = ("learning_rate", "momentum", "weight_decay", "width", "depth")
+#: Rows of the table that are references, not measures: the gap itself, noise, the confound.
+REFERENCE_ROWS = ("sanity_gap", "sanity_noise", "final_train_loss")
 
 
 def _first_step_at_or_below(steps, curve, level: float) -> int:
@@ -46,13 +58,28 @@ def _measure_config(config) -> gm.MeasureConfig:
     return gm.MeasureConfig(**config.measure.to_dict())
 
 
+def _test_errors(task, params, model_state, x, y, chunk: int = 2000) -> np.ndarray:
+    """``[run, example]`` 0/1 errors of every run on ``x`` (eval mode), in chunks of examples."""
+    def one(p, ms, xb):
+        return task.apply(p, ms, xb)
+
+    fn = jax.jit(jax.vmap(one, in_axes=(0, 0, None)))
+    wrong = [np.asarray(jnp.argmax(fn(params, model_state, jnp.asarray(x[i:i + chunk])), -1) != y[i:i + chunk][None])
+             for i in range(0, len(x), chunk)]
+    return np.concatenate(wrong, axis=1)
+
+
 def train_and_measure(config, data, width: int, depth: int) -> tuple[list[dict], dict]:
     """One architecture: the vmapped sweep over learning rate x momentum x weight decay x seeds
-    with the target stop, then every measure of every run; (one row per model, conventions)."""
+    with the exact target stop, then every measure of every run, and its errors on the whole test
+    set (two halves recorded apart); (one row per model, conventions)."""
     cfg = copy.deepcopy(config.train)
     cfg.model_options.width = int(width)
     cfg.model_options.depth = int(depth)
-    res = sweep(cfg, momentum=list(config.momenta), weight_decay=list(config.weight_decays), data=data, progress=True)
+    n_curve = min(int(config.curve_test_examples), data.n_test)
+    curve_data = data.replace(x_test=data.x_test[:n_curve], y_test=data.y_test[:n_curve])
+    res = sweep(cfg, momentum=list(config.momenta), weight_decay=list(config.weight_decays), data=curve_data,
+                progress=True)
     task = make_task(cfg, data)
     m = min(int(config.measure_examples), data.n_train)
     x, y = jnp.asarray(data.x_train[:m]), jnp.asarray(data.y_train[:m])
@@ -63,16 +90,23 @@ def train_and_measure(config, data, width: int, depth: int) -> tuple[list[dict],
     names = list(config.measures) or list(gm.GENERALIZATION_MEASURES)
     fn = gm.vmapped_generalization_measures(task.apply, names, _measure_config(config))
     values = jax.tree.map(np.asarray, fn(res.params, init, res.state.model_state, keys, x, y))
+    wrong = _test_errors(task, res.params, res.state.model_state, data.x_test, np.asarray(data.y_test))
+    half = data.n_test // 2
     rows = []
     for i, g in enumerate(res.grid):
         curve = res.metrics["train_loss"][i]
         to_01 = _first_step_at_or_below(res.steps, curve, 0.1)
-        train_error = 1.0 - float(res.metrics["train_accuracy"][i, -1])
-        test_error = 1.0 - float(res.metrics["test_accuracy"][i, -1])
+        train_acc = float(res.metrics["train_accuracy"][i, -1])
+        train_error = 1.0 - train_acc
+        test_error = float(wrong[i].mean())
         row = {**g, "width": int(width), "depth": int(depth), "diverged": bool(res.diverged[i]),
+               "collapsed": bool(not res.diverged[i] and (train_acc <= 1.5 / data.num_classes
+                                                           or curve[-1] > curve[0])),
                "converged": bool(res.converged[i]), "steps_to_target": int(res.steps_to_target[i]),
-               "final_train_loss": float(curve[-1]), "train_error": train_error, "test_error": test_error,
-               "generalization_gap": test_error - train_error}
+               "step_fraction": float(res.step_fraction[i]), "final_train_loss": float(curve[-1]),
+               "train_error": train_error, "test_error": test_error, "generalization_gap": test_error - train_error,
+               "gap_half_a": float(wrong[i, :half].mean()) - train_error,
+               "gap_half_b": float(wrong[i, half:2 * half].mean()) - train_error}
         row.update({f"measure_{k}": float(v[i]) for k, v in values.items()})
         row["measure_steps_to_ce_0.1"] = float(to_01)
         row["measure_steps_from_ce_0.1_to_target"] = float(res.steps_to_target[i] - to_01) if to_01 >= 0 else -1.0
@@ -80,8 +114,53 @@ def train_and_measure(config, data, width: int, depth: int) -> tuple[list[dict],
     return rows, res.conventions
 
 
+def dropped_by_axis(rows: list[dict], axes=AXES) -> dict:
+    """``{axis: {value: {"trained", "diverged", "collapsed", "not_converged"}}}`` (counts)."""
+    out = {}
+    for axis in axes:
+        out[axis] = {}
+        for value in sorted({r[axis] for r in rows}):
+            sub = [r for r in rows if r[axis] == value]
+            out[axis][str(value)] = {
+                "trained": len(sub), "diverged": sum(r["diverged"] for r in sub),
+                "collapsed": sum(r["collapsed"] for r in sub),
+                "not_converged": sum(not (r["converged"] or r["diverged"] or r["collapsed"]) for r in sub)}
+    return out
+
+
+def rank_with_uncertainty(config, kept: list[dict], test_examples: int) -> tuple[dict, dict]:
+    """The correlation table of every measure (with the final train loss as a row and a CMI
+    covariate), its bootstrap CIs, the paired differences among the top measures and the noise
+    ceilings; ``(table, extra headline entries)``."""
+    gap = np.asarray([r["generalization_gap"] for r in kept])
+    names = sorted(k[len("measure_"):] for k in kept[0] if k.startswith("measure_"))
+    measures = {n: np.asarray([r[f"measure_{n}"] for r in kept]) for n in names}
+    final_loss = np.asarray([r["final_train_loss"] for r in kept])
+    measures["final_train_loss"] = final_loss
+    hparams = [{a: r[a] for a in (*AXES, "seed")} for r in kept]
+    loss_bin = np.digitize(final_loss, np.quantile(final_loss, [1 / 3, 2 / 3]))
+    table = correlation.correlation_table(
+        measures, gap, hparams, axes=list(AXES), seed_key="seed", cmi_covariates={"final_train_loss_bin": loss_bin},
+        test_examples=test_examples, min_effective_sample_size=float(config.min_effective_sample_size))
+    b = int(config.bootstrap_resamples)
+    clusters = [tuple(h[a] for a in AXES) for h in hparams]
+    tau_ci, tau_samples = ranking_ci.bootstrap_tau(measures, gap, clusters, num_resamples=b, seed=int(config.measure_seed))
+    psi_ci, _ = ranking_ci.bootstrap_psi(measures, gap, hparams, list(AXES), num_resamples=b,
+                                         seed=int(config.measure_seed))
+    real = [n for n in sorted(measures, key=lambda n: -table["kendall_tau"][n]) if n not in REFERENCE_ROWS]
+    top = real[:int(config.top_measures)]
+    extra = {"kendall_tau_ci": tau_ci, "granulated_psi_ci": psi_ci,
+             "top_by_tau": top, "top_differences": ranking_ci.paired_differences(tau_samples, table["kendall_tau"], top),
+             "noise_ceiling_tau": {
+                 "split_half": ranking_ci.split_half_tau([r["gap_half_a"] for r in kept],
+                                                         [r["gap_half_b"] for r in kept]),
+                 "seed_replicates": ranking_ci.replicate_tau(gap, hparams, "seed")["mean"]},
+             "final_train_loss_range": [float(final_loss.min()), float(final_loss.max())]}
+    return table, extra
+
+
 def run(config, run_dir: results.RunDir) -> dict:
-    """Train the grid to the target loss, measure, rank; write the table, figure and summary."""
+    """Train the grid to the target loss, measure, rank with CIs; write the table, figures, summary."""
     from dl_course.plotting import measure_ranking as plots
 
     if float(config.train.target_train_loss) <= 0:
@@ -93,62 +172,78 @@ def run(config, run_dir: results.RunDir) -> dict:
         for depth in config.depths:
             r, conventions = train_and_measure(config, data, width, depth)
             rows += r
-    kept = [r for r in rows if r["converged"] and not r["diverged"]]
-    dropped = len(rows) - len(kept)
-    print(f"{len(kept)} of {len(rows)} models reached train loss {config.train.target_train_loss:g} "
-          f"within {config.train.steps} steps; {dropped} dropped")
+    kept = [r for r in rows if r["converged"] and not r["diverged"] and not r["collapsed"]]
+    n_div, n_col = sum(r["diverged"] for r in rows), sum(r["collapsed"] for r in rows)
+    n_slow = len(rows) - len(kept) - n_div - n_col
+    print(f"{len(kept)} of {len(rows)} models reached train loss {config.train.target_train_loss:g} within "
+          f"{config.train.steps} steps; dropped: {n_div} diverged, {n_col} collapsed, {n_slow} not converged")
     if len(kept) < int(config.min_models):
         raise ConfigError(f"only {len(kept)} of {len(rows)} models reached the target train loss "
                           f"{config.train.target_train_loss:g} within {config.train.steps} steps (need "
                           f"{config.min_models}): raise train.steps or the learning rates")
     gap = np.asarray([r["generalization_gap"] for r in kept])
-    names = sorted(k[len("measure_"):] for k in kept[0] if k.startswith("measure_"))
-    measures = {n: np.asarray([r[f"measure_{n}"] for r in kept]) for n in names}
     if config.sanity_measures:
         noise = np.random.default_rng(int(config.measure_seed)).normal(size=len(kept))
-        measures["sanity_gap"], measures["sanity_noise"] = gap.copy(), noise
         for r, v in zip(kept, noise):
             r["measure_sanity_gap"], r["measure_sanity_noise"] = r["generalization_gap"], float(v)
-    hparams = [{a: r[a] for a in (*AXES, "seed")} for r in kept]
-    table = correlation.correlation_table(measures, gap, hparams, axes=list(AXES), seed_key="seed")
-    order = sorted(measures, key=lambda n: -table["granulated_psi"][n])
-    real = [n for n in order if not n.startswith("sanity_")]
-    print(f"{'measure':>36} {'tau':>7} {'Psi':>7} {'CMI':>7} {'sign-err':>8}")
+    table, extra = rank_with_uncertainty(config, kept, data.n_test)
+    measures = {n: np.asarray([r[f"measure_{n}"] for r in kept]) for n in table["kendall_tau"] if n != "final_train_loss"}
+    order = sorted(table["kendall_tau"], key=lambda n: -table["granulated_psi"][n])
+    real = [n for n in order if n not in REFERENCE_ROWS]
+    print(f"{'measure':>36} {'tau':>7} {'tau 95% CI':>15} {'Psi':>7} {'CMI':>7} {'SE mean':>8} {'SE worst':>8}")
     for n in order:
-        print(f"{n:>36} {table['kendall_tau'][n]:>7.3f} {table['granulated_psi'][n]:>7.3f} "
-              f"{table['cmi'][n]:>7.3f} {table['robust_sign_error'][n]:>8.3f}")
-    families = {**gm.MEASURE_FAMILIES, "optimization": ("steps_to_ce_0.1", "steps_from_ce_0.1_to_target")}
+        lo, hi = extra["kendall_tau_ci"][n]
+        rse = table["robust_sign_error"][n]
+        print(f"{n:>36} {table['kendall_tau'][n]:>7.3f} [{lo:>6.3f},{hi:>6.3f}] {table['granulated_psi'][n]:>7.3f} "
+              f"{table['cmi'][n]:>7.3f} {rse['mean']:>8.3f} {rse['worst']:>8.3f}")
+    families = {**gm.MEASURE_FAMILIES, "optimization": ("steps_to_ce_0.1", "steps_from_ce_0.1_to_target"),
+                "confound": ("final_train_loss",)}
     if config.sanity_measures:
         families["reference"] = ("sanity_gap", "sanity_noise")
-    run_dir.figure("measure_ranking.png", plots.tau_psi_bars(table, families,
-                                                             title=f"{len(kept)} MNIST-1D MLPs at train CE "
-                                                                   f"{config.train.target_train_loss:g}"))
+    ceiling = extra["noise_ceiling_tau"]["split_half"]
+    run_dir.figure("measure_ranking.png", plots.tau_psi_bars(
+        table, families, title=f"{len(kept)} MNIST-1D MLPs at train CE {config.train.target_train_loss:g} "
+                               f"({len(config.train.seeds)} seeds, gap on {data.n_test} test examples)",
+        intervals={"kendall_tau": extra["kendall_tau_ci"], "granulated_psi": extra["granulated_psi_ci"]},
+        ceiling=ceiling))
     best, worst = real[0], real[-1]
     run_dir.figure("best_and_worst.png", plots.measure_vs_gap(
         {best: measures[best], worst: measures[worst]}, gap, {n: table["granulated_psi"][n] for n in (best, worst)}))
     headline = {"kendall_tau": table["kendall_tau"], "granulated_psi": table["granulated_psi"],
-                "psi_by_axis": table["psi_by_axis"], "cmi": table["cmi"],
-                "robust_sign_error": table["robust_sign_error"], "num_models": len(kept), "num_dropped": dropped,
-                "num_trained": len(rows), "best_measure": best, "worst_measure": worst,
+                "psi_by_axis": table["psi_by_axis"], "cmi": table["cmi"], "cmi_argmin": table["cmi_argmin"],
+                "robust_sign_error": table["robust_sign_error"], **extra,
+                "num_models": len(kept), "num_dropped": len(rows) - len(kept), "num_diverged": n_div,
+                "num_collapsed": n_col, "num_not_converged": n_slow, "num_trained": len(rows),
+                "dropped_by_axis": dropped_by_axis(rows), "best_measure": best, "worst_measure": worst,
                 "best_psi": table["granulated_psi"][best], "worst_psi": table["granulated_psi"][worst],
-                "ranking_by_psi": real,
+                "ranking_by_psi": real, "test_examples": data.n_test,
                 "gap_mean": float(gap.mean()), "gap_min": float(gap.min()), "gap_max": float(gap.max())}
     for fam, members in gm.MEASURE_FAMILIES.items():
         vals = [table["granulated_psi"][n] for n in members if n in table["granulated_psi"]]
         headline[f"mean_psi_{fam}"] = float(np.mean(vals)) if vals else None
     conventions = dict(conventions)
     conventions.update({
-        "protocol": "Jiang et al. 2020: every model stopped at the same train cross-entropy (engine target stop, "
-                    "eval mode, all training examples); non-converged and diverged models dropped and counted",
-        "gap": "test error - train error (0-1, eval mode) at the stop",
+        "protocol": "Jiang et al. 2020: every model stopped at the same train cross-entropy (engine exact target "
+                    "stop, eval mode, all training examples, final loss in [0.98, 1] x target); diverged, collapsed "
+                    "and not converged models dropped and counted apart",
+        "gap": f"test error (all {data.n_test} test examples) - train error (0-1, eval mode) at the stop; "
+               f"gap_half_a / gap_half_b on the first / second {data.n_test // 2}",
+        "collapsed": "train accuracy <= 1.5 / classes, or final train loss above the initial one",
         "measures": f"dl_course.measures.generalization, oriented as complexities; MeasureConfig "
                     f"{config.measure.to_dict()}; on the first {config.measure_examples} training examples",
-        "kendall_tau": "tau-b over all kept models (ties count 0)",
+        "kendall_tau": "tau-b over all kept models (ties count 0); 95% CI: percentile cluster bootstrap over "
+                       f"hyperparameter settings (all seeds of a setting together), {config.bootstrap_resamples} "
+                       "resamples shared by every measure",
         "granulated_psi": f"mean over axes {list(AXES)} of the mean tau within groups equal on every other axis "
-                          "and seed",
-        "cmi": "Jiang et al.'s normalized conditional mutual information, min over conditioning sets of <= 2 axes",
-        "robust_sign_error": "Dziugaite et al. 2020: max over environments (pairs differing in one axis, seeds "
-                             "averaged) of the sign-error",
+                          "and seed; 95% CI: percentile bootstrap of the groups within each axis",
+        "cmi": "Jiang et al.'s normalized conditional mutual information, min over conditioning sets of <= 2 of "
+               "the axes and the final train loss's tercile",
+        "robust_sign_error": "Dziugaite et al. 2020: environments = settings differing in one axis, seed pairs "
+                             f"weighted by the Hoeffding weight (p - 0.5)+ for {data.n_test} test examples, "
+                             f"environments with effective sample size < {config.min_effective_sample_size} dropped; "
+                             "mean and worst over the kept environments, pairs = weighted seed pairs kept",
+        "noise_ceiling_tau": "split_half: tau between the gaps on the two halves of the test set; "
+                             "seed_replicates: mean over seed pairs of tau between the gaps of the same settings",
     })
     results.write_results(run_dir, config, "generalization_measures", conventions, kept + [r for r in rows if r not in kept],
                           headline, {"generalization_gap": gap, **{f"measure_{k}": v for k, v in measures.items()}})

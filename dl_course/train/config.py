@@ -36,10 +36,14 @@ def default_config() -> ml_collections.ConfigDict:
         (0 = all); eval_batch_size: evaluation chunk size.
       chunk_evals: evaluation intervals per compiled chunk (0 = about 10 chunks per run);
         checkpoint_every: chunks between checkpoints (0 = no checkpoints).
-      target_train_loss: > 0 stops each run at the first evaluation point where its train loss
-        (eval mode, on the evaluation examples) is <= this target: the run is frozen from then on
-        (``SweepResult.converged``, ``steps_to_target``); 0 = off. target_train_accuracy: the same
-        on train accuracy (both given: both must hold); 0 = off.
+      target_train_loss: > 0 stops each run at the first step where its train loss (eval mode, on
+        the evaluation examples) is <= this target — checked at evaluation points, then the last
+        interval replayed step by step (``dl_course.train.exact_stop``); a last step that would end
+        below 0.98 x target is applied in part, so the final loss lies in [0.98, 1] x target. The
+        run is frozen from then on (``SweepResult.converged``, ``steps_to_target``,
+        ``step_fraction``); 0 = off. A dip below the target between two evaluation points that is
+        above it again at the next one is not seen (``eval_every = 1`` checks every step).
+        target_train_accuracy: the same on train accuracy (both given: both must hold); 0 = off.
       max_parallel_runs: > 0 trains a larger grid in waves of this many runs through one compiled
         program (the last wave padded); 0 = every run at once.
       seeds / learning_rates: the default grid.

@@ -3,7 +3,8 @@
 ``run_wave`` drives one wave of runs (all of a grid, or ``max_parallel_runs`` of them) through
 ``n_chunks`` calls of the compiled chunk program. Between chunks it gathers the metrics, saves a
 checkpoint every ``checkpoint_every`` chunks, calls ``on_chunk`` (host-side logging, e.g.
-TensorBoard), and stops early when every run has reached its target or diverged.
+TensorBoard), and stops early when every run has reached its target or diverged; at the end it
+replays the runs that reached their target to the exact first step (``dl_course.train.exact_stop``).
 
 Preemption: while a wave runs, SIGTERM and SIGINT (a cluster's preemption notice, Ctrl-C) only
 set a flag; the current chunk finishes, a checkpoint is written and :class:`Preempted` is raised,
@@ -78,18 +79,40 @@ class WavePlan:
     targets: np.ndarray  # float32 [2]: train loss, train accuracy (0 = off)
 
 
-def _finished(state) -> bool:
-    status = to_host({"diverged": state.diverged, "stopped_at": state.stopped_at})
-    return bool(np.all(status["diverged"] | (status["stopped_at"] >= 0)))
+def _status(state) -> dict:
+    return to_host({"diverged": state.diverged, "stopped_at": state.stopped_at, "pending": state.pending})
 
 
-def run_wave(plan: WavePlan, chunk_fn: Callable, state, data, metrics0: dict, *, wave: int = 0,
-             checkpoint_dir=None, resume_from=None, bar=None, on_chunk: Callable | None = None,
+def _finished(status: dict) -> bool:
+    return bool(np.all(status["diverged"] | (status["stopped_at"] >= 0) | status["pending"]))
+
+
+def _finish_exact_stop(plan: WavePlan, finish_fn: Callable, state, data, metrics: dict, timing: dict | None):
+    """Replay the pending runs to their exact first step at the target (``finish_fn``:
+    ``dl_course.train.exact_stop.replay_to_target`` then an evaluation), and write that state's
+    evaluation into every evaluation point from the one that found the target on."""
+    t0 = time.perf_counter()
+    pending = np.atleast_1d(_status(state)["pending"])
+    state, final = finish_fn(state, data, plan.targets)
+    final, stopped = to_host(final), np.atleast_1d(to_host(state.stopped_at))
+    for i in np.flatnonzero(pending):
+        k = -(-int(stopped[i]) // plan.eval_every)  # the evaluation point that found it: ceil(s / E)
+        for name, v in metrics.items():
+            v[i, k:] = final[name][i]
+    if timing is not None:
+        timing["exact_stop_s"] = timing.get("exact_stop_s", 0.0) + time.perf_counter() - t0
+    return state, metrics
+
+
+def run_wave(plan: WavePlan, chunk_fn: Callable, state, data, metrics0: dict, *, finish_fn: Callable,
+             wave: int = 0, checkpoint_dir=None, resume_from=None, bar=None, on_chunk: Callable | None = None,
              timing: dict | None = None):
     """Train one wave; returns ``(state, metrics)`` with metrics name -> ``[run, eval_point]``.
 
+    ``finish_fn(state, data, targets) -> (state, metrics)``: the exact stop of the runs still
+    pending when the wave ends (:func:`_finish_exact_stop`), called only if there are any.
     ``resume_from``: ``(chunks_done, state, metrics)`` restored from a checkpoint.
-    ``timing`` (optional dict) receives ``first_chunk_incl_compile_s``.
+    ``timing`` (optional dict) receives ``first_chunk_incl_compile_s`` and ``exact_stop_s``.
     """
     metrics = {k: [np.asarray(v)] for k, v in metrics0.items()}
     done = 0
@@ -118,7 +141,7 @@ def run_wave(plan: WavePlan, chunk_fn: Callable, state, data, metrics0: dict, *,
                 steps = (c * plan.intervals_per_chunk + 1 + np.arange(plan.intervals_per_chunk)) * plan.eval_every
                 on_chunk(ChunkInfo(wave, c + 1, plan.num_chunks, m, steps))
             stop_now = any_process(flag["signum"] is not None)
-            finished = targets_on and _finished(state)
+            finished = targets_on and _finished(_status(state))
             last = c + 1 == plan.num_chunks or finished
             if wdir is not None and not last and (stop_now or (plan.checkpoint_every > 0
                                                                 and (c + 1) % plan.checkpoint_every == 0)):
@@ -127,7 +150,10 @@ def run_wave(plan: WavePlan, chunk_fn: Callable, state, data, metrics0: dict, *,
                 raise Preempted(flag["signum"] or signal.SIGTERM, path if wdir is not None else None)
             if finished:
                 break
-    return state, {k: np.concatenate(v, 1) for k, v in metrics.items()}
+    metrics = {k: np.concatenate(v, 1) for k, v in metrics.items()}
+    if targets_on and np.any(_status(state)["pending"]):
+        state, metrics = _finish_exact_stop(plan, finish_fn, state, data, metrics, timing)
+    return state, metrics
 
 
 def save_finished_wave(checkpoint_dir, wave: int, state, metrics: dict) -> None:

@@ -21,9 +21,12 @@ rule of ``dl_course.optim`` (NaN propagates through signs, norms and moments). I
 separate passes over the gradients and the new parameters: 61 instead of 88 fused kernels per
 step of the 64-run dispatch-bound grid.
 Target stop: at an evaluation point where a run's train loss is <= the target (and/or its train
-accuracy >= the target; ``targets`` of ``run_chunk``, traced, 0 = off) the run records the step
-in ``stopped_at`` and is frozen like a diverged one: parameters, optimizer and model state no
-longer change, while the other runs of the sweep continue in the same program.
+accuracy >= the target; ``targets`` of ``run_chunk``, traced, 0 = off) the run is frozen like a
+diverged one — parameters, optimizer and model state no longer change, while the other runs of the
+sweep continue in the same program — and marked ``pending``; it keeps, as ``anchor``, its state at
+the previous evaluation point. ``dl_course.train.exact_stop`` later replays the pending runs from
+their anchors with a check after every step, so a converged run ends at the FIRST step whose train
+loss meets the target (``stopped_at``), not at the evaluation point after it.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ import optax
 
 from dl_course.data.index_shuffle import shuffled_range
 from dl_course.train.hooks import HookContext
-from dl_course.train.state import TrainState, stream
+from dl_course.train.state import TrainState, anchor_of, stream
 
 # Hyperparameters the engine itself consumes (all others go to the optimizer factory).
 ENGINE_HPARAMS = ("learning_rate", "random_label_fraction", "l2")
@@ -135,9 +138,11 @@ def init_run(prog: Program, seed, hparams: dict, data: dict) -> TrainState:
     state = TrainState(step=jnp.zeros((), jnp.int32), params=params, model_state=model_state,
                        opt_state=tx.init(params), hparams=hparams, key=key, extras={},
                        diverged=jnp.zeros((), bool), y_train=y_train, batch_order=order,
-                       stopped_at=jnp.full((), -1, jnp.int32))
+                       stopped_at=jnp.full((), -1, jnp.int32), pending=jnp.zeros((), bool),
+                       step_fraction=jnp.ones((), jnp.float32))
     ctx = _hook_ctx(prog, state, data, jax.random.fold_in(stream(key, "hooks"), 2**32 - 1))
-    return state._replace(extras={name: h.init(ctx) for name, h in prog.hooks.items()})
+    state = state._replace(extras={name: h.init(ctx) for name, h in prog.hooks.items()})
+    return state._replace(anchor=anchor_of(state))
 
 
 def _epoch_order(prog: Program, key, epoch):
@@ -157,9 +162,15 @@ def _batch(prog: Program, state: TrainState, data: dict, t) -> tuple[dict, Train
     return {"x": data["x_train"][idx], "y": y[idx]}, state._replace(batch_order=order)
 
 
-def train_step(prog: Program, state: TrainState, data: dict, t) -> tuple[TrainState, jax.Array]:
+def is_active(state: TrainState) -> jax.Array:
+    """Whether the run still trains: not diverged, not stopped at its target, not pending."""
+    return ~state.diverged & (state.stopped_at < 0) & ~state.pending
+
+
+def train_step(prog: Program, state: TrainState, data: dict, t, active=None) -> tuple[TrainState, jax.Array]:
     """One optimizer step of one run at step ``t`` (the step counter shared by all runs; equal to
-    ``state.step``); returns the new state and the minibatch loss."""
+    ``state.step``); returns the new state and the minibatch loss. ``active`` (bool, default
+    :func:`is_active`): whether the step is applied; an inactive run keeps its state."""
     batch, state = _batch(prog, state, data, t)
     dkey = jax.random.fold_in(stream(state.key, "dropout"), state.step)
     l2 = state.hparams.get("l2", 0.0)
@@ -178,38 +189,47 @@ def train_step(prog: Program, state: TrainState, data: dict, t) -> tuple[TrainSt
     tx = _tx(prog, state.hparams, state.step)
     updates, new_opt = tx.update(grads, state.opt_state, state.params, grad_fn=grad_fn)
     new_params = optax.apply_updates(state.params, updates)
-    active = ~state.diverged & (state.stopped_at < 0)
+    active = is_active(state) if active is None else active
     finite = jnp.isfinite(loss) & jnp.isfinite(optax.tree.norm(updates, squared=True))
     ok = active & finite
     keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)  # noqa: E731
     new_state = state._replace(step=state.step + 1, params=keep(new_params, state.params),
                                model_state=keep(new_ms, state.model_state),
                                opt_state=keep(new_opt, state.opt_state), diverged=state.diverged | (active & ~finite))
-    if prog.hooks:
+    if prog.hooks:  # on_step sees accepted steps only (a frozen run's hook state is frozen too)
         ctx = _hook_ctx(prog, new_state, data, jax.random.fold_in(stream(state.key, "hooks"), state.step))
-        new_state = new_state._replace(extras={
+        new_state = new_state._replace(extras=keep({
             name: (h.on_step(new_state.extras[name], ctx) if h.on_step is not None else new_state.extras[name])
-            for name, h in prog.hooks.items()})
+            for name, h in prog.hooks.items()}, new_state.extras))
     return new_state, loss
+
+
+def _metrics_on(prog: Program, params, model_state, x, y, chunk) -> dict:
+    eval_key = jax.random.PRNGKey(0)
+
+    def fn(b):
+        loss, (_, m) = prog.task.loss(params, model_state, b, eval_key, False)
+        return {"loss": loss, **m}
+
+    return _chunked_mean(fn, x, y, chunk)
+
+
+def train_metrics(prog: Program, state: TrainState, data: dict, params=None) -> dict:
+    """``train_loss`` (and ``train_accuracy``, task metrics) in eval mode on the evaluation
+    examples — the quantities the target stop compares; ``params`` overrides ``state.params``."""
+    y = data["y_train"] if state.y_train is None else state.y_train
+    n = prog.num_eval_train
+    m = _metrics_on(prog, state.params if params is None else params, state.model_state, data["x_train"][:n], y[:n],
+                    prog.eval_chunk_train)
+    return {f"train_{k}": v for k, v in m.items()}
 
 
 def evaluate(prog: Program, state: TrainState, data: dict) -> tuple[TrainState, dict]:
     """Train/test loss (and accuracy, and task metrics) in eval mode, plus the hooks' ``on_eval``."""
-    eval_key = jax.random.PRNGKey(0)
-    y = data["y_train"] if state.y_train is None else state.y_train
-
-    def metrics_on(x, yy, chunk):
-        def fn(b):
-            loss, (_, m) = prog.task.loss(state.params, state.model_state, b, eval_key, False)
-            return {"loss": loss, **m}
-
-        return _chunked_mean(fn, x, yy, chunk)
-
-    out = {}
-    n_tr, n_te = prog.num_eval_train, prog.num_eval_test
-    for split, x, yy, chunk in (("train", data["x_train"][:n_tr], y[:n_tr], prog.eval_chunk_train),
-                                ("test", data["x_test"][:n_te], data["y_test"][:n_te], prog.eval_chunk_test)):
-        out.update({f"{split}_{k}": v for k, v in metrics_on(x, yy, chunk).items()})
+    n_te = prog.num_eval_test
+    test = _metrics_on(prog, state.params, state.model_state, data["x_test"][:n_te], data["y_test"][:n_te],
+                       prog.eval_chunk_test)
+    out = {**train_metrics(prog, state, data), **{f"test_{k}": v for k, v in test.items()}}
     extras = dict(state.extras)
     if prog.hooks:
         ctx = _hook_ctx(prog, state, data, jax.random.fold_in(stream(state.key, "hooks"), state.step))
@@ -233,16 +253,24 @@ def reached_target(metrics: dict, targets) -> jax.Array:
 
 
 def stop_at_target(state: TrainState, metrics: dict, targets) -> TrainState:
-    """Freeze an active run whose evaluation ``metrics`` meet ``targets`` (records the step)."""
-    newly = (state.stopped_at < 0) & ~state.diverged & reached_target(metrics, targets)
+    """Freeze an active run whose ``metrics`` (of its current state) meet ``targets``: this step
+    is its exact stop (``stopped_at``). Used where every step is checked (the start, the replay)."""
+    newly = is_active(state) & reached_target(metrics, targets)
     return state._replace(stopped_at=jnp.where(newly, state.step, state.stopped_at))
+
+
+def mark_pending(state: TrainState, metrics: dict, targets) -> TrainState:
+    """At an evaluation point: freeze an active run whose ``metrics`` meet ``targets`` and mark it
+    ``pending`` (its first step at the target lies after its ``anchor``; the replay finds it)."""
+    return state._replace(pending=state.pending | (is_active(state) & reached_target(metrics, targets)))
 
 
 def run_chunk(prog: Program, num_intervals: int, state: TrainState, data: dict, t0, targets):
     """``num_intervals`` x (``eval_every`` steps, then evaluate) as one scan, from shared step ``t0``.
 
     ``targets``: float32 ``[2]`` (train-loss target, train-accuracy target; 0 = off), checked at
-    every evaluation (:func:`stop_at_target`). Returns the new state and metrics stacked over the
+    every evaluation (:func:`mark_pending`); before each interval an active run's ``anchor`` is
+    set to its state. Returns the new state and metrics stacked over the
     ``num_intervals`` evaluation points.
     """
 
@@ -252,9 +280,11 @@ def run_chunk(prog: Program, num_intervals: int, state: TrainState, data: dict, 
         return (s, t + 1), loss
 
     def interval(carry, _):
-        carry, _ = jax.lax.scan(step, carry, None, length=prog.eval_every)
+        s, t = carry
+        anchor = jax.tree.map(lambda old, new: jnp.where(s.pending, old, new), s.anchor, anchor_of(s))
+        carry, _ = jax.lax.scan(step, (s._replace(anchor=anchor), t), None, length=prog.eval_every)
         s, m = evaluate(prog, carry[0], data)
-        return (stop_at_target(s, m, targets), carry[1]), m
+        return (mark_pending(s, m, targets), carry[1]), m
 
     (state, _), metrics = jax.lax.scan(interval, (state, jnp.asarray(t0, jnp.int32)), None, length=num_intervals)
     return state, metrics

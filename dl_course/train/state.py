@@ -30,8 +30,15 @@ class TrainState(NamedTuple):
       diverged: bool scalar; once True the run is frozen at its last finite state.
       y_train: the run's own training labels when they are randomized in-graph, else None.
       batch_order: the current epoch's permutation of the training set (minibatch SGD), else None.
-      stopped_at: int32 scalar, the step at which the run reached the target train loss / accuracy
-        (``config.target_train_loss``) and was frozen, or -1.
+      stopped_at: int32 scalar, the first step at which the run's train loss / accuracy met the
+        target (``config.target_train_loss``), where it was frozen, or -1.
+      pending: bool scalar; an evaluation point found the target met, the run is frozen there, and
+        the exact first step is still to be found by replaying from ``anchor``
+        (``dl_course.train.exact_stop``).
+      anchor: the trainable part of the state (:class:`Anchor`) at the last evaluation point before
+        the target was met: where the replay starts.
+      step_fraction: float32 scalar, the fraction of the last update that was applied at the stop
+        (1 unless a full step would have overshot the target's tolerance band).
     """
 
     step: Any
@@ -45,3 +52,22 @@ class TrainState(NamedTuple):
     y_train: Any = None
     batch_order: Any = None
     stopped_at: Any = None
+    pending: Any = None
+    anchor: Any = None
+    step_fraction: Any = None
+
+
+class Anchor(NamedTuple):
+    """The part of a :class:`TrainState` that training changes (the replay's starting point)."""
+
+    step: Any
+    params: Any
+    model_state: Any
+    opt_state: Any
+    extras: Any
+    batch_order: Any
+
+
+def anchor_of(state: TrainState) -> Anchor:
+    """The :class:`Anchor` of ``state`` (its current step, parameters and training-time state)."""
+    return Anchor(state.step, state.params, state.model_state, state.opt_state, state.extras, state.batch_order)

@@ -36,6 +36,7 @@ from dl_course.train.build import build_program, load_data
 from dl_course.train.config import ConfigError
 from dl_course.train.grid import make_grid, pad_runs, stack_hparams
 from dl_course.train.placement import put, run_mesh, shardings, to_host
+from dl_course.train.exact_stop import BAND, replay_to_target
 from dl_course.train.program import evaluate, init_run, run_chunk, stop_at_target
 
 _CACHE: "collections.OrderedDict[Any, tuple]" = collections.OrderedDict()
@@ -61,7 +62,10 @@ class SweepResult:
       conventions: loss reduction, batching, eval mode and subsets, dtype, devices, target stop.
       timing: seconds for compilation + first chunk, and for the whole sweep.
       converged: ``[run]`` bool, the run reached ``config.target_train_loss`` (False when off).
-      steps_to_target: ``[run]`` int, the step at which it did (-1 if never or off).
+      steps_to_target: ``[run]`` int, the first step at which it did (-1 if never or off): the
+        run's final state is that step's (``dl_course.train.exact_stop``).
+      step_fraction: ``[run]`` float, the fraction of the last update applied at the stop (1 but
+        where a whole step would have ended below ``BAND`` x the target loss).
     """
 
     params: Any
@@ -74,6 +78,7 @@ class SweepResult:
     timing: dict
     converged: np.ndarray = None
     steps_to_target: np.ndarray = None
+    step_fraction: np.ndarray = None
 
     def metric(self, name: str, point: int = -1) -> np.ndarray:
         """``metrics[name][:, point]``: one value per run at an evaluation point (default last)."""
@@ -113,13 +118,17 @@ def _programs(prog, n_int: int, vmapped: bool, shard_runs=None):
         state, m = evaluate(prog, state, data)
         return stop_at_target(state, m, targets), m
 
+    def finish(state, data, targets):  # the exact stop of pending runs, then their evaluation
+        return evaluate(prog, replay_to_target(prog, state, data, targets), data)
+
     chunk = functools.partial(run_chunk, prog, n_int)
     if not vmapped:
-        return jax.jit(init), jax.jit(ev), jax.jit(chunk, donate_argnums=0)
+        return jax.jit(init), jax.jit(ev), jax.jit(chunk, donate_argnums=0), jax.jit(finish)
     return (jax.jit(jax.vmap(init, in_axes=(0, 0, None)), out_shardings=shard_runs),
             jax.jit(jax.vmap(ev, in_axes=(0, None, None)), out_shardings=(shard_runs, shard_runs)),
             jax.jit(jax.vmap(chunk, in_axes=(0, None, None, None)), out_shardings=(shard_runs, shard_runs),
-                    donate_argnums=0))
+                    donate_argnums=0),
+            jax.jit(jax.vmap(finish, in_axes=(0, None, None)), out_shardings=(shard_runs, shard_runs)))
 
 
 def _static_key(config, grid_keys, wave_size, n_int, task, hooks, data_sig, mesh):
@@ -184,9 +193,13 @@ def conventions(config, prog, data, num_devices: int, engine_task: bool = True) 
         "seeds": "root key PRNGKey(seed) per run; named streams init/data/dropout/labels/hooks by fold_in",
         "divergence": "non-finite loss/grad/params: run frozen at last finite state, flagged diverged",
         "target_stop": ("off" if not np.any(targets > 0) else
-                        f"run frozen at the first evaluation (every {prog.eval_every} steps, eval mode, "
-                        f"{prog.num_eval_train} train examples) with train loss <= {targets[0]:g}"
-                        + (f" and train accuracy >= {targets[1]:g}" if targets[1] > 0 else "")),
+                        "run frozen at the first optimizer step whose train metrics (eval mode, "
+                        f"{prog.num_eval_train} train examples) meet "
+                        + " and ".join(([f"train loss <= {targets[0]:g}"] if targets[0] > 0 else [])
+                                       + ([f"train accuracy >= {targets[1]:g}"] if targets[1] > 0 else []))
+                        + f" (checked every {prog.eval_every} steps, then the last interval replayed step by step"
+                        + (f"; a last step that would end below {BAND:g} x the target is applied in part, "
+                           "step_fraction" if targets[0] > 0 else "") + ")"),
         "devices": f"{num_devices} x {jax.devices()[0].device_kind} ({jax.default_backend()})",
         "conv_impl": (resolve_conv_impl(config.get("conv_impl", "auto")) if engine_task
                       else "chosen by the Task passed to the engine"),
@@ -198,7 +211,8 @@ def _result(config, prog, data, runs, state, metrics, steps, n_dev, task, timing
     return SweepResult(params=state.params, grid=runs, metrics=metrics, steps=steps,
                        diverged=np.asarray(state.diverged, bool), state=state,
                        conventions=conventions(config, prog, data, n_dev, task is None), timing=timing,
-                       converged=stopped >= 0, steps_to_target=stopped.astype(np.int64))
+                       converged=stopped >= 0, steps_to_target=stopped.astype(np.int64),
+                       step_fraction=np.asarray(state.step_fraction, np.float64))
 
 
 def _cached_programs(config, prog, grid_keys, wave_size, n_int, task, hooks, host_data, mesh, shard_runs):
@@ -257,7 +271,7 @@ def sweep(config, seeds=None, learning_rates=None, *, hooks: dict | None = None,
                            eval_every=int(config.eval_every), checkpoint_every=int(config.checkpoint_every),
                            targets=_targets(config))
     host_data = _host_data(data)
-    init_fn, eval_fn, chunk_fn = _cached_programs(config, prog, list(grid), len(waves[0]), n_int, task, hooks,
+    init_fn, eval_fn, chunk_fn, finish_fn = _cached_programs(config, prog, list(grid), len(waves[0]), n_int, task, hooks,
                                                   host_data, mesh, shard_runs)
     if checkpoint_dir is not None:
         ckpt_lib.check_fingerprint(checkpoint_dir, fingerprint(config, runs, data, task, hooks, n_dev), resume)
@@ -283,7 +297,8 @@ def sweep(config, seeds=None, learning_rates=None, *, hooks: dict | None = None,
         if found is not None and found[0]:  # a finished wave: its final state and metrics
             state, metrics = to_host(found[2]), found[3]
         else:
-            state, metrics = driver.run_wave(plan, chunk_fn, state, dev_data, m0, wave=w, checkpoint_dir=checkpoint_dir,
+            state, metrics = driver.run_wave(plan, chunk_fn, state, dev_data, m0, finish_fn=finish_fn, wave=w,
+                                             checkpoint_dir=checkpoint_dir,
                                              resume_from=None if found is None else found[1:], bar=bar,
                                              on_chunk=on_chunk, timing=timing)
             state = to_host(state)
@@ -320,7 +335,7 @@ def train(config, seed: int, learning_rate: float, *, hooks=None, task=None, dat
     n_int = _chunk_intervals(num_intervals, int(config.chunk_evals))
     plan = driver.WavePlan(num_chunks=num_intervals // n_int, intervals_per_chunk=n_int,
                            eval_every=int(config.eval_every), checkpoint_every=0, targets=_targets(config))
-    init_fn, eval_fn, chunk_fn = _programs(prog, n_int, False)
+    init_fn, eval_fn, chunk_fn, finish_fn = _programs(prog, n_int, False)
     dev_data = {k: jnp.asarray(v) for k, v in _host_data(data).items()}
     hp = {k: jnp.asarray(v[0]) for k, v in stack_hparams(runs).items()}
     state = init_fn(jnp.uint32(seed), hp, dev_data)
@@ -331,7 +346,11 @@ def train(config, seed: int, learning_rate: float, *, hooks=None, task=None, dat
         s, m = chunk_fn(s, d, t0, targets)
         return s, jax.tree.map(lambda v: v[None], m)
 
-    state, metrics = driver.run_wave(plan, one_run_chunk, state, dev_data, m0)
+    def one_run_finish(s, d, targets):
+        s, m = finish_fn(s, d, targets)
+        return s, jax.tree.map(lambda v: v[None], m)
+
+    state, metrics = driver.run_wave(plan, one_run_chunk, state, dev_data, m0, finish_fn=one_run_finish)
     host_state = jax.tree.map(lambda x: np.asarray(x)[None], jax.device_get(state))
     steps = np.arange(metrics["train_loss"].shape[1]) * plan.eval_every
     return _result(config, prog, data, runs, host_state, metrics, steps, 1, task, {})

@@ -46,12 +46,15 @@ def test_measure_equal_to_the_gap_scores_perfectly():
     ci = M.conditional_mutual_information(gap, gap, GRID, AXES)
     np.testing.assert_allclose(ci.score, 1.0, rtol=1e-12)
     assert len(ci.by_set) == 1 + 3 + 3   # ∅, the three axes, the three pairs
-    rse = M.robust_sign_error(gap, gap, GRID, AXES, seed_key="seed")
-    # Environments: per axis, 9 settings of the other two axes × 3 pairs of values.
-    assert rse.max == 0.0 and rse.num_environments == 3 * 27
+    rse = M.robust_sign_error(gap, gap, GRID, AXES, seed_key="seed", min_effective_sample_size=4)
+    # Environments: per axis, 9 settings of the other two axes × 3 pairs of values; 2 x 2 seed
+    # pairs each (ESS 4 without noise weights).
+    assert rse.max == 0.0 and rse.num_environments == 3 * 27 and rse.num_pairs == 4 * 3 * 27
     # −gap is the opposite.
     assert M.granulated_psi(-gap, gap, GRID, AXES) == -1.0
-    assert M.robust_sign_error(-gap, gap, GRID, AXES, seed_key="seed").max == 1.0
+    assert M.robust_sign_error(-gap, gap, GRID, AXES, seed_key="seed", min_effective_sample_size=4).max == 1.0
+    # The paper's floor (ESS 12) keeps no environment of 2 x 2 pairs.
+    assert M.robust_sign_error(gap, gap, GRID, AXES, seed_key="seed").num_environments == 0
 
 
 def test_measure_of_an_irrelevant_hyperparameter_scores_zero():
@@ -102,14 +105,42 @@ def test_robust_sign_error_by_hand():
     hp = [dict(a=0, b=0), dict(a=0, b=1), dict(a=1, b=0), dict(a=1, b=1)]
     gap = np.array([0.0, 1.0, 2.0, 3.0])
     measure = np.array([0.0, 0.0, 5.0, 4.0])
-    rse = M.robust_sign_error(measure, gap, hp)
+    rse = M.robust_sign_error(measure, gap, hp, min_effective_sample_size=1)
     # Environments: (a=0: b 0↔1) tie -> ½; (a=1: b 0↔1) wrong -> 1; (b=0: a) right; (b=1: a) right.
-    assert rse.num_environments == 4
+    assert rse.num_environments == 4 == rse.num_candidates
     np.testing.assert_allclose(sorted(rse.errors), [0.0, 0.0, 0.5, 1.0])
     assert rse.max == 1.0 and rse.mean == 0.375
     assert rse.by_axis == {"a": 0.0, "b": 1.0}
-    # Environments whose gap difference is within the noise level are left out.
-    assert M.robust_sign_error(measure, gap, hp, min_gap_difference=1.5).num_environments == 2
+
+
+def test_hoeffding_weight_is_the_papers_formula():
+    # p(Δ) = (1 - 2 exp(-2 n (Δ/2)^2))_+^2, weight (p - 1/2)_+; by hand for n = 10,000.
+    for d in (0.0, 0.01, 0.02, 0.03, 0.1):
+        p = max(0.0, 1 - 2 * np.exp(-2 * 10_000 * (d / 2) ** 2)) ** 2
+        np.testing.assert_allclose(M.hoeffding_weight(d, 10_000), max(p - 0.5, 0.0), rtol=1e-12)
+    assert M.hoeffding_weight(0.015, 10_000) == 0.0 and M.hoeffding_weight(0.03, 10_000) > 0.45
+    assert M.hoeffding_weight(0.03, 1_000) == 0.0  # 10x fewer test examples: within noise
+
+
+def test_robust_sign_error_weights_pairs_by_the_noise_of_their_gaps():
+    """Axis a moves the gap by 0.001 (noise on 10,000 test examples) and the measure orders it
+    wrong; axis b moves it by 0.2 and the measure orders it right. Unweighted, the a-environments
+    make the robust sign-error 1; with the paper's noise weights they weigh nothing and are
+    dropped, and the robust sign-error is the b-environments' 0."""
+    hp = [dict(a=a, b=b, seed=s) for a in (0, 1) for b in (0, 1, 2) for s in (0, 1)]
+    gap = np.asarray([0.2 * h["b"] + 0.001 * h["a"] + 0.0005 * h["seed"] for h in hp])
+    measure = np.asarray([0.2 * h["b"] - h["a"] for h in hp])
+    plain = M.robust_sign_error(measure, gap, hp, seed_key="seed", min_effective_sample_size=1)
+    weighted = M.robust_sign_error(measure, gap, hp, seed_key="seed", test_examples=10_000,
+                                   min_effective_sample_size=1)
+    assert plain.num_environments == 3 + 6 and plain.max == 1.0 and plain.by_axis["a"] == 1.0
+    assert weighted.num_environments == 6 and weighted.max == 0.0 and np.isnan(weighted.by_axis["a"])
+    assert weighted.num_pairs == 6 * 4 and weighted.num_candidates == 9
+    # The sign-error of a noise measure is ~1/2 on the environments with a real gap difference.
+    rng = np.random.default_rng(0)
+    noise = [M.robust_sign_error(rng.standard_normal(len(hp)), gap, hp, seed_key="seed", test_examples=10_000,
+                                 min_effective_sample_size=1).mean for _ in range(200)]
+    assert abs(np.mean(noise) - 0.5) < 0.05
 
 
 def test_correlation_table_is_json_ready():
@@ -127,3 +158,10 @@ def test_correlation_table_is_json_ready():
     assert 0.0 < many["noisy"].score < 1.0
     assert table["kendall_tau"]["gap"] == 1.0 and table["granulated_psi"]["wd"] < 0.25
     assert table["psi_by_axis"]["wd"]["lr"] == 0.0 and table["cmi"]["wd"] == 0.0
+    assert set(table["robust_sign_error"]["gap"]) == {"mean", "worst", "pairs", "environments"}
+    # A covariate the CMI test may condition on: the gap's own sign given it is the measure's.
+    bins = np.digitize(gap, np.quantile(gap, [1 / 3, 2 / 3]))
+    with_cov = M.correlation_table({"gap": gap}, gap, GRID, AXES, seed_key="seed", cmi_covariates={"gap_bin": bins})
+    assert "gap_bin" not in with_cov["psi_by_axis"]["gap"] and with_cov["cmi"]["gap"] <= table["cmi"]["gap"]
+    with pytest.raises(ValueError, match="clash"):
+        M.correlation_table({"gap": gap}, gap, GRID, AXES, cmi_covariates={"lr": bins})

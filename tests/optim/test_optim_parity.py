@@ -123,9 +123,10 @@ def _max_abs_diff(a, b):
 # Our defaults are optax's: (our factory, optax factory, keyword names in ours -> in optax).
 DEFAULTS = {
     "adagrad": (optim.adagrad, optax.adagrad, {"initial_accumulator_value": "initial_accumulator_value", "eps": "eps"}),
-    "rmsprop": (optim.rmsprop, optax.rmsprop, {"decay": "decay", "eps": "eps"}),
-    "adam": (optim.adam, optax.adam, {"b1": "b1", "b2": "b2", "eps": "eps"}),
-    "adamw": (optim.adamw, optax.adamw, {"b1": "b1", "b2": "b2", "eps": "eps", "weight_decay": "weight_decay"}),
+    "rmsprop": (optim.rmsprop, optax.rmsprop, {"decay": "decay", "eps": "eps", "initial_scale": "initial_scale"}),
+    "adam": (optim.adam, optax.adam, {"b1": "b1", "b2": "b2", "eps": "eps", "eps_root": "eps_root"}),
+    "adamw": (optim.adamw, optax.adamw,
+              {"b1": "b1", "b2": "b2", "eps": "eps", "eps_root": "eps_root", "weight_decay": "weight_decay"}),
     "normalized_gd": (optim.normalized_gd, optax.normalize_by_update_norm, {"eps": "eps"}),
 }
 

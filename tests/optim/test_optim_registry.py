@@ -13,9 +13,9 @@ EXPECTED = {
     "momentum": ("learning_rate", "momentum", "weight_decay"),
     "nesterov": ("learning_rate", "momentum", "weight_decay"),
     "adagrad": ("learning_rate", "initial_accumulator_value", "eps"),
-    "rmsprop": ("learning_rate", "decay", "eps"),
-    "adam": ("learning_rate", "b1", "b2", "eps"),
-    "adamw": ("learning_rate", "b1", "b2", "eps", "weight_decay"),
+    "rmsprop": ("learning_rate", "decay", "eps", "initial_scale"),
+    "adam": ("learning_rate", "b1", "b2", "eps", "eps_root"),
+    "adamw": ("learning_rate", "b1", "b2", "eps", "eps_root", "weight_decay"),
     "sign_descent": ("learning_rate",),
     "normalized_gd": ("learning_rate", "eps"),
     "sam": ("learning_rate", "rho", "adaptive_eta", "weight_decay"),  # base "sgd" by default
@@ -46,7 +46,8 @@ def test_hyperparameter_names(name):
 
 
 def test_sam_hyperparameter_names_follow_its_base():
-    assert optim.hyperparameter_names("sam", base="adam") == ("learning_rate", "rho", "adaptive_eta", "b1", "b2", "eps")
+    assert optim.hyperparameter_names("sam", base="adam") == (
+        "learning_rate", "rho", "adaptive_eta", "b1", "b2", "eps", "eps_root")
     assert optim.hyperparameter_names("sam", base="momentum", adaptive=True) == (
         "learning_rate",
         "rho",
