@@ -49,7 +49,7 @@ def test_double_descent_peaks_at_the_interpolation_threshold(tmp_path):
     under 10 here): the argmax cannot move to p = n/2 or 2n by noise of two feature draws."""
     out, s = _run("double_descent", [
         "--config.train.dataset_options.num_train=64", "--config.train.steps=4", "--config.train.eval_every=2",
-        "--config.train.seeds=[0]", "--config.rf.feature_ratios=[0.25, 0.5, 1.0, 2.0, 8.0]", "--config.rf.seeds=[0, 1]",
+        "--config.train.seeds=[0]", "--config.rf.feature_ratios=[0.25, 0.5, 1.0, 2.0, 8.0]", "--config.rf.seeds=[0, 1, 2]",
         "--config.rf.block=16", "--config.widths=[4]", "--config.label_noise=[0.0]"], tmp_path)
     h = s["headline"]
     assert h["n_train"] == 64
@@ -58,6 +58,20 @@ def test_double_descent_peaks_at_the_interpolation_threshold(tmp_path):
     rf_rows = [r for r in s["runs"] if r["kind"] == "random_features"]
     assert all(r["train_error"] == 0.0 for r in rf_rows if r["num_features"] >= 64)  # interpolation from p = n on
     assert (out / "double_descent.png").exists()
+    assert h["rf_peak_test_mse"]["at"] == 64 and h["rf_peak_test_mse"]["significant"]  # 3 draws, paired CIs
+
+
+def test_double_descent_claims_a_peak_only_when_the_seeds_separate_it():
+    from dl_course.studies.double_descent import peak
+
+    rng = np.random.default_rng(0)
+    flat = 0.7 + 0.02 * rng.standard_normal((5, 6))  # widths 2 ... 64 within seed noise: no peak
+    assert not peak(flat, [2, 4, 8, 16, 32, 64])["significant"]
+    bump = flat + np.array([0, 0, 0.1, 0, 0, 0])  # +0.1 at width 8, 5 seeds of sd 0.02
+    p = peak(bump, [2, 4, 8, 16, 32, 64])
+    assert p["at"] == 8 and p["significant"] and p["minus_left"]["neighbour"] == 4 and p["minus_right"]["ci"][0] > 0
+    edge = flat + np.array([0.2, 0, 0, 0, 0, 0])  # the largest value at the grid's edge is not a peak
+    assert peak(edge, [2, 4, 8, 16, 32, 64])["at"] == 2 and not peak(edge, [2, 4, 8, 16, 32, 64])["significant"]
 
 
 def test_random_labels_drive_test_accuracy_to_chance(tmp_path):
