@@ -203,8 +203,10 @@ def test_swag_schedule_and_bad_input_raise_config_errors(tmp_path):
     with pytest.raises(ConfigError, match="need >= 2"):
         unc.swag_schedule(100, 10, 200, start_fraction=0.9, collect_every=0, num_deviations=5)
     with pytest.raises(ConfigError, match="one learning rate"):
-        cli.run_study("uncertainty", TINY_TRAINING + ["--config.train.learning_rates=[0.1, 0.2]",
+        cli.run_study("uncertainty", TINY_TRAINING + ["--config.train.learning_rates=[0.1, 0.2]", "--config.replicates=1",
                                                       "--config.train.dataset=digits"], workdir=str(tmp_path / "a"))
+    with pytest.raises(ConfigError, match="replicates 3 must be >= 1 and divide the number of seeds"):
+        cli.run_study("uncertainty", TINY_TRAINING, workdir=str(tmp_path / "e"))  # 2 seeds, 3 replicates
     with pytest.raises(ConfigError, match="unknown mnist1d corruptions"):
         cli.run_study("uncertainty", ["--config.shift.corruptions=['blur']"], workdir=str(tmp_path / "b"))
     with pytest.raises(ConfigError, match="unknown methods"):
