@@ -27,10 +27,36 @@ import jax
 import numpy as np
 
 from dl_course import results
-from dl_course.measures import corrupted_fraction
+from dl_course.measures import corrupted_fraction, intervals
 from dl_course.models.random_features import feature_count_curve
 from dl_course.train import sweep
 from dl_course.train.build import load_data
+
+
+def peak(values, xs) -> dict:
+    """The largest seed-mean of ``values [seeds, points]`` (NaN-free) over the sorted ``xs`` and
+    whether it is a peak the seeds support: ``significant`` only when the paired-by-seed differences
+    to BOTH neighbours have 95% CIs above 0 (an edge point is never a peak). ``mean_ci``: every
+    point's mean with its 95% t interval (``dl_course.measures.intervals``)."""
+    v = np.asarray(values, dtype=float)
+    mean = v.mean(0)
+    i = int(np.argmax(mean))
+    if v.shape[0] < 2:
+        return {"at": xs[i], "value": float(mean[i]), "value_ci": None, "significant": False,
+                "statement": "one seed: no confidence interval, no peak claimed"}
+    out = {"at": xs[i], "value": float(mean[i]), "value_ci": intervals.mean_ci(v[:, i])["ci"],
+           "mean_ci": [intervals.mean_ci(v[:, j])["ci"] for j in range(v.shape[1])]}
+    sides = {}
+    for name, j in (("minus_left", i - 1), ("minus_right", i + 1)):
+        if 0 <= j < v.shape[1]:
+            d = intervals.paired_difference_ci(v[:, i], v[:, j])
+            sides[name] = {**d, "neighbour": xs[j], "verdict": intervals.verdict(d)}
+    out.update(sides)
+    out["significant"] = len(sides) == 2 and all(d["ci"][0] > 0 for d in sides.values())
+    out["statement"] = (f"a peak at {xs[i]}: its CI-separated from both neighbours" if out["significant"] else
+                        f"no peak the seeds support: the largest mean (at {xs[i]}) is not above both neighbours "
+                        "beyond their paired 95% CIs")
+    return out
 
 
 def feature_counts(n_train: int, ratios) -> list[int]:
@@ -102,12 +128,15 @@ def run(config, run_dir: results.RunDir) -> dict:
         te = np.nanmean(errs["test_error"][a], axis=0)
         tr = np.nanmean(errs["train_error"][a], axis=0)
         fitted = [w for w, e in zip(widths, tr) if e <= config.interpolation_tolerance]
-        mlp_peaks[f"{q:g}"] = {"peak_width": widths[int(np.argmax(te))], "peak_test_error": float(np.max(te)),
+        mlp_peaks[f"{q:g}"] = {"peak": peak(errs["test_error"][a], widths),
+                               "peak_width": widths[int(np.argmax(te))], "peak_test_error": float(np.max(te)),
                                "first_interpolating_width": fitted[0] if fitted else None,
                                "test_error_smallest_width": float(te[0]), "test_error_largest_width": float(te[-1]),
                                "min_test_error_below_peak": float(np.min(te[: int(np.argmax(te)) + 1]))}
     headline = {
-        "n_train": n, "peak_num_features": peak_mse, "peak_num_features_zero_one": peak_err,
+        "n_train": n, "num_seeds": len(list(t.seeds)), "num_feature_draws": len(list(config.rf.seeds)),
+        "rf_peak_test_mse": peak(curve["test_mse"], counts), "rf_peak_test_error": peak(curve["test_error"], counts),
+        "peak_num_features": peak_mse, "peak_num_features_zero_one": peak_err,
         "peak_test_mse": float(np.max(mean["test_mse"])), "peak_test_error": float(np.max(mean["test_error"])),
         "test_error_fewest_features": float(mean["test_error"][0]),
         "test_error_most_features": float(mean["test_error"][-1]),
@@ -127,7 +156,9 @@ def run(config, run_dir: results.RunDir) -> dict:
                         f"{t.steps} steps, lr {list(t.learning_rates)}, one hidden layer",
         "label_noise": "random_label_fraction q: round(q n) labels redrawn uniformly over 10 classes (in-graph); "
                        "label_noise = measured fraction of wrong training labels (about 0.9 q)",
-        "interpolation_tolerance": config.interpolation_tolerance}
+        "interpolation_tolerance": config.interpolation_tolerance,
+        "peaks": "a peak is claimed only when the paired-by-seed (or by feature draw) differences to both neighbouring "
+                 "widths / feature counts have 95% t intervals above 0 (dl_course.measures.intervals)"}
     metrics = {"num_features": np.asarray(counts), "widths": np.asarray(widths), "label_noise_levels": np.asarray(noise),
                **{f"rf_{k}": v for k, v in curve.items()}, **{f"mlp_{k}": v for k, v in errs.items()}}
     results.write_results(run_dir, config, "double_descent", conventions, rows, headline, metrics)

@@ -34,8 +34,33 @@ import numpy as np
 
 from dl_course import results
 from dl_course.data.approximation import TARGETS, make_data
+from dl_course.measures import intervals
 from dl_course.models.width_blocks import WidthBlocks, block_index
 from dl_course.train import sweep, supervised_task
+
+
+# Approximation-theory rates of the best width-w one-hidden-layer ReLU network (free-knot linear
+# splines): smooth targets MSE ~ h^4 with knot spacing h ~ w^(-1/d), i.e. w^(-4/d); a jump costs the
+# measure of a band of width h around it, MSE ~ h = w^(-1/d).
+THEORY_SLOPES = {"sin1d": -4.0, "smooth2d": -2.0, "square1d": -1.0, "disk2d": -0.5}
+
+
+def slope_cis(arrays, widths, targets, from_width: int) -> dict:
+    """Per target: the least-squares slope of log test MSE and of log train MSE vs log width (widths
+    >= ``from_width``) of every seed, their means with 95% t intervals, the theory rate, and the
+    ratio test / train MSE at the largest width (≈ 1: the network fits what it can, the shortfall
+    to the theory rate is the fit — optimization — not sampling; ≫ 1: the training sample limits)."""
+    tail = np.asarray(widths) >= int(from_width)
+    lw = np.log(np.asarray(widths)[tail])
+    out = {}
+    for t in targets:
+        per = {k: [float(np.polyfit(lw, np.log(row[tail]), 1)[0]) for row in arrays[f"{t}/{k}_mse"]]
+               for k in ("test", "train")}
+        ci = {k: intervals.mean_ci(v) if len(v) > 1 else {"estimate": v[0], "ci": None} for k, v in per.items()}
+        ratio = float(np.mean(arrays[f"{t}/test_mse"][:, -1]) / np.mean(arrays[f"{t}/train_mse"][:, -1]))
+        out[t] = {"test": ci["test"], "train": ci["train"], "theory": THEORY_SLOPES.get(t),
+                  "test_over_train_at_max_width": ratio}
+    return out
 
 
 def run(config, run_dir: results.RunDir) -> dict:
@@ -87,6 +112,8 @@ def run(config, run_dir: results.RunDir) -> dict:
     for t in fits:
         print(f"{t:>9} " + " ".join(f"{v:>9.2e}" for v in np.mean(arrays[f'{t}/test_mse'], 0)) + f"   {slopes[t]:.2f}")
     headline = {"test_mse_slope_vs_width": slopes,
+                "slopes": slope_cis(arrays, widths, list(fits), int(config.slope_from_width)),
+                "num_seeds": len(list(config.train.seeds)),
                 "test_mse_at_max_width": {t: float(np.mean(arrays[f"{t}/test_mse"][:, -1])) for t in fits},
                 "test_mse_at_min_width": {t: float(np.mean(arrays[f"{t}/test_mse"][:, 0])) for t in fits}}
     conventions.update({

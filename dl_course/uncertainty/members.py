@@ -12,7 +12,9 @@ Methods (``METHODS``); "per seed" methods give one predictive per seed, "pooled"
 
 * ``sgd`` (MAP): the final iterate, S = 1;
 * ``temp_scaling``: ``sgd`` logits / T, T fitted on validation data (Guo et al. 2017);
-* ``swa``: the SWAG mean θ̄ (Izmailov et al. 2018); ``swag_diag``, ``swag``: S posterior samples
+* ``swa``: the SWAG mean θ̄ (Izmailov et al. 2018), the plain average of the collected iterates;
+  ``temp_swa``: ``swa`` logits / T, T fitted on validation data — the control for SWAG's sampling
+  (does SWAG beat a recalibrated weight average?); ``swag_diag``, ``swag``: S posterior samples
   θ_s = θ̄ + Σ^{1/2} z_s (diagonal, or diagonal + low rank D D^T / (K − 1));
 * ``multiswag``: the S·M samples of the M seeds' SWAG posteriors in one mixture (pooled);
 * ``ensemble``: the M final iterates (pooled; p(y|x) = (1/M) Σ_m softmax f(x; θ_m));
@@ -21,8 +23,14 @@ Methods (``METHODS``); "per seed" methods give one predictive per seed, "pooled"
   2021): by default the practitioner's choice of Laplace Redux — last-layer K-FAC GGN, prior
   precision τ maximizing each member's Laplace evidence, the (extended) probit predictive
   ``softmax(μ_k / √(1 + π S_kk / 8))`` of the linearized network (S = 1; :func:`fit_laplaces`);
+  ``prior="validation"`` picks τ per member by the validation NLL of that predictive instead;
 * ``multilaplace``: the M seeds' Laplace predictives in one mixture (pooled; Eschenhagen et al.
   2021, "Mixtures of Laplace approximations").
+
+Replicates. The seeds may be cut into ``replicates`` equal consecutive groups: each group is one
+independent replicate of the pooled methods (its own ensemble, MultiSWAG and MultiLaplace of
+distinct member seeds), so that pooled methods get an error bar over replicates as the per-seed
+methods get one over seeds (:func:`replicate_groups`).
 
 Predictions over members are ``jax.vmap``-ed (one compiled program per method), posterior samples
 ``lax.map``-ed inside.
@@ -50,29 +58,33 @@ from dl_course.uncertainty.laplace import (
     optimize_prior_precision,
 )
 from dl_course.uncertainty.laplace_predictives import METHODS as LAPLACE_PREDICTIVES
-from dl_course.uncertainty.laplace_predictives import laplace_predictive
+from dl_course.uncertainty.laplace_predictives import laplace_predictive, validation_nll
 from dl_course.uncertainty.mc_dropout import mc_dropout_predict
 from dl_course.uncertainty.predictive import Predictive
 from dl_course.uncertainty.swag import swag_hook
 from dl_course.uncertainty.temperature import fit_temperature
 
-METHODS = ("sgd", "temp_scaling", "swa", "swag_diag", "swag", "multiswag", "ensemble", "mc_dropout", "laplace",
+METHODS = ("sgd", "temp_scaling", "swa", "temp_swa", "swag_diag", "swag", "multiswag", "ensemble", "mc_dropout", "laplace",
            "multilaplace")
 POOLED = ("multiswag", "ensemble", "multilaplace")
+PRIORS = ("evidence", "validation", "fixed")
+TEMPERED = {"temp_scaling": "sgd", "temp_swa": "swa"}  # method -> the predictive its temperature divides
 LAPLACE_DEFAULTS = {"structure": "kfac", "subset": "last_layer", "prior": "evidence", "prior_precision": 1.0,
-                    "predictive": "probit", "num_samples": 20, "batch_size": 500}
+                    "predictive": "probit", "num_samples": 20, "batch_size": 500,
+                    "validation_grid": [-2.0, 6.0, 33]}
 
 CONVENTIONS = {
     **{k: calibration.CONVENTIONS[k] for k in ("nll", "brier", "ece")},
     "accuracy": "top-1 of the model average",
     "evaluation_mode": "eval mode (train=False); MC dropout turns only the dropout layers on",
-    "model_average": "p(y|x) = (1/S) sum_s softmax(f(x; theta_s)); S = 1 for sgd, temp_scaling, swa and the "
+    "model_average": "p(y|x) = (1/S) sum_s softmax(f(x; theta_s)); S = 1 for sgd, temp_scaling, swa, temp_swa and the "
                      "probit laplace (its one row of logits: mu_k / sqrt(1 + pi S_kk / 8), S = J Sigma J^T)",
     "laplace": "q(theta) = N(theta*, (G + tau I)^-1) at each seed's final iterate, G the GGN (Fisher) of the "
                "summed training NLL (the study's training split), eval mode; structure / subset / prior / "
                "predictive: config.laplace and headline.laplace",
     "per_seed_vs_pooled": "per-seed methods have one row per seed; pooled methods (multiswag, ensemble, "
-                          "multilaplace) one row with seed null, over the non-diverged seeds",
+                          "multilaplace) one row per replicate (seed null, 'members': its non-diverged seeds); "
+                          "'replicate': the index of the seed group (distinct member seeds per replicate)",
     "shift_level": "0 = clean test set (corruption 'none'); 1..5 = increasing intensity of one corruption",
     "dtype": "float32",
 }
@@ -85,6 +97,16 @@ def check_methods(methods) -> tuple[str, ...]:
     if bad or not methods:
         raise ConfigError(f"unknown methods {bad}; valid: {', '.join(METHODS)}")
     return methods
+
+
+def replicate_groups(seeds, replicates: int) -> list[list[int]]:
+    """The seeds cut into ``replicates`` equal consecutive groups (one independent ensemble each);
+    ``ConfigError`` unless ``replicates`` divides the number of seeds."""
+    seeds, r = list(seeds), int(replicates)
+    if r < 1 or len(seeds) % r:
+        raise ConfigError(f"replicates {replicates} must be >= 1 and divide the number of seeds ({len(seeds)})")
+    m = len(seeds) // r
+    return [seeds[i * m:(i + 1) * m] for i in range(r)]
 
 
 def swag_schedule(steps: int, batch_size: int, n_train: int, *, start_fraction: float, collect_every: int = 0,
@@ -202,28 +224,49 @@ def _fit_all(model, params, model_state, x, y, tau, structure, subset, evidence,
     return jax.vmap(one)(params, model_state)
 
 
+@functools.partial(jax.jit, static_argnames=("model", "method", "batch_size"))
+def _validation_nll_all(model, stacked, x_val, y_val, grid, method, batch_size):
+    return jax.vmap(lambda la: validation_nll(la, model, x_val, y_val, grid, method=method,
+                                              batch_size=batch_size))(stacked)
+
+
 def fit_laplaces(members: Members, x_train, y_train, *, structure: str = "kfac", subset: str = "last_layer",
-                 prior: str = "evidence", prior_precision: float = 1.0, batch_size: int | None = 500):
+                 prior: str = "evidence", prior_precision: float = 1.0, batch_size: int | None = 500,
+                 validation=None, validation_grid=(-2.0, 6.0, 33), predictive: str = "probit"):
     """One Laplace posterior per seed (a stacked ``Laplace``, leading run axis), fitted at the
     final iterates on the training inputs ``(x_train, y_train)`` in eval mode (vmapped
     :func:`dl_course.uncertainty.laplace.fit_laplace`): ``q_m(θ) = N(θ_m*, (G_m + τ_m I)⁻¹)``.
 
     The defaults are Daxberger et al. 2021's recommendation: the last layer (``subset``), a K-FAC
     GGN (``structure``: ``diag`` / ``kfac`` / ``ekfac`` / ``full``), and ``prior="evidence"``: each
-    member's τ_m maximizes its own Laplace evidence (MacKay's fixed point τ = γ/‖θ*‖²,
-    :func:`~dl_course.uncertainty.laplace.optimize_prior_precision`); ``prior="fixed"`` uses
-    ``prior_precision`` for all. ``batch_size`` bounds memory only."""
+    member's τ_m maximizes its own Laplace evidence — the root of the log marginal likelihood's
+    gradient in log τ, ``½(Σ λ_i/(λ_i+τ) − τ‖θ*‖²)``, by bisection, vmapped over the members
+    (:func:`~dl_course.uncertainty.laplace.optimize_prior_precision`). ``prior="validation"``: each
+    member's τ_m minimizes the validation NLL of its ``predictive`` on ``validation = (x_val,
+    y_val)`` over ``validation_grid = (lo, hi, num)``, i.e. ``τ ∈ logspace(lo, hi, num)`` (Daxberger
+    et al.'s ``gridsearch``; the grid reaches τ large enough that the predictive is the MAP's, so the
+    choice cannot lose to the MAP on the validation split). ``prior="fixed"``: ``prior_precision``
+    for all. ``batch_size`` bounds memory only."""
     if structure not in STRUCTURES:
         raise ConfigError(f"unknown laplace.structure {structure!r}; valid: {', '.join(STRUCTURES)}")
-    if prior not in ("evidence", "fixed"):
-        raise ConfigError(f"unknown laplace.prior {prior!r}; valid: evidence, fixed")
+    if prior not in PRIORS:
+        raise ConfigError(f"unknown laplace.prior {prior!r}; valid: {', '.join(PRIORS)}")
+    if prior == "validation" and validation is None:
+        raise ConfigError("laplace.prior 'validation' needs a validation split (x_val, y_val)")
     res = members.result
+    bs = None if not batch_size else int(batch_size)
     try:
-        return _fit_all(members.model, res.params, res.state.model_state, jnp.asarray(x_train),
-                        jnp.asarray(y_train), float(prior_precision), structure, subset, prior == "evidence",
-                        None if not batch_size else int(batch_size))
+        stacked = _fit_all(members.model, res.params, res.state.model_state, jnp.asarray(x_train),
+                           jnp.asarray(y_train), float(prior_precision), structure, subset, prior == "evidence", bs)
     except ValueError as e:  # a subset that is not a params key, a layer K-FAC does not cover
         raise ConfigError(f"laplace: {str(e).splitlines()[0]}") from None
+    if prior != "validation":
+        return stacked
+    lo, hi, num = validation_grid
+    grid = jnp.logspace(float(lo), float(hi), int(num))
+    nll = _validation_nll_all(members.model, stacked, jnp.asarray(validation[0]), jnp.asarray(validation[1]), grid,
+                              "probit" if predictive not in ("probit", "extended_probit") else predictive, bs)
+    return stacked.with_prior_precision(grid[jnp.argmin(nll, axis=1)])
 
 
 @functools.partial(jax.jit, static_argnames=("model", "method", "num_samples", "batch_size"))
@@ -239,21 +282,42 @@ def _keys(seed: int, method: str, seeds) -> jax.Array:
     return jax.vmap(lambda s: jax.random.fold_in(base, s))(jnp.asarray(seeds, jnp.uint32))
 
 
-def fit_temperatures(members: Members, x_val, y_val) -> np.ndarray:
-    """One temperature per seed, ``T = argmin_T NLL(softmax(z / T))`` on the validation split
-    (Guo et al. 2017; vmapped bisection)."""
-    res = members.result
-    logits = member_logits(members.model, res.params, res.state.model_state, jnp.asarray(x_val))
-    fit = jax.jit(jax.vmap(fit_temperature, in_axes=(0, None)))(logits, jnp.asarray(y_val))
-    return np.asarray(fit.temperature)
+def fit_temperatures(members: Members, x_val, y_val, x_train=None, methods=tuple(TEMPERED)) -> dict:
+    """``method -> [M]``: one temperature per seed for each tempered method of ``methods``
+    (``temp_scaling`` divides the SGD logits, ``temp_swa`` the SWA logits), ``T = argmin_T
+    NLL(softmax(z / T))`` on the validation split (Guo et al. 2017; vmapped bisection).
+    ``x_train`` refreshes the batch statistics of the SWA weights (default: ``x_val``)."""
+    res, x_val = members.result, jnp.asarray(x_val)
+    fit = jax.jit(jax.vmap(fit_temperature, in_axes=(0, None)))
+    out = {}
+    for m in [m for m in TEMPERED if m in methods]:
+        if m == "temp_scaling":
+            logits = member_logits(members.model, res.params, res.state.model_state, x_val)
+        else:
+            logits = _swag_all(members.model, res.state.extras["swag"], res.state.model_state, x_val,
+                               x_val if x_train is None else jnp.asarray(x_train),
+                               _keys(0, "swa", members.seeds), "swa", 1)[:, 0]
+        out[m] = np.asarray(fit(logits, jnp.asarray(y_val)).temperature)
+    return out
+
+
+def _pool(logits, ok, groups: list[list[int]]):
+    """``[M, S, N, K]`` -> ``[R, m·S, N, K]``: each replicate group's non-diverged members pooled
+    (groups cut to the smallest group's count of non-diverged members, so the replicates stack)."""
+    keep = [[i for i in g if ok[i]] for g in groups]
+    size = min(len(k) for k in keep)
+    if size == 0:
+        raise ValueError("every member of a replicate diverged")
+    return jnp.stack([logits[np.asarray(k[:size])].reshape((-1,) + logits.shape[2:]) for k in keep])
 
 
 def predictives(members: Members, x, x_train, *, methods=METHODS, temperatures=None, eval_seed: int = 0,
                 swag_samples: int = 20, dropout_samples: int = 20, laplace=None, laplace_predictive_method="probit",
-                laplace_samples: int = 20, batch_size: int | None = 500) -> dict:
+                laplace_samples: int = 20, batch_size: int | None = 500, replicates: int = 1) -> dict:
     """``method -> Predictive`` with logits ``[M, S, N, K]``: M = number of seeds for per-seed
-    methods, 1 for pooled ones (over the non-diverged seeds); ``temperatures`` (per seed) for
-    ``temp_scaling``; ``x_train`` refreshes batch statistics of sampled weights. MultiSWAG pools
+    methods, ``replicates`` for pooled ones (each over the non-diverged seeds of its group,
+    :func:`replicate_groups`); ``temperatures`` (:func:`fit_temperatures`: method -> per-seed T) for
+    ``temp_scaling`` / ``temp_swa``; ``x_train`` refreshes batch statistics of sampled weights. MultiSWAG pools
     the very samples of ``swag``, MultiLaplace those of ``laplace``; ``eval_seed`` keys the
     posterior samples and dropout masks. ``laplace``: the stacked posteriors of
     :func:`fit_laplaces`, predicted with ``laplace_predictive_method`` (``probit``,
@@ -262,6 +326,7 @@ def predictives(members: Members, x, x_train, *, methods=METHODS, temperatures=N
     res, seeds = members.result, members.seeds
     x, x_train = jnp.asarray(x), jnp.asarray(x_train)
     ok = ~np.asarray(res.diverged)
+    groups = [[seeds.index(s) for s in g] for g in replicate_groups(seeds, replicates)]
     cache = {}
 
     def base(name):
@@ -291,12 +356,13 @@ def predictives(members: Members, x, x_train, *, methods=METHODS, temperatures=N
 
     out = {}
     for m in check_methods(methods):
-        logits = base({"temp_scaling": "sgd", "ensemble": "sgd", "multiswag": "swag",
-                       "multilaplace": "laplace"}.get(m, m))
-        if m == "temp_scaling":
-            logits = logits / jnp.asarray(temperatures)[:, None, None, None]
+        logits = base({**TEMPERED, "ensemble": "sgd", "multiswag": "swag", "multilaplace": "laplace"}.get(m, m))
+        if m in TEMPERED:
+            if temperatures is None or m not in temperatures:
+                raise ConfigError(f"method {m} needs its fitted temperatures (fit_temperatures)")
+            logits = logits / jnp.asarray(temperatures[m])[:, None, None, None]
         if m in POOLED:
-            logits = logits[ok].reshape((1, -1) + logits.shape[2:])
+            logits = _pool(logits, ok, groups)
         out[m] = Predictive(logits)
     return out
 
@@ -317,21 +383,26 @@ def train_from_config(config, data, run_dir=None, methods=METHODS) -> Members:
 
 def check_laplace_config(c) -> None:
     """``ConfigError`` for an unknown ``laplace.structure``, ``laplace.prior`` or ``laplace.predictive``."""
-    for key, valid in (("structure", STRUCTURES), ("prior", ("evidence", "fixed")),
+    for key, valid in (("structure", STRUCTURES), ("prior", PRIORS),
                        ("predictive", LAPLACE_PREDICTIVES)):
         if str(c[key]) not in valid:
             raise ConfigError(f"unknown laplace.{key} {c[key]!r}; valid: {', '.join(valid)}")
 
 
-def laplaces_from_config(config, members: Members, x_train, y_train, methods=METHODS):
-    """:func:`fit_laplaces` with ``config.laplace`` (``structure``, ``subset``, ``prior``,
-    ``prior_precision``, ``batch_size``) when ``laplace`` or ``multilaplace`` is among
-    ``methods``; else ``None``."""
+def laplaces_from_config(config, members: Members, x_train, y_train, methods=METHODS, validation=None,
+                         prior: str | None = None):
+    """:func:`fit_laplaces` with ``config.laplace`` (``structure``, ``subset``, ``prior`` — or the
+    ``prior`` given —, ``prior_precision``, ``batch_size``, ``predictive``, ``validation_grid``;
+    ``validation = (x_val, y_val)`` for the validation prior) when ``laplace`` or ``multilaplace``
+    is among ``methods``; else ``None``."""
     if not {"laplace", "multilaplace"} & set(methods):
         return None
     c = config.laplace
+    grid = tuple(c.get("validation_grid", LAPLACE_DEFAULTS["validation_grid"]))
     return fit_laplaces(members, x_train, y_train, structure=str(c.structure), subset=str(c.subset),
-                        prior=str(c.prior), prior_precision=float(c.prior_precision), batch_size=int(c.batch_size))
+                        prior=str(prior or c.prior), prior_precision=float(c.prior_precision),
+                        batch_size=int(c.batch_size), validation=validation, validation_grid=grid,
+                        predictive=str(c.predictive))
 
 
 def laplace_summary(config, members: Members, laplace) -> dict:
@@ -355,4 +426,4 @@ def predictives_from_config(config, members: Members, x, x_train, temperatures=N
                        eval_seed=int(config.eval_seed), swag_samples=int(config.swag.num_samples),
                        dropout_samples=int(config.mc_dropout.num_samples), laplace=laplace,
                        laplace_predictive_method=str(c.predictive), laplace_samples=int(c.num_samples),
-                       batch_size=int(c.batch_size))
+                       batch_size=int(c.batch_size), replicates=int(config.get("replicates", 1)))

@@ -90,3 +90,18 @@ def pooled_reliability(d, segments):
         lower=d.lower[0, 0], upper=d.upper[0, 0], confidence=np.where(count > 0, conf / safe, np.nan),
         accuracy=np.where(count > 0, acc / safe, np.nan), count=count.astype(np.int64))
     return diagram, float(np.sum(np.abs(acc - conf)) / count.sum())
+
+
+def member_values(metrics: dict, sets: ShiftedSets) -> dict:
+    """``method -> name -> [M]``: per member (seed or replicate) the clean-test value
+    (``clean_<metric>``), the value at the top shift level averaged over the corruptions
+    (``level<L>_<metric>``) and the mean over levels 1..L and corruptions (``shift_<metric>``)."""
+    out = {}
+    for m, v in metrics.items():
+        out[m] = {}
+        for k in METRICS:
+            per = np.stack(list(by_corruption(v[k], sets).values()))  # [C, M, L + 1]
+            out[m][f"clean_{k}"] = per[0, :, 0]
+            out[m][f"level{sets.num_levels}_{k}"] = per[:, :, -1].mean(0)
+            out[m][f"shift_{k}"] = per[:, :, 1:].mean((0, 2))
+    return out

@@ -279,3 +279,18 @@ def test_image_cnn_tiny_batchnorm_eval_mode_matches_host(tmp_path):
     # vs float64 means differ by < 1e-6, one disagreeing prediction would differ by 1/450
     assert s["headline"]["max_abs_engine_vs_host_eval_accuracy"] < 1e-6
     assert (out / "confusion.png").exists() and (out / "learning_curves.png").exists()
+
+
+def test_universality_slopes_per_seed_recover_known_power_laws_with_their_ci():
+    from dl_course.studies.universality import slope_cis
+
+    widths = [2, 4, 8, 16, 32, 64]
+    rng = np.random.default_rng(0)
+    w = np.asarray(widths, float)
+    # 5 seeds of test MSE ~ w^-2 and train MSE ~ w^-3, multiplicative noise of 5%.
+    arrays = {"sin1d/test_mse": w ** -2.0 * np.exp(0.05 * rng.standard_normal((5, 6))),
+              "sin1d/train_mse": w ** -3.0 * np.exp(0.05 * rng.standard_normal((5, 6)))}
+    s = slope_cis(arrays, widths, ["sin1d"], from_width=8)["sin1d"]
+    assert s["test"]["ci"][0] < -2.0 < s["test"]["ci"][1] and s["train"]["ci"][0] < -3.0 < s["train"]["ci"][1]
+    assert abs(s["test"]["estimate"] + 2.0) < 0.1 and s["theory"] == -4.0 and s["test"]["n"] == 5
+    assert s["test_over_train_at_max_width"] == pytest.approx(64.0, rel=0.15)  # w^-2 / w^-3 at w = 64
