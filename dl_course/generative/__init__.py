@@ -72,8 +72,13 @@ from dl_course.generative.losses import (
     ncsn_per_example,
     noise_levels,
 )
-from dl_course.generative.metrics import (classifier_score, frechet_distance, kernel_inception_distance, mmd2,
-                                          sliced_wasserstein)
+from dl_course.generative.metrics import (
+    classifier_score,
+    frechet_distance,
+    kernel_inception_distance,
+    mmd2,
+    sliced_wasserstein,
+)
 from dl_course.generative.nets import SCORE_NETS, GaussianFourierProjection, ScoreMLP, ScoreUNet, get_score_net
 from dl_course.generative.ode import ODE_SOLVERS, ODEInfo, dopri5, rk4
 from dl_course.generative.sample_quality import (
@@ -97,8 +102,8 @@ __all__ = [  # the public names, re-exported from the modules above
     "dequantized_task", "discrete_bits_per_dim", "discrete_log_likelihood_bound", "divergence_exact",
     "divergence_hutchinson", "dopri5", "draw_probes", "dsm_loss", "dsm_per_example", "ema", "ema_hook", "ema_params",
     "fit_digits_classifier", "flow", "frechet_distance", "get_loss", "get_score_net", "get_sde", "importance_times",
-    "iwae_bound", "label_statistics", "level_score_model", "likelihood", "likelihood_weight_normalizer",
-    "log_likelihood", "make_flow_task", "make_score_fn", "make_task", "make_vae_task", "mmd2", "ncsn_loss",
-    "ncsn_per_example", "nearest_neighbour_distances", "noise_levels", "rk4", "sample", "sample_quality_report",
-    "sliced_wasserstein", "tweedie_denoise", "vae",
+    "iwae_bound", "kernel_inception_distance", "label_statistics", "level_score_model", "likelihood",
+    "likelihood_weight_normalizer", "log_likelihood", "make_flow_task", "make_score_fn", "make_task", "make_vae_task",
+    "mmd2", "ncsn_loss", "ncsn_per_example", "nearest_neighbour_distances", "noise_levels", "rk4", "sample",
+    "sample_quality_report", "sliced_wasserstein", "tweedie_denoise", "vae",
 ]

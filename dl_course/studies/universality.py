@@ -36,8 +36,7 @@ from dl_course import results
 from dl_course.data.approximation import TARGETS, make_data
 from dl_course.measures import intervals
 from dl_course.models.width_blocks import WidthBlocks, block_index
-from dl_course.train import sweep, supervised_task
-
+from dl_course.train import supervised_task, sweep
 
 # Approximation-theory rates of the best width-w one-hidden-layer ReLU network (free-knot linear
 # splines): smooth targets MSE ~ h^4 with knot spacing h ~ w^(-1/d), i.e. w^(-4/d); a jump costs the
