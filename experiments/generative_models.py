@@ -30,7 +30,8 @@ GALLERY = {
             "{score_bound_draws} draws per image) {bits_per_dim[score]:.2f} (median {median_bits_per_dim[score]:.2f}, "
             "max {max_bits_per_dim[score]:.2f}), VAE IWAE-{iwae_samples} "
             "{bits_per_dim[vae]:.2f} (ELBO {vae_elbo_bits_per_dim:.2f}), RealNVP {bits_per_dim[flow]:.2f}; baselines: "
-            "per-pixel histogram {baselines[histogram]:.2f}, Gaussian {baselines[gaussian]:.2f}, GMM {baselines[gmm]:.2f}, "
+            "per-pixel histogram {baselines[histogram]:.2f}, Gaussian {baselines[gaussian]:.2f}, "
+            "GMM {baselines[gmm]:.2f}, "
             "PPCA {baselines[pca_gaussian]:.2f}; samples (score / VAE / flow): classifier mean max-probability "
             "{classifier[score][mean_confidence]:.2f} / {classifier[vae][mean_confidence]:.2f} / "
             "{classifier[flow][mean_confidence]:.2f} vs {classifier[real][mean_max_probability]:.2f} "
@@ -38,8 +39,9 @@ GALLERY = {
             "{frechet_distance[flow]:.2f} vs train-vs-test {frechet_distance_train_vs_test:.2f} (pixel-shuffled "
             "{frechet_distance_shuffled_test:.0f}); KID {kernel_inception_distance[score]:.2f} / "
             "{kernel_inception_distance[vae]:.2f} / {kernel_inception_distance[flow]:.2f} vs "
-            "{kernel_inception_distance_train_vs_test:.2f}; median nearest-training distance {nearest_neighbour[score]:.2f} / "
-            "{nearest_neighbour[vae]:.2f} / {nearest_neighbour[flow]:.2f} vs {nearest_neighbour[test]:.2f} for test images",
+            "{kernel_inception_distance_train_vs_test:.2f}; median nearest-training distance "
+            "{nearest_neighbour[score]:.2f} / {nearest_neighbour[vae]:.2f} / {nearest_neighbour[flow]:.2f} vs "
+            "{nearest_neighbour[test]:.2f} for test images",
     "paper": "likelihood families compared in bits/dim on one dequantization (Theis et al. 2016): on CIFAR-10 RealNVP "
              "3.49, IAF VAE 3.11 (Kingma et al. 2016), score SDE 2.99 (Song et al. 2021): not comparable",
 }

@@ -95,7 +95,8 @@ def get_config(variant=None):
         val_fraction=0.2, val_seed=0, tuning_seeds=[100, 101], baseline="sgd",
         optimizers={
             "gd": {"rule": "sgd", "options": {}, "batch_size": 0, "learning_rates": [0.1, 0.2, 0.4, 0.8, 1.6]},
-            "sgd": {"rule": "sgd", "options": {}, "batch_size": minibatch, "learning_rates": [0.05, 0.1, 0.2, 0.4, 0.8]},
+            "sgd": {"rule": "sgd", "options": {}, "batch_size": minibatch,
+                    "learning_rates": [0.05, 0.1, 0.2, 0.4, 0.8]},
             "momentum": {"rule": "momentum", "options": {"momentum": 0.9}, "batch_size": minibatch,
                          "learning_rates": [0.005, 0.01, 0.02, 0.04, 0.08]},
             "adam": {"rule": "adam", "options": {}, "batch_size": minibatch,

@@ -33,8 +33,9 @@ GALLERY = {
             "{beats_every_baseline}); samples ({default_sampler}, NFE {samplers[ode][nfe]:.0f}): classifier mean "
             "max-probability {classifier[mean_confidence]:.2f} vs {classifier[real_mean_confidence]:.2f} for real test "
             "digits; Fréchet distance (MLP features) ODE {frechet_distance[ode]:.2f}, PC {frechet_distance[pc]:.2f}, "
-            "Euler–Maruyama {frechet_distance[euler_maruyama]:.2f} vs train-vs-test {frechet_distance_train_vs_test:.2f} "
-            "and pixel-shuffled test {frechet_distance_shuffled_test:.0f}; KID (ODE) {kernel_inception_distance[ode]:.2f} "
+            "Euler–Maruyama {frechet_distance[euler_maruyama]:.2f} vs train-vs-test "
+            "{frechet_distance_train_vs_test:.2f} and pixel-shuffled test {frechet_distance_shuffled_test:.0f}; "
+            "KID (ODE) {kernel_inception_distance[ode]:.2f} "
             "vs {kernel_inception_distance_train_vs_test:.2f} / {kernel_inception_distance_shuffled_test:.0f}; median "
             "nearest-training-neighbour distance {nearest_neighbour[samples_median]:.2f} (samples) vs "
             "{nearest_neighbour[test_median]:.2f} (test digits)",
@@ -83,8 +84,9 @@ def get_config(variant=None):
     4000 steps 32 of 300 validation digits escape to latents of norm ~1e5-1e6 at t > 0.4 (the
     network extrapolates outward beyond the typical set while its training loss keeps falling; its
     held-out DSM loss is lowest near 2000 steps, ~96, and rises to 98 at 4000 and 117 at 8000 steps:
-    overfitting of 1347 digits), mean 2.6e7. Weight decay 0.01 or 0.1 (AdamW) did not remove it. The U-Net was not run (168 ms vs 10 ms per step on this
-    machine): the choice of the MLP rests on cost, not on a measured bits/dim of the U-Net.
+    overfitting of 1347 digits), mean 2.6e7. Weight decay 0.01 or 0.1 (AdamW) did not remove it.
+    The U-Net was not run (168 ms vs 10 ms per step on this machine): the choice of the MLP rests on
+    cost, not on a measured bits/dim of the U-Net.
     Samplers (``sampler``, ``compare_samplers``; 2 sets of 256 samples each): the PF-ODE (Dopri5,
     rtol = atol = 1e-5), the same with Tweedie's E[x0 | x_eps] before rounding to levels, PC
     (reverse diffusion + one Langevin corrector, snr 0.16, 500 steps) and Euler-Maruyama (1000 steps).
@@ -111,8 +113,9 @@ def get_config(variant=None):
     0.22 vs -0.38 / 74.6; class-histogram KL 0.03. Cause of the confidence gap: the samples are still
     speckled (samplers.png) -- the per-pixel histogram base plus an MLP of 1347 digits leaves too much
     per-pixel independence; every sampler shows it (0.72-0.74), so it is the model, not the sampler.
-    Median nearest-training distance 1.53 (samples) vs 1.04 (test digits): no memorisation. The decoder's own gap at ratio 0.2 is ~0.01 bits/dim for independent pixels and
-    up to ~0.05 for strongly dependent ones (``tests/generative/test_discrete_bound.py``). The paper
+    Median nearest-training distance 1.53 (samples) vs 1.04 (test digits): no memorisation. The
+    decoder's own gap at ratio 0.2 is ~0.01 bits/dim for independent pixels and up to ~0.05 for
+    strongly dependent ones (``tests/generative/test_discrete_bound.py``). The paper
     reports 2.99 bits/dim on CIFAR-10 (paper_scale, GPU; not run).
     Writes: samples.png, samplers.png, bits_per_dim.png, bits_per_dim_per_image.png,
     nearest_neighbours.png, test_images.png, config.json, summary.json (one run per seed; headline:

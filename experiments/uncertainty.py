@@ -52,11 +52,13 @@ GALLERY = [
               "{laplace_priors[validation][seeds_not_worse_than_map]} of {laplace_priors[validation][of]} seeds), "
               "evidence τ {laplace_priors[evidence][minus_map_clean_nll][estimate]:+.4f} "
               "{laplace_priors[evidence][minus_map_clean_nll][ci]:+.4f}; Laplace level-5 NLL − SGD "
-              + _diff("laplace_vs_sgd", "level5_nll") + ", − temp. scaling " + _diff("laplace_vs_temp_scaling", "level5_nll")
+              + _diff("laplace_vs_sgd", "level5_nll") + ", − temp. scaling "
+              + _diff("laplace_vs_temp_scaling", "level5_nll")
               + ". Clean confidence − accuracy: MultiLaplace {confidence_minus_accuracy[multilaplace][estimate]:+.3f} "
               "{confidence_minus_accuracy[multilaplace][ci]:+.3f}, ensemble "
               "{confidence_minus_accuracy[ensemble][estimate]:+.3f} {confidence_minus_accuracy[ensemble][ci]:+.3f}, "
-              "Laplace {confidence_minus_accuracy[laplace][estimate]:+.3f} {confidence_minus_accuracy[laplace][ci]:+.3f}"),
+              "Laplace {confidence_minus_accuracy[laplace][estimate]:+.3f} "
+              "{confidence_minus_accuracy[laplace][ci]:+.3f}"),
      "paper": "SWAG and ensembles beat SGD on NLL and calibration, more under shift: reproduced against SGD, but "
               "SWAG's gain is SWA's weight average plus a recalibration — temperature-scaled SWA ties SWAG in "
               "distribution and beats it under shift. Last-layer Laplace (Daxberger et al. 2021) helps under shift "

@@ -24,7 +24,8 @@ GALLERY = {
                "{test_mse_at_max_width[square1d]:.2g}, {test_mse_at_max_width[disk2d]:.2g}"),
     "paper": "Cybenko 1989 / Hornik 1991: any continuous target with enough width; the best width-w network "
              "(a free-knot linear spline) reaches MSE ~ w^(-4/d) on smooth targets and ~ w^(-1/d) with a jump. Every "
-             "measured slope is shallower than its rate, with CIs excluding it. Measured reason: the TRAINING MSE falls "
+             "measured slope is shallower than its rate, with CIs excluding it. "
+             "Measured reason: the TRAINING MSE falls "
              "about as slowly (sin 1D, square wave, disk: test/train ≈ 2 at width 1024), so the trained networks are "
              "far from the best approximation — an optimization shortfall (full-batch Adam, 3000 steps), not a "
              "sampling one; only smooth 2D is also limited by its 512 training points (test/train ≈ 16)",

@@ -33,7 +33,8 @@ def test_rows_come_from_the_headline(tmp_path):
 
 def test_render_replaces_only_the_generated_part():
     readme = f"intro\n\n{gallery.BEGIN}\nold\n{gallery.END}\ntail\n"
-    assert gallery.render(readme, f"{gallery.BEGIN}\nnew\n{gallery.END}") == f"intro\n\n{gallery.BEGIN}\nnew\n{gallery.END}\ntail\n"
+    assert gallery.render(readme, f"{gallery.BEGIN}\nnew\n{gallery.END}") == (
+        f"intro\n\n{gallery.BEGIN}\nnew\n{gallery.END}\ntail\n")
 
 
 def test_a_comparison_row_without_a_ci_makes_the_generator_fail(tmp_path):

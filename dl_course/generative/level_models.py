@@ -50,7 +50,8 @@ def check_choices(dequantization: str, base_score: str, prefix: str = "") -> Non
                           f"{' or '.join(BASE_SCORES)}")
     if base_score == "histogram" and dequantization != "gaussian":
         raise ConfigError(f"{prefix}base_score='histogram' (point masses on the levels) needs "
-                          f"{prefix}dequantization='gaussian'; use {prefix}base_score='none' with uniform dequantisation")
+                          f"{prefix}dequantization='gaussian'; use {prefix}base_score='none' "
+                          "with uniform dequantisation")
 
 
 class LevelScoreModel(NamedTuple):

@@ -182,7 +182,8 @@ def bits_per_dim_bars(values: dict, *, title: str | None = None) -> Figure:
     return fig
 
 
-def nearest_neighbour_pairs(samples, x_train, *, title: str = "samples (top) and their nearest training images") -> Figure:
+def nearest_neighbour_pairs(samples, x_train, *,
+                            title: str = "samples (top) and their nearest training images") -> Figure:
     """Each sample above its nearest training image (Euclidean, flattened): a memorisation check."""
     a = np.asarray(samples, np.float64).reshape(len(samples), -1)
     b = np.asarray(x_train, np.float64).reshape(len(x_train), -1)

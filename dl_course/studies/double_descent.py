@@ -108,7 +108,8 @@ def run(config, run_dir: results.RunDir) -> dict:
             rows.append({"kind": "random_features", "num_features": p, "seed": int(s), "learning_rate": None,
                          "train_error": float(curve["train_error"][s_i, c_i]),
                          "test_error": float(curve["test_error"][s_i, c_i]),
-                         "train_mse": float(curve["train_mse"][s_i, c_i]), "test_mse": float(curve["test_mse"][s_i, c_i]),
+                         "train_mse": float(curve["train_mse"][s_i, c_i]),
+                         "test_mse": float(curve["test_mse"][s_i, c_i]),
                          "coef_norm": float(curve["coef_norm"][s_i, c_i]), "rank": int(curve["rank"][s_i, c_i]),
                          "diverged": False})
     widths = [int(w) for w in config.widths]
@@ -159,7 +160,8 @@ def run(config, run_dir: results.RunDir) -> dict:
         "interpolation_tolerance": config.interpolation_tolerance,
         "peaks": "a peak is claimed only when the paired-by-seed (or by feature draw) differences to both neighbouring "
                  "widths / feature counts have 95% t intervals above 0 (dl_course.measures.intervals)"}
-    metrics = {"num_features": np.asarray(counts), "widths": np.asarray(widths), "label_noise_levels": np.asarray(noise),
+    metrics = {"num_features": np.asarray(counts), "widths": np.asarray(widths),
+               "label_noise_levels": np.asarray(noise),
                **{f"rf_{k}": v for k, v in curve.items()}, **{f"mlp_{k}": v for k, v in errs.items()}}
     results.write_results(run_dir, config, "double_descent", conventions, rows, headline, metrics)
     return headline

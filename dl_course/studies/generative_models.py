@@ -157,7 +157,8 @@ def _score_family(config, raw, x_test_u, run_dir, shape):
         bpd, stderr, one_draw, nfe, ok = (np.asarray(v) for v in bpd_of(params, k_l))
         xs, sample_nfe = samples_of(params, k_s)
         out.append({"bpd": bpd, "stderr": stderr, "one_draw": one_draw, "samples": _images01(xs, low, high),
-                    "extra": {"nfe_mean": float(nfe.mean()), "nfe_max": int(nfe.max()), "solver_success": bool(ok.all()),
+                    "extra": {"nfe_mean": float(nfe.mean()), "nfe_max": int(nfe.max()),
+                              "solver_success": bool(ok.all()),
                               "sample_nfe": float(sample_nfe), "bound_draws": draws,
                               "per_image_stderr_median": float(np.nanmedian(stderr)) if draws > 1 else None,
                               "per_image_stderr_max": float(np.nanmax(stderr)) if draws > 1 else None,
@@ -181,7 +182,8 @@ def _vae_evaluator(config, model, x_test):
     @jax.jit
     def evaluate(params, key):
         k_e, k_i = jax.random.split(key)
-        rec, kl = jax.vmap(lambda k: vae_lib.elbo_terms(model, params, x, k))(jax.random.split(k_e, int(c.elbo_samples)))
+        rec, kl = jax.vmap(lambda k: vae_lib.elbo_terms(model, params, x, k))(
+            jax.random.split(k_e, int(c.elbo_samples)))
         rec, kl = rec.mean(0), kl.mean(0)
         return rec - kl, iwae_bound(model, params, x, k_i, int(c.iwae_samples)), kl, -rec
 
@@ -199,7 +201,8 @@ def _vae_family(config, raw, run_dir, num_samples):
     for i, g in enumerate(res.grid):
         k_e, k_s = jax.random.split(jax.random.fold_in(jax.random.key(int(g["seed"])), 2))
         elbo_v, iwae_v, rate, dist = (np.asarray(v) for v in evaluate(_run(res, i), k_e))
-        xs = np.asarray(vae_lib.sample(model, _run(res, i), k_s, num_samples, mean=True)).reshape((-1,) + raw.input_shape)
+        xs = np.asarray(vae_lib.sample(model, _run(res, i), k_s, num_samples, mean=True)).reshape(
+            (-1,) + raw.input_shape)
         out.append({"bpd": np.asarray(vae_lib.discrete_bits_per_dim(iwae_v, dims)), "samples": np.clip(xs, 0, 1),
                     "extra": {"elbo_bits_per_dim": float(np.mean(vae_lib.discrete_bits_per_dim(elbo_v, dims))),
                               "test_rate": float(rate.mean()), "test_distortion": float(dist.mean())}})
@@ -217,10 +220,12 @@ def _rate_distortion(config, raw, run_dir, beta_one):
         if beta == 1.0 and beta_one is not None:
             rows.append({"beta": 1.0, **beta_one})
             continue
-        res, _ = _sweep(_train_config(config, "vae"), make_vae_task(model, beta=beta), raw, run_dir, f"VAE (beta={beta:g})")
+        res, _ = _sweep(_train_config(config, "vae"), make_vae_task(model, beta=beta), raw, run_dir,
+                        f"VAE (beta={beta:g})")
         rate, dist, bpd = [], [], []
         for i, g in enumerate(res.grid):
-            e, _, r, d = (np.asarray(v) for v in evaluate(_run(res, i), jax.random.fold_in(jax.random.key(int(g["seed"])), 2)))
+            e, _, r, d = (np.asarray(v) for v in evaluate(_run(res, i),
+                                                          jax.random.fold_in(jax.random.key(int(g["seed"])), 2)))
             rate.append(r.mean()), dist.append(d.mean()), bpd.append(np.mean(vae_lib.discrete_bits_per_dim(e, dims)))
         rows.append({"beta": beta, "rate": float(np.mean(rate)), "distortion": float(np.mean(dist)),
                      "elbo_bits_per_dim": float(np.mean(bpd))})
@@ -234,7 +239,8 @@ def _flow_family(config, raw, x_test_u, run_dir, num_samples):
     dims = int(np.prod(raw.input_shape))
     model = RealNVP(dim=dims, num_couplings=int(c.num_couplings), hidden_dims=tuple(c.hidden_dims),
                     logit_alpha=float(c.logit_alpha), dropout_rate=float(c.dropout_rate))
-    res, seconds = _sweep(_train_config(config, "flow"), make_flow_task(model, num_levels=levels), raw, run_dir, "RealNVP")
+    res, seconds = _sweep(_train_config(config, "flow"), make_flow_task(model, num_levels=levels), raw, run_dir,
+                          "RealNVP")
     x = jnp.asarray(x_test_u.reshape(len(x_test_u), -1))
     log_prob = jax.jit(lambda p: model.apply({"params": p}, x))
     draw = jax.jit(lambda p, k: model.apply({"params": p}, k, num_samples, method=model.sample))
@@ -413,13 +419,16 @@ def run(config, run_dir: results.RunDir) -> dict:
     conventions = {
         **trained["flow"][0].conventions,
         "data": f"{raw.name}: {len(raw.x_train)} training, {len(raw.x_test)} test images {raw.input_shape}, "
-                f"{levels} pixel levels" + (f", {config.pool}x{config.pool} average-pooled" if int(config.pool) > 1 else ""),
-        "dequantization": f"uniform, y = (k + u) / {levels}; the test images' u drawn once (key {int(config.eval_seed)}) "
+                f"{levels} pixel levels"
+                + (f", {config.pool}x{config.pool} average-pooled" if int(config.pool) > 1 else ""),
+        "dequantization": f"uniform, y = (k + u) / {levels}; the test images' u drawn once "
+                          f"(key {int(config.eval_seed)}) "
                           "and shared by every model and baseline"
                           + ("; except the score model: Gaussian, the forward kernel at its decoding time with a "
                              "per-pixel level decoder (generative.discrete_bound), one draw per test image"
                              if sc.dequantization == "gaussian" else ""),
-        "bits_per_dim": "mean over test images; upper bounds on the discrete negative log-likelihood (Theis et al. 2016); "
+        "bits_per_dim": "mean over test images; upper bounds on the discrete negative log-likelihood "
+                        "(Theis et al. 2016); "
                         "bits_per_dim_median: the median over test images (not a bound; robust to a few outliers)",
         "score": f"{sc.net} {dict(sc.net_options)}, {sc.sde} SDE, DSM {dict(sc.loss_options)}, pixels in [{sc.low:g}, "
                  f"{sc.high:g}], "
@@ -469,7 +478,9 @@ def _print_tables(h):
         nn_d = h["nearest_neighbour"][f if f != "real" else "test"]
         fd = (f"  FD {h['frechet_distance'][f]:.2f} +- {h['frechet_distance_std'][f]:.2f}  KID "
               f"{h['kernel_inception_distance'][f]:.3f}" if f in FAMILIES else
-              f"  FD train-vs-test {h['frechet_distance_train_vs_test']:.2f}, shuffled {h['frechet_distance_shuffled_test']:.2f}")
-        print(f"  {f:<6s} {c['mean_max_probability']:.3f}  {np.round(c['class_histogram'], 2).tolist()}  {nn_d:.3f}{fd}")
+              f"  FD train-vs-test {h['frechet_distance_train_vs_test']:.2f}, "
+              f"shuffled {h['frechet_distance_shuffled_test']:.2f}")
+        print(f"  {f:<6s} {c['mean_max_probability']:.3f}  "
+              f"{np.round(c['class_histogram'], 2).tolist()}  {nn_d:.3f}{fd}")
     print("per-image bits/dim max / median: " + ", ".join(f"{f} {h['max_bits_per_dim'][f]:.2f} / "
                                                           f"{h['median_bits_per_dim'][f]:.2f}" for f in FAMILIES))

@@ -24,8 +24,9 @@ structural); GD is full-batch, the others use the configured minibatch size.
 (``config.train.target_train_loss``, the engine's target stop, as in Jiang et al. 2020), so the
 solutions are compared at equal training loss — without it the λmax ranking is largely a ranking
 of final losses (the cross-entropy Hessian shrinks with the loss). ``config.train.steps`` is the
-budget; runs that do not reach the target are counted and left out of every comparison. All final solutions of an optimizer are
-measured in one vmapped program (:func:`dl_course.measures.measure_solutions`).
+budget; runs that do not reach the target are counted and left out of every comparison.
+All final solutions of an optimizer are measured in one vmapped program
+(:func:`dl_course.measures.measure_solutions`).
 
 Config: ``config.train`` is the engine's (its optimizer, options, batch size and learning rates
 are replaced by each entry of ``optimizers``); the study's keys are ``optimizers`` and ``measure``.
@@ -123,7 +124,8 @@ def run(config, run_dir: results.RunDir) -> dict:
         for i, g in enumerate(res.grid):
             div = bool(res.diverged[i])
             val = (lambda k: float("nan") if div else float(meas[k][i]))  # noqa: E731
-            rows.append({"stage": "comparison", "optimizer": name, "rule": cfg.optimizer, "options": cfg.optimizer_options.to_dict(),
+            rows.append({"stage": "comparison", "optimizer": name, "rule": cfg.optimizer,
+                         "options": cfg.optimizer_options.to_dict(),
                          "batch_size": data.n_train if cfg.batch_size == 0 else cfg.batch_size,
                          "learning_rate": g["learning_rate"], "seed": g["seed"],
                          "lambda_max": val("lambda_max"), "lambda_max_residual": val("lambda_max_residual"),
@@ -186,7 +188,8 @@ def run(config, run_dir: results.RunDir) -> dict:
             continue
         differences[name] = {}
         for j, key in enumerate(("test_accuracy", "lambda_max")):
-            d = intervals.paired_difference_ci([by_seed[name][s][j] for s in common], [by_seed[base][s][j] for s in common])
+            d = intervals.paired_difference_ci([by_seed[name][s][j] for s in common],
+                                               [by_seed[base][s][j] for s in common])
             differences[name][key] = {**d, "verdict": intervals.verdict(d)}
     within = {name: _spearman(col["test_accuracy"][ok & (col["optimizer"] == name)],
                               col["lambda_max"][ok & (col["optimizer"] == name)]) for name in config.optimizers}

@@ -191,7 +191,8 @@ def run(config, run_dir: results.RunDir) -> dict:
                "diverged": bool(res.diverged[i]) or not default["finite"],
                "final_train_loss": float(res.metrics["train_loss"][i, -1]),
                "final_test_loss": float(res.metrics["test_loss"][i, -1]),
-               "bits_per_dim": float(np.mean(bpd)), "bits_per_dim_stderr": float(np.std(bpd, ddof=1) / np.sqrt(len(bpd))),
+               "bits_per_dim": float(np.mean(bpd)),
+               "bits_per_dim_stderr": float(np.std(bpd, ddof=1) / np.sqrt(len(bpd))),
                "bits_per_dim_median": float(np.median(bpd)), "bits_per_dim_max": float(np.max(bpd)),
                "per_image_stderr_median": float(np.nanmedian(stderr)), "per_image_stderr_max": float(np.nanmax(stderr))
                if draws > 1 else None,
@@ -209,11 +210,14 @@ def run(config, run_dir: results.RunDir) -> dict:
         metrics[f"seed{g['seed']}/bits_per_dim_one_draw_per_example"] = one_draw.astype(np.float32)
         metrics[f"seed{g['seed']}/nfe_per_example"] = np.asarray(nfe).astype(np.float32)
         print(f"seed {g['seed']}: test bits/dim {row['bits_per_dim']:.3f} +- {row['bits_per_dim_stderr']:.3f} "
-              f"(median {row['bits_per_dim_median']:.3f}, max {row['bits_per_dim_max']:.3f}; {draws} draw(s) per image; "
-              f"one draw: max {row['one_draw']['max']:.3f}; mean NFE {row['mean_nfe']:.0f}, solver ok {row['ode_success']})")
+              f"(median {row['bits_per_dim_median']:.3f}, max {row['bits_per_dim_max']:.3f}; "
+              f"{draws} draw(s) per image; "
+              f"one draw: max {row['one_draw']['max']:.3f}; mean NFE {row['mean_nfe']:.0f}, "
+              f"solver ok {row['ode_success']})")
         for name, q in per_sampler.items():
             print(f"  sampler {name:<16s} NFE {q['nfe']:5.0f}: confidence {q['mean_confidence']:.3f}, Frechet "
-                  f"{q['frechet_distance']:.2f} +- {q['frechet_distance_std']:.2f} (validation {q['validation_frechet_distance']:.2f}), "
+                  f"{q['frechet_distance']:.2f} +- {q['frechet_distance_std']:.2f} "
+                  f"(validation {q['validation_frechet_distance']:.2f}), "
                   f"KID {q['kernel_inception_distance']:.3f}, class KL {q['class_histogram_kl']:.3f}")
         if i == 0:
             title = f"{config.net} on {raw.name} ({config.sampler}, NFE {default['nfe']:.0f}, EMA weights)"
@@ -290,7 +294,8 @@ def run(config, run_dir: results.RunDir) -> dict:
         "data": f"{raw.name}" + (f", central {config.crop}x{config.crop} crop" if int(config.crop) else "")
                 + f", pixels in [0, 1] rescaled to [{low:g}, {high:g}]",
         "dequantization": (f"score model: Gaussian, the VP/VE kernel at t = {eps:.4g} (std/alpha = "
-                           f"{config.decoder_ratio:g} level spacings; {draws} independent draw(s) per test image, averaged), per-pixel "
+                           f"{config.decoder_ratio:g} level spacings; {draws} independent draw(s) per test image, "
+                           "averaged), per-pixel "
                            "uniform-prior level decoder (generative.discrete_bound); trained on the grid images"
                            if gaussian else
                            f"score model: uniform, trained on {config.dequantized_copies} fixed dequantised copies")

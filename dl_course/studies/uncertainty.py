@@ -60,7 +60,8 @@ def summary_rows(members: mem.Members, metrics: dict, sets, replicates: int = 1)
 # (name, a, b, metrics): paired differences a - b over seeds (per-seed methods) or replicates (pooled)
 COMPARISONS = (("swag_vs_temp_swa", "swag", "temp_swa"), ("swag_vs_swa", "swag", "swa"),
                ("temp_swa_vs_swa", "temp_swa", "swa"), ("laplace_vs_sgd", "laplace", "sgd"),
-               ("laplace_vs_temp_scaling", "laplace", "temp_scaling"), ("multiswag_vs_ensemble", "multiswag", "ensemble"),
+               ("laplace_vs_temp_scaling", "laplace", "temp_scaling"),
+               ("multiswag_vs_ensemble", "multiswag", "ensemble"),
                ("multilaplace_vs_ensemble", "multilaplace", "ensemble"))
 COMPARED = ("nll", "ece")
 
@@ -86,8 +87,8 @@ def comparisons(values: dict, level: int) -> dict:
         out[name] = {}
         for n in _names(level):
             d = intervals.paired_difference_ci(values[a][n], values[b][n])
-            out[name][n] = {**d, "verdict": intervals.verdict(d), "a_not_worse": int(np.sum(values[a][n] <= values[b][n])),
-                            "of": len(values[a][n])}
+            out[name][n] = {**d, "verdict": intervals.verdict(d),
+                            "a_not_worse": int(np.sum(values[a][n] <= values[b][n])), "of": len(values[a][n])}
     return out
 
 
@@ -177,8 +178,9 @@ def run(config, run_dir: results.RunDir) -> dict:
         "swag_beats_temp_swa": {w: {"lower": "yes", "higher": "no, worse", "within noise": "no (within noise)"}[
             swag_t[f"{w}_nll"]["verdict"]] for w in ("clean", "level" + str(num_levels), "shift")},
         "laplace_priors": priors,
-        "laplace_target": {"clean_nll_not_worse_than_map_every_seed": priors[str(config.laplace.prior)][
-                               "seeds_not_worse_than_map"] == len(seeds) if str(config.laplace.prior) in priors else None,
+        "laplace_target": {"clean_nll_not_worse_than_map_every_seed":
+                               priors[str(config.laplace.prior)]["seeds_not_worse_than_map"] == len(seeds)
+                               if str(config.laplace.prior) in priors else None,
                            f"{level}_below_sgd": cmp["laplace_vs_sgd"][level]["verdict"] == "lower",
                            f"{level}_below_temp_scaling": cmp["laplace_vs_temp_scaling"][level]["verdict"] == "lower"},
         "confidence_minus_accuracy": signed_calibration(probs, sets.y),
@@ -196,9 +198,10 @@ def run(config, run_dir: results.RunDir) -> dict:
                    "probs_npz": "probs_<method>: float32 model-average probabilities on the clean test set, "
                                 "[n_seeds or 1 (pooled), n_test, n_classes], seeds in the order of headline.seeds "
                                 "(also saved as 'seeds')"}
-    conventions["error_bars"] = ("95% Student-t intervals (dl_course.measures.intervals) over seeds for per-seed methods "
-                                 "and over the independent replicates for pooled ones; comparisons: paired differences "
-                                 "a - b over the same seeds / replicates; 'within noise' when the CI contains 0")
+    conventions["error_bars"] = ("95% Student-t intervals (dl_course.measures.intervals) over seeds for per-seed "
+                                 "methods and over the independent replicates for pooled ones; comparisons: paired "
+                                 "differences a - b over the same seeds / replicates; 'within noise' when the CI "
+                                 "contains 0")
     results.write_results(run_dir, config, "uncertainty", conventions, summary_rows(members, metrics, sets, replicates),
                           headline,
                           {"y_test": sets.y, "seeds": np.asarray(seeds),

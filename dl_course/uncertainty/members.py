@@ -64,8 +64,8 @@ from dl_course.uncertainty.predictive import Predictive
 from dl_course.uncertainty.swag import swag_hook
 from dl_course.uncertainty.temperature import fit_temperature
 
-METHODS = ("sgd", "temp_scaling", "swa", "temp_swa", "swag_diag", "swag", "multiswag", "ensemble", "mc_dropout", "laplace",
-           "multilaplace")
+METHODS = ("sgd", "temp_scaling", "swa", "temp_swa", "swag_diag", "swag", "multiswag", "ensemble", "mc_dropout",
+           "laplace", "multilaplace")
 POOLED = ("multiswag", "ensemble", "multilaplace")
 PRIORS = ("evidence", "validation", "fixed")
 TEMPERED = {"temp_scaling": "sgd", "temp_swa": "swa"}  # method -> the predictive its temperature divides

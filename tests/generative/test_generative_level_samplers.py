@@ -39,7 +39,8 @@ def test_tweedie_step_is_the_exact_posterior_mean_of_a_gaussian_mixture():
     with jax.enable_x64(True):
         sde = VPSDE()
         covs = np.array([[[0.3, 0.1], [0.1, 0.2]], [[0.05, 0.0], [0.0, 0.4]], [[0.2, -0.15], [-0.15, 0.2]]])
-        mix = GaussianMixture.from_covs(np.array([0.5, 0.3, 0.2]), np.array([[1.0, 0.0], [-1.0, 1.0], [0.0, -1.5]]), covs)
+        mix = GaussianMixture.from_covs(np.array([0.5, 0.3, 0.2]),
+                                        np.array([[1.0, 0.0], [-1.0, 1.0], [0.0, -1.5]]), covs)
         x = jax.random.normal(jax.random.key(0), (64, 2), jnp.float64) * 1.5
         for t in (0.01, 0.2, 0.7):
             got = np.asarray(tweedie_denoise(sde, mix.score_fn(sde), x, t))
@@ -64,7 +65,8 @@ def test_level_sampler_denoising_step_is_the_posterior_mean_of_the_levels():
         alpha, std = (float(v) for v in sde.marginal_coeffs(jnp.asarray(stop)))
         z = jax.random.normal(jax.random.key(1), (32, 6), jnp.float64)
         levels = np.linspace(-1.0, 1.0, 5)
-        logw = np.log(np.asarray(lm.base.weights))[None] - 0.5 * ((np.asarray(z)[..., None] - alpha * levels) / std) ** 2
+        logw = (np.log(np.asarray(lm.base.weights))[None]
+                - 0.5 * ((np.asarray(z)[..., None] - alpha * levels) / std) ** 2)
         post = np.exp(logw - logw.max(-1, keepdims=True))
         exact = np.sum(post / post.sum(-1, keepdims=True) * levels, -1)
         got = np.asarray(tweedie_denoise(sde, lm.score_fn(None), z, stop))

@@ -49,8 +49,9 @@ def test_double_descent_peaks_at_the_interpolation_threshold(tmp_path):
     under 10 here): the argmax cannot move to p = n/2 or 2n by noise of two feature draws."""
     out, s = _run("double_descent", [
         "--config.train.dataset_options.num_train=64", "--config.train.steps=4", "--config.train.eval_every=2",
-        "--config.train.seeds=[0]", "--config.rf.feature_ratios=[0.25, 0.5, 1.0, 2.0, 8.0]", "--config.rf.seeds=[0, 1, 2]",
-        "--config.rf.block=16", "--config.widths=[4]", "--config.label_noise=[0.0]"], tmp_path)
+        "--config.train.seeds=[0]", "--config.rf.feature_ratios=[0.25, 0.5, 1.0, 2.0, 8.0]",
+        "--config.rf.seeds=[0, 1, 2]", "--config.rf.block=16", "--config.widths=[4]",
+        "--config.label_noise=[0.0]"], tmp_path)
     h = s["headline"]
     assert h["n_train"] == 64
     assert h["peak_num_features"] == h["peak_num_features_zero_one"] == h["coef_norm_peak_num_features"] == 64

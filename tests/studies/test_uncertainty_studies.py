@@ -91,13 +91,14 @@ def test_uncertainty_study_reports_every_method_and_its_saved_probs_reproduce_th
         # MultiLaplace is the equal-weight mixture of the two seeds' Laplace predictives, exactly
         # (float32 softmaxes averaged in log space: ~1e-7).
         for r in range(2):
-            np.testing.assert_allclose(f["probs_multilaplace"][r], f["probs_laplace"][2 * r:2 * r + 2].mean(0), atol=2e-6)
+            np.testing.assert_allclose(f["probs_multilaplace"][r], f["probs_laplace"][2 * r:2 * r + 2].mean(0),
+                                       atol=2e-6)
         # The probit predictive softmax(mu_k / sqrt(1 + pi S_kk / 8)) shrinks the MAP's logits by
         # the linearized network's variance: per seed, its mean confidence on the clean test set is
         # below the MAP network's (measured 0.0024, 0.0095, ... and 0.0008 below for seeds 0, 1, 3 at
         # this size, where the MAP's mean confidence is only 0.14-0.24; the 3e-4 margin is 2.7x below
-        # the smallest gap and far above float32 noise; a predictive that ignored the posterior, e.g. --config.laplace.prior=
-        # fixed with prior_precision 1e8, equals the MAP and fails), and its NLL is finite.
+        # the smallest gap and far above float32 noise; a predictive that ignored the posterior,
+        # e.g. --config.laplace.prior=fixed with prior_precision 1e8, equals the MAP and fails), and its NLL is finite.
         for i in range(4):
             assert f["probs_laplace"][i].max(-1).mean() < f["probs_sgd"][i].max(-1).mean() - 3e-4, i
             assert np.isfinite(clean[("laplace", i, i // 2)]["nll"])
@@ -105,7 +106,8 @@ def test_uncertainty_study_reports_every_method_and_its_saved_probs_reproduce_th
     # The pooled predictives average probabilities over members: by Jensen's inequality
     # -log((1/M) sum_m p_m) <= (1/M) sum_m -log p_m, strictly when the members disagree (two seeds
     # of a 20-step network always do), at every shift level. The ensemble pools the SGD members,
-    # MultiSWAG the SWAG members, MultiLaplace the Laplace members; a pooling that drops, duplicates or misaligns members breaks it.
+    # MultiSWAG the SWAG members, MultiLaplace the Laplace members; a pooling that drops, duplicates or
+    # misaligns members breaks it.
     for level in range(6):
         at = {(r["method"], r["seed"], r["replicate"], r["corruption"]): r["nll"] for r in rows
               if r["shift_level"] == level}
@@ -204,13 +206,14 @@ def test_digits_corruptions_keep_level_zero_and_grow():
 
 
 def test_swag_schedule_and_bad_input_raise_config_errors(tmp_path):
-    assert unc.swag_schedule(100, 10, 200, start_fraction=0.5, collect_every=0, num_deviations=5) == {"start_step": 50, "collect_every": 20, "num_snapshots": 3,
-                                         "num_deviations": 5, "steps_per_epoch": 20}
+    assert unc.swag_schedule(100, 10, 200, start_fraction=0.5, collect_every=0, num_deviations=5) == {
+        "start_step": 50, "collect_every": 20, "num_snapshots": 3, "num_deviations": 5, "steps_per_epoch": 20}
     with pytest.raises(ConfigError, match="need >= 2"):
         unc.swag_schedule(100, 10, 200, start_fraction=0.9, collect_every=0, num_deviations=5)
     with pytest.raises(ConfigError, match="one learning rate"):
-        cli.run_study("uncertainty", TINY_TRAINING + ["--config.train.learning_rates=[0.1, 0.2]", "--config.replicates=1",
-                                                      "--config.train.dataset=digits"], workdir=str(tmp_path / "a"))
+        cli.run_study("uncertainty", TINY_TRAINING + ["--config.train.learning_rates=[0.1, 0.2]",
+                                                      "--config.replicates=1", "--config.train.dataset=digits"],
+                      workdir=str(tmp_path / "a"))
     with pytest.raises(ConfigError, match="replicates 3 must be >= 1 and divide the number of seeds"):
         cli.run_study("uncertainty", TINY_TRAINING, workdir=str(tmp_path / "e"))  # 2 seeds, 3 replicates
     with pytest.raises(ConfigError, match="unknown mnist1d corruptions"):
