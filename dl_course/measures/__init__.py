@@ -207,6 +207,7 @@ from dl_course.measures.ranking_ci import (
     cluster_resamples,
     paired_differences,
     replicate_tau,
+    spearman_with_ci,
     split_half_tau,
 )
 from dl_course.measures.sgd_flows import SGDOrderResult, sgd_backward_error
@@ -291,7 +292,8 @@ __all__ = [  # the public names, re-exported from the modules above
     "psi_by_axis", "random_direction", "replicate_tau", "residual_norm", "ritz_vectors", "robust_sign_error",
     "sam_sharpness", "sdcp_residuals", "sgd_backward_error", "sgd_epoch", "sgd_modified_loss",
     "sgd_modified_loss_terms", "sharpness_along", "sharpness_alpha", "sharpness_tracker", "slice_1d", "slice_2d",
-    "slq", "solve_sdcp", "spectral_complexity", "spectral_density", "split_half_tau", "stack_directions",
+    "slq", "solve_sdcp", "spectral_complexity", "spectral_density", "spearman_with_ci", "split_half_tau",
+    "stack_directions",
     "steps_to_fit", "sym_to_vec", "third_derivative_terms", "time_average", "top_eigenvalues", "vec_to_sym",
     "vmapped_generalization_measures", "worst_case_increase", "xtrace", "xtrace_estimate",
 ]

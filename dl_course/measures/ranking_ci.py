@@ -132,3 +132,22 @@ def replicate_tau(gap: np.ndarray, hparams: Hparams, seed_key: str) -> dict:
         counts[f"{s}-{t}"] = len(common)
     return {"mean": float(np.mean(list(taus.values()))) if taus else float("nan"), "by_pair": taus,
             "settings": counts}
+
+
+def spearman_with_ci(x, y, confidence: float = 0.95, seed: int = 0, num_resamples: int = 2000) -> dict:
+    """Spearman's ρ between ``x`` and ``y`` over their finite pairs, with a percentile bootstrap CI
+    resampling the pairs (runs); resamples where ρ is undefined (a constant resample) are left out
+    and counted (``undefined_resamples``). Fewer than 4 pairs give nan.
+    ``{"estimate", "ci": [low, high], "num_runs", "undefined_resamples"}``."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    x, y = x[ok], y[ok]
+    if x.size < 4:
+        return {"estimate": float("nan"), "ci": [float("nan")] * 2, "num_runs": int(x.size), "undefined_resamples": 0}
+    idx = np.random.default_rng(seed).integers(0, x.size, size=(num_resamples, x.size))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho = np.asarray([stats.spearmanr(x[i], y[i]).statistic if np.ptp(x[i]) > 0 and np.ptp(y[i]) > 0
+                          else np.nan for i in idx])
+    defined = rho[np.isfinite(rho)]
+    return {"estimate": float(stats.spearmanr(x, y).statistic), "ci": _interval(defined, confidence),
+            "num_runs": int(x.size), "undefined_resamples": int(rho.size - defined.size)}

@@ -38,6 +38,7 @@ import numpy as np
 from scipy import stats
 
 from dl_course import measures, results
+from dl_course.measures.ranking_ci import spearman_with_ci
 from dl_course.plotting.scatter import rank_correlations
 from dl_course.train import sweep
 from dl_course.train.build import load_data, make_model
@@ -51,20 +52,6 @@ def steps_for(batch_size: int, n_train: int, epochs: int, min_steps: int, eval_e
     per_epoch = 1 if batch_size in (0, n_train) else n_train // batch_size
     steps = max(int(epochs) * per_epoch, int(min_steps))
     return -(-steps // int(eval_every)) * int(eval_every)
-
-
-def spearman_with_ci(x, y, confidence: float = 0.95, seed: int = 0) -> dict:
-    """Spearman's ρ of the finite pairs with a percentile bootstrap CI over runs
-    (``scipy.stats.bootstrap``, paired, 2000 resamples)."""
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    ok = np.isfinite(x) & np.isfinite(y)
-    if ok.sum() < 4:
-        return {"estimate": float("nan"), "ci": [float("nan")] * 2, "num_runs": int(ok.sum())}
-    ci = stats.bootstrap((x[ok], y[ok]), lambda a, b: stats.spearmanr(a, b).statistic, paired=True, vectorized=False,
-                         n_resamples=2000, method="percentile", confidence_level=confidence,
-                         random_state=seed).confidence_interval
-    return {"estimate": float(stats.spearmanr(x[ok], y[ok]).statistic), "ci": [float(ci.low), float(ci.high)],
-            "num_runs": int(ok.sum())}
 
 
 def paired_batch_effect(rows: list[dict], small: int, large: int, key: str, log: bool,

@@ -30,9 +30,6 @@ with the diffused per-pixel histogram as base score), ``make_vae_task`` (the bet
 
 from __future__ import annotations
 
-import copy
-import time
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -40,10 +37,7 @@ import numpy as np
 from dl_course import data as data_lib
 from dl_course import results
 from dl_course.generative import (
-    VAE,
-    RealNVP,
     baseline_bits_per_dim,
-    bits_per_dim,
     dequantize,
     dequantized_task,
     ema_hook,
@@ -51,14 +45,19 @@ from dl_course.generative import (
     fit_digits_classifier,
     get_score_net,
     get_sde,
-    iwae_bound,
     label_statistics,
-    make_flow_task,
     make_task,
-    make_vae_task,
     nearest_neighbour_distances,
 )
-from dl_course.generative import vae as vae_lib
+from dl_course.generative.family_fits import (
+    family_train_config,
+    flow_family,
+    images01,
+    pooled_levels,
+    rate_distortion,
+    timed_sweep,
+    vae_family,
+)
 from dl_course.generative.feature_scores import (
     fit_feature_net,
     reference_distances,
@@ -71,38 +70,8 @@ from dl_course.plotting.generative_families import (
     family_samples_figure,
     rate_distortion_figure,
 )
-from dl_course.train import sweep
 
 FAMILIES = ("score", "vae", "flow")
-
-
-def _train_config(config, family: str):
-    """``config.train`` with the family's learning rate and number of steps (0: the shared one)."""
-    t = copy.deepcopy(config.train)
-    f = config[family]
-    t.learning_rates = [float(f.learning_rate)]
-    if int(f.steps) > 0:
-        t.steps = int(f.steps)
-        t.eval_every = min(int(t.eval_every), int(f.steps))
-    return t
-
-
-def _run(res, i):
-    return jax.tree.map(lambda a: jnp.asarray(a[i]), res.params)
-
-
-def _sweep(t, task, data, run_dir, name, hooks=None):
-    start = time.perf_counter()
-    res = sweep(t, task=task, data=data, hooks=hooks, progress=True)
-    seconds = time.perf_counter() - start
-    print(f"{name}: {len(res.grid)} run(s), {t.steps} steps, final train loss "
-          f"{np.round(res.metrics['train_loss'][:, -1], 4).tolist()}, {seconds:.0f}s", flush=True)
-    return res, seconds
-
-
-def _images01(x, low, high):
-    """Model-scale images back to ``[0, 1]``, clipped (the classifier's and the grids' scale)."""
-    return np.clip((np.asarray(x, np.float64) - low) / (high - low), 0.0, 1.0)
 
 
 def _score_family(config, raw, x_test_u, run_dir, shape):
@@ -131,7 +100,7 @@ def _score_family(config, raw, x_test_u, run_dir, shape):
     else:
         task = dequantized_task(make_task(model, sde, **loss_options), levels, low, high)
     hooks = {"ema": ema_hook(float(c.ema_decay))} if float(c.ema_decay) > 0 else None
-    res, seconds = _sweep(_train_config(config, "score"), task, data, run_dir, "score model", hooks)
+    res, seconds = timed_sweep(family_train_config(config, "score"), task, data, run_dir, "score model", hooks)
     stacked = ema_params(res.state.extras["ema"]) if hooks else res.params
     x_eval = jnp.asarray(low + (high - low) * x_test_u)           # the same points, in the model's scale
     x_grid = jnp.asarray(data.x_test)
@@ -156,7 +125,7 @@ def _score_family(config, raw, x_test_u, run_dir, shape):
         k_l, k_s = jax.random.split(jax.random.fold_in(jax.random.key(int(g["seed"])), 1))
         bpd, stderr, one_draw, nfe, ok = (np.asarray(v) for v in bpd_of(params, k_l))
         xs, sample_nfe = samples_of(params, k_s)
-        out.append({"bpd": bpd, "stderr": stderr, "one_draw": one_draw, "samples": _images01(xs, low, high),
+        out.append({"bpd": bpd, "stderr": stderr, "one_draw": one_draw, "samples": images01(xs, low, high),
                     "extra": {"nfe_mean": float(nfe.mean()), "nfe_max": int(nfe.max()),
                               "solver_success": bool(ok.all()),
                               "sample_nfe": float(sample_nfe), "bound_draws": draws,
@@ -164,107 +133,6 @@ def _score_family(config, raw, x_test_u, run_dir, shape):
                               "per_image_stderr_max": float(np.nanmax(stderr)) if draws > 1 else None,
                               "one_draw_bits_per_dim_max": float(one_draw.max())}})
     return res, seconds, out
-
-
-def _vae_model(config, raw):
-    c = config.vae
-    return VAE(dim=int(np.prod(raw.input_shape)), latent_dim=int(c.latent_dim), hidden_dims=tuple(c.hidden_dims),
-               decoder="categorical", num_levels=int(config.num_levels), low=0.0, high=1.0,
-               dropout_rate=float(c.dropout_rate))
-
-
-def _vae_evaluator(config, model, x_test):
-    """Jitted ``(params, key) -> (ELBO, IWAE-k, rate, distortion)`` per test example (nats); the ELBO,
-    rate and distortion averaged over ``elbo_samples`` reparameterised draws."""
-    c = config.vae
-    x = jnp.asarray(x_test)
-
-    @jax.jit
-    def evaluate(params, key):
-        k_e, k_i = jax.random.split(key)
-        rec, kl = jax.vmap(lambda k: vae_lib.elbo_terms(model, params, x, k))(
-            jax.random.split(k_e, int(c.elbo_samples)))
-        rec, kl = rec.mean(0), kl.mean(0)
-        return rec - kl, iwae_bound(model, params, x, k_i, int(c.iwae_samples)), kl, -rec
-
-    return evaluate
-
-
-def _vae_family(config, raw, run_dir, num_samples):
-    """Train the beta = 1 VAE; per run: ELBO and IWAE-k bits/dim of the (discrete) test images, samples
-    (the decoder's mean image of prior draws)."""
-    model = _vae_model(config, raw)
-    res, seconds = _sweep(_train_config(config, "vae"), make_vae_task(model, beta=1.0), raw, run_dir, "VAE (beta=1)")
-    evaluate = _vae_evaluator(config, model, raw.x_test)
-    dims = int(np.prod(raw.input_shape))
-    out = []
-    for i, g in enumerate(res.grid):
-        k_e, k_s = jax.random.split(jax.random.fold_in(jax.random.key(int(g["seed"])), 2))
-        elbo_v, iwae_v, rate, dist = (np.asarray(v) for v in evaluate(_run(res, i), k_e))
-        xs = np.asarray(vae_lib.sample(model, _run(res, i), k_s, num_samples, mean=True)).reshape(
-            (-1,) + raw.input_shape)
-        out.append({"bpd": np.asarray(vae_lib.discrete_bits_per_dim(iwae_v, dims)), "samples": np.clip(xs, 0, 1),
-                    "extra": {"elbo_bits_per_dim": float(np.mean(vae_lib.discrete_bits_per_dim(elbo_v, dims))),
-                              "test_rate": float(rate.mean()), "test_distortion": float(dist.mean())}})
-    return res, seconds, out, evaluate
-
-
-def _rate_distortion(config, raw, run_dir, beta_one):
-    """One VAE sweep per beta (static in the Task); test rate and distortion (nats, mean over seeds)
-    and the beta = 1 ELBO in bits/dim. ``beta_one`` (the main VAE's numbers) is reused for beta = 1."""
-    model = _vae_model(config, raw)
-    evaluate = _vae_evaluator(config, model, raw.x_test)
-    dims = int(np.prod(raw.input_shape))
-    rows = []
-    for beta in [float(b) for b in config.betas]:
-        if beta == 1.0 and beta_one is not None:
-            rows.append({"beta": 1.0, **beta_one})
-            continue
-        res, _ = _sweep(_train_config(config, "vae"), make_vae_task(model, beta=beta), raw, run_dir,
-                        f"VAE (beta={beta:g})")
-        rate, dist, bpd = [], [], []
-        for i, g in enumerate(res.grid):
-            e, _, r, d = (np.asarray(v) for v in evaluate(_run(res, i),
-                                                          jax.random.fold_in(jax.random.key(int(g["seed"])), 2)))
-            rate.append(r.mean()), dist.append(d.mean()), bpd.append(np.mean(vae_lib.discrete_bits_per_dim(e, dims)))
-        rows.append({"beta": beta, "rate": float(np.mean(rate)), "distortion": float(np.mean(dist)),
-                     "elbo_bits_per_dim": float(np.mean(bpd))})
-    return rows
-
-
-def _flow_family(config, raw, x_test_u, run_dir, num_samples):
-    """Train RealNVP on freshly dequantised batches; per run: exact bits/dim of the dequantised test
-    images, samples clipped to ``[0, 1]``."""
-    c, levels = config.flow, int(config.num_levels)
-    dims = int(np.prod(raw.input_shape))
-    model = RealNVP(dim=dims, num_couplings=int(c.num_couplings), hidden_dims=tuple(c.hidden_dims),
-                    logit_alpha=float(c.logit_alpha), dropout_rate=float(c.dropout_rate))
-    res, seconds = _sweep(_train_config(config, "flow"), make_flow_task(model, num_levels=levels), raw, run_dir,
-                          "RealNVP")
-    x = jnp.asarray(x_test_u.reshape(len(x_test_u), -1))
-    log_prob = jax.jit(lambda p: model.apply({"params": p}, x))
-    draw = jax.jit(lambda p, k: model.apply({"params": p}, k, num_samples, method=model.sample))
-    out = []
-    for i, g in enumerate(res.grid):
-        bpd = np.asarray(bits_per_dim(log_prob(_run(res, i)), dims, levels))
-        xs = np.asarray(draw(_run(res, i), jax.random.fold_in(jax.random.key(int(g["seed"])), 3)))
-        out.append({"bpd": bpd, "samples": _images01(xs, 0.0, 1.0).reshape((-1,) + raw.input_shape)})
-    return res, seconds, out
-
-
-def _pooled(raw, factor: int, levels: int):
-    """Images average-pooled over ``factor x factor`` blocks and put back on the ``K``-level grid
-    ``round(mean (K - 1)) / (K - 1)`` (a smaller version of the same digits; ``factor = 1``: unchanged)."""
-    if factor == 1:
-        return raw
-
-    def pool(x):
-        n, h, w, c = x.shape
-        y = x.reshape(n, h // factor, factor, w // factor, factor, c).mean((2, 4))
-        return np.round(y * (levels - 1)) / (levels - 1)
-
-    return data_lib.make_dataset(pool(raw.x_train), raw.y_train, pool(raw.x_test), raw.y_test, raw.num_classes,
-                                 raw.name, {**raw.info, "pooled": factor})
 
 
 def run(config, run_dir: results.RunDir) -> dict:
@@ -276,7 +144,7 @@ def run(config, run_dir: results.RunDir) -> dict:
     if raw.x_train.ndim != 4:
         raise ValueError(f"generative_models expects image data [n, H, W, C]; {raw.name} has {raw.x_train.shape}")
     n_eval = int(config.bpd_examples) or len(raw.x_test)
-    raw = _pooled(data_lib.make_dataset(raw.x_train, raw.y_train, raw.x_test[:n_eval], raw.y_test[:n_eval],
+    raw = pooled_levels(data_lib.make_dataset(raw.x_train, raw.y_train, raw.x_test[:n_eval], raw.y_test[:n_eval],
                                         raw.num_classes, raw.name, raw.info), int(config.pool), levels)
     dims = int(np.prod(raw.input_shape))
     k_test, k_train = jax.random.split(jax.random.key(int(config.eval_seed)))
@@ -289,8 +157,8 @@ def run(config, run_dir: results.RunDir) -> dict:
     shape = (num_samples,) + raw.input_shape
 
     trained = {"score": _score_family(config, raw, x_test_u, run_dir, shape),
-               "vae": _vae_family(config, raw, run_dir, num_samples),
-               "flow": _flow_family(config, raw, x_test_u, run_dir, num_samples)}
+               "vae": vae_family(config, raw, run_dir, num_samples),
+               "flow": flow_family(config, raw, x_test_u, run_dir, num_samples)}
 
     clf = fit_digits_classifier(raw.x_train, raw.y_train, raw.x_test, raw.y_test)
     feature_net = fit_feature_net(raw.x_train, raw.y_train, raw.x_test, raw.y_test,
@@ -333,7 +201,7 @@ def run(config, run_dir: results.RunDir) -> dict:
     beta_one = {"rate": float(np.mean([r["test_rate"] for r in vae_rows])),
                 "distortion": float(np.mean([r["test_distortion"] for r in vae_rows])),
                 "elbo_bits_per_dim": float(np.mean([r["elbo_bits_per_dim"] for r in vae_rows]))}
-    rd = _rate_distortion(config, raw, run_dir, beta_one)
+    rd = rate_distortion(config, raw, run_dir, beta_one)
     for row in rd:
         print(f"beta {row['beta']:g}: rate {row['rate']:.2f} nats, distortion {row['distortion']:.2f} nats, "
               f"ELBO {row['elbo_bits_per_dim']:.3f} bits/dim", flush=True)

@@ -28,6 +28,7 @@ from scipy import stats
 
 from dl_course import results
 from dl_course.measures import hessian_eigenpairs, hessian_trace
+from dl_course.measures.ranking_ci import spearman_with_ci
 from dl_course.plotting.calibration import sharpness_scatter_figure
 from dl_course.plotting.scatter import rank_correlations
 from dl_course.train import sweep
@@ -145,7 +146,11 @@ def run(config, run_dir: results.RunDir) -> dict:
     run_dir.figure("sharpness_vs_calibration.png", sharpness_scatter_figure(
         included(rows), MEASURES, OUTCOMES + (f"auroc_{next(iter(sets))}", "final_train_loss"),
         LABELS, title))
-    headline = {"rank_correlations": corr, "within_lr_kendall_tau": within, "num_runs": len(rows),
+    ok_rows = included(rows)
+    spearman_ci = {m: {o: spearman_with_ci([r[m] for r in ok_rows], [r[o] for r in ok_rows])
+                       for o in ("ece", "nll", "final_train_loss")} for m in MEASURES}
+    headline = {"rank_correlations": corr, "spearman_ci": spearman_ci, "within_lr_kendall_tau": within,
+                "num_runs": len(rows),
                 "num_diverged": int(res.diverged.sum()), "num_included": len(included(rows)),
                 "max_lambda_max_rel_residual": float(np.nanmax(curv["lambda_max_rel_residual"])),
                 "seconds": res.timing["total_s"]}

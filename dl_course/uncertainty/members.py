@@ -52,16 +52,12 @@ from dl_course.train.config import ConfigError
 from dl_course.uncertainty import calibration
 from dl_course.uncertainty import ood as ood_lib
 from dl_course.uncertainty.bma import swag_predictive
-from dl_course.uncertainty.laplace import (
-    STRUCTURES,
-    fit_laplace,
-    optimize_prior_precision,
-)
+from dl_course.uncertainty.laplace import STRUCTURES, fit_laplace, optimize_prior_precision
 from dl_course.uncertainty.laplace_predictives import METHODS as LAPLACE_PREDICTIVES
 from dl_course.uncertainty.laplace_predictives import laplace_predictive, validation_nll
 from dl_course.uncertainty.mc_dropout import mc_dropout_predict
 from dl_course.uncertainty.predictive import Predictive
-from dl_course.uncertainty.swag import swag_hook
+from dl_course.uncertainty.swag import swag_hook, swag_schedule
 from dl_course.uncertainty.temperature import fit_temperature
 
 METHODS = ("sgd", "temp_scaling", "swa", "temp_swa", "swag_diag", "swag", "multiswag", "ensemble", "mc_dropout",
@@ -107,25 +103,6 @@ def replicate_groups(seeds, replicates: int) -> list[list[int]]:
         raise ConfigError(f"replicates {replicates} must be >= 1 and divide the number of seeds ({len(seeds)})")
     m = len(seeds) // r
     return [seeds[i * m:(i + 1) * m] for i in range(r)]
-
-
-def swag_schedule(steps: int, batch_size: int, n_train: int, *, start_fraction: float, collect_every: int = 0,
-                  num_deviations: int = 20) -> dict:
-    """When SWAG collects: from step ``round(start_fraction · steps)`` every ``collect_every`` steps
-    (0 = once per epoch of ``n_train // batch_size`` steps, as Maddox et al.); raises
-    ``ConfigError`` if fewer than 2 snapshots fit."""
-    steps, bs = int(steps), int(batch_size)
-    per_epoch = 1 if bs == 0 else max(1, n_train // bs)
-    every = int(collect_every) or per_epoch
-    start = int(round(float(start_fraction) * steps))
-    if not 0 < start <= steps:
-        raise ConfigError(f"swag.start_fraction {start_fraction} must be in (0, 1]")
-    num = (steps - start) // every + 1
-    if num < 2:
-        raise ConfigError(f"SWAG would collect {num} snapshot(s) (steps {steps}, start {start}, "
-                          f"every {every}); need >= 2")
-    return {"start_step": start, "collect_every": every, "num_snapshots": num,
-            "num_deviations": int(num_deviations), "steps_per_epoch": per_epoch}
 
 
 class Members(NamedTuple):

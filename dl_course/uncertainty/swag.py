@@ -36,6 +36,7 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
+from dl_course.errors import ConfigError
 from dl_course.train.hooks import Hook, HookContext
 
 DEFAULT_SCALES = {"swa": 0.0, "swag_diag": 1.0, "swag": 0.5}
@@ -238,3 +239,22 @@ def dense_covariance(state: SWAGState, method: str = "swag", scale: float | None
         denom = jnp.maximum(num_collected_deviations(state) - 1, 1).astype(d.dtype)
         cov = cov + d.T @ d / denom
     return scale * cov
+
+
+def swag_schedule(steps: int, batch_size: int, n_train: int, *, start_fraction: float, collect_every: int = 0,
+                  num_deviations: int = 20) -> dict:
+    """When SWAG collects: from step ``round(start_fraction · steps)`` every ``collect_every`` steps
+    (0 = once per epoch of ``n_train // batch_size`` steps, as Maddox et al.); raises
+    ``ConfigError`` if fewer than 2 snapshots fit."""
+    steps, bs = int(steps), int(batch_size)
+    per_epoch = 1 if bs == 0 else max(1, n_train // bs)
+    every = int(collect_every) or per_epoch
+    start = int(round(float(start_fraction) * steps))
+    if not 0 < start <= steps:
+        raise ConfigError(f"swag.start_fraction {start_fraction} must be in (0, 1]")
+    num = (steps - start) // every + 1
+    if num < 2:
+        raise ConfigError(f"SWAG would collect {num} snapshot(s) (steps {steps}, start {start}, "
+                          f"every {every}); need >= 2")
+    return {"start_step": start, "collect_every": every, "num_snapshots": num,
+            "num_deviations": int(num_deviations), "steps_per_epoch": per_epoch}

@@ -84,3 +84,15 @@ def test_noise_ceilings():
     noisy = true_gap + 0.2 * rng.standard_normal(len(grid))
     rep = M.replicate_tau(noisy, grid, "seed")
     assert set(rep["by_pair"]) == {"0-1", "0-2", "1-2"} and rep["settings"]["0-1"] == 30 and rep["mean"] < 0.5
+
+
+def test_spearman_interval_matches_scipy_bootstrap():
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal(64)
+    y = x + rng.standard_normal(64)
+    ours = M.spearman_with_ci(x, y, num_resamples=1000)
+    ref = stats.bootstrap((x, y), lambda a, b: stats.spearmanr(a, b).statistic, paired=True, vectorized=False,
+                          n_resamples=1000, method="percentile", random_state=1).confidence_interval
+    np.testing.assert_allclose(ours["ci"], [ref.low, ref.high], atol=0.04)
+    assert ours["estimate"] == stats.spearmanr(x, y).statistic and ours["undefined_resamples"] == 0
+    assert np.isnan(M.spearman_with_ci([1.0, 2.0, 3.0], [1.0, 2.0, 3.0])["estimate"])

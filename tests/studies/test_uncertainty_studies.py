@@ -174,14 +174,15 @@ def test_sharpness_vs_calibration_at_one_train_loss_larger_learning_rates_end_fl
     rows, h = summary["runs"], summary["headline"]
     assert len(rows) == 4 and all(r["converged"] for r in rows) and h["num_converged"] == 4
     for r in rows:
-        # Frozen at the first evaluation at or below the target: a multiple of eval_every, and the
-        # final (frozen) train loss is <= 0.5 (float32 loss of the same parameters: exact).
-        assert r["steps_to_target"] % 20 == 0 and 0 < r["steps_to_target"] <= 600
-        assert r["final_train_loss"] <= 0.5
+        # The engine's exact stop: frozen at the first step at or below the target, the final train
+        # loss within 2% below it.
+        assert 0 < r["steps_to_target"] <= 600
+        assert 0.98 * 0.5 <= r["final_train_loss"] <= 0.5
     small, large = ([r for r in rows if r["learning_rate"] == lr] for lr in (0.03, 0.3))
     assert max(r["steps_to_target"] for r in large) < min(r["steps_to_target"] for r in small)
     assert max(r["lambda_max"] for r in large) < min(r["lambda_max"] for r in small)
     assert h["mean_steps_to_target_by_lr"] == [np.mean([r["steps_to_target"] for r in g]) for g in (small, large)]
+    assert set(h["spearman_ci"]["lambda_max"]) >= {"ece", "nll", "final_train_loss"}
     corr = h["rank_correlations"]
     for m in ("lambda_max", "hessian_trace"):
         for o in ("ece", "nll", "final_train_loss", "auroc_held_out_classes"):
