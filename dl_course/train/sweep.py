@@ -120,7 +120,11 @@ def _programs(prog, n_int: int, vmapped: bool, shard_runs=None):
         return stop_at_target(state, m, targets), m
 
     def finish(state, data, targets):  # the exact stop of pending runs, then their evaluation
-        return evaluate(prog, replay_to_target(prog, state, data, targets), data)
+        replayed = replay_to_target(prog, state, data, targets)
+        evaluated, metrics = evaluate(prog, replayed, data)
+        # hooks' on_eval advances only the replayed runs' state; the others keep theirs untouched
+        extras = jax.tree.map(lambda e, r: jnp.where(state.pending, e, r), evaluated.extras, replayed.extras)
+        return evaluated._replace(extras=extras), metrics
 
     chunk = functools.partial(run_chunk, prog, n_int)
     if not vmapped:
