@@ -133,10 +133,10 @@ def augmented_loss(loss: Callable, augmentation: Augmentation) -> Callable:
     are on un-augmented data. Use as ``task._replace(loss=augmented_loss(task.loss, aug))``.
     """
 
-    def wrapped(params, model_state, batch, key, train):
+    def wrapped(params, model_state, batch, key, train, **model_kwargs):
         if train:
             k_aug, key = jax.random.split(key)
             batch = {**batch, "x": augmentation(k_aug, batch["x"])}
-        return loss(params, model_state, batch, key, train)
+        return loss(params, model_state, batch, key, train, **model_kwargs)
 
     return wrapped

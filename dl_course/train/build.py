@@ -3,6 +3,7 @@ compilation, and raises ``ConfigError`` with one line naming the problem and the
 
 from __future__ import annotations
 
+import inspect
 import numbers
 
 import jax
@@ -121,6 +122,11 @@ def build_program(config, data: data_lib.Dataset, task: Task | None, hooks: dict
     clash = set(grid_keys) & set(opt_options)
     if clash:
         raise ConfigError(f"{sorted(clash)} given both as optimizer_options and as a grid axis; keep one")
+    if "dropout_rate" in grid_keys:
+        call = type(make_model(config, data)).__call__ if task is None else None
+        if call is None or "dropout_rate" not in inspect.signature(call).parameters:
+            raise ConfigError(f"cannot sweep dropout_rate with model {config.model!r}" + (
+                " and a given Task" if task is not None else "") + "; models taking a traced dropout rate: mlp")
     if "random_label_fraction" in grid_keys and data.num_classes == 0:
         raise ConfigError("random_label_fraction needs a classification dataset")
     steps, every = int(config.steps), int(config.eval_every)

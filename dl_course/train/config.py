@@ -50,6 +50,10 @@ def default_config() -> ml_collections.ConfigDict:
         size; 0 = the whole minibatch (one term, GD's implicit regularizer). Unused without that key.
       max_parallel_runs: > 0 trains a larger grid in waves of this many runs through one compiled
         program (the last wave padded); 0 = every run at once.
+      compact_runs: between chunks, move the runs still training to a program of at most half the
+        size once that many have stopped (target, divergence), instead of computing frozen runs
+        (``dl_course.train.compaction``; sizes are powers of two, each compiled once). Same
+        per-run computation, results equal to float32 round-off; off by default.
       seeds / learning_rates: the default grid.
       dtype: parameter/compute dtype; the engine trains in float32 only (validated).
       conv_impl: how ``nn.Conv`` layers compute (``dl_course.models.conv``): ``auto`` (strided
@@ -77,6 +81,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.target_train_loss = 0.0
     c.target_train_accuracy = 0.0
     c.max_parallel_runs = 0
+    c.compact_runs = False
     c.regularizer_batch_size = 0
     c.seeds = [0, 1, 2, 3]
     c.learning_rates = [0.01, 0.03, 0.1, 0.3]

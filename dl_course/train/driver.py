@@ -25,6 +25,7 @@ import numpy as np
 
 from dl_course.errors import Preempted
 from dl_course.train import checkpoint as ckpt_lib
+from dl_course.train.compaction import Compactor, active_mask
 from dl_course.train.placement import any_process, to_host
 
 
@@ -69,6 +70,18 @@ class WavePlan:
     targets: np.ndarray  # float32 [2]: train loss, train accuracy (0 = off)
 
 
+@dataclasses.dataclass
+class Compaction:
+    """How a wave may shrink (``dl_course.train.compaction``): ``chunk_for(size)`` is the chunk
+    program of ``size`` runs, ``place(host_state)`` puts a host state on the devices, sizes are
+    multiples of ``multiple`` (the device count)."""
+
+    chunk_for: Callable[[int], Callable]
+    place: Callable
+    multiple: int
+    compiled: set = dataclasses.field(default_factory=set)  # sizes whose chunk program is compiled
+
+
 def _status(state) -> dict:
     return to_host({"diverged": state.diverged, "stopped_at": state.stopped_at, "pending": state.pending})
 
@@ -96,13 +109,16 @@ def _finish_exact_stop(plan: WavePlan, finish_fn: Callable, state, data, metrics
 
 def run_wave(plan: WavePlan, chunk_fn: Callable, state, data, metrics0: dict, *, finish_fn: Callable,
              wave: int = 0, checkpoint_dir=None, resume_from=None, bar=None, on_chunk: Callable | None = None,
-             timing: dict | None = None):
+             timing: dict | None = None, compaction: Compaction | None = None):
     """Train one wave; returns ``(state, metrics)`` with metrics name -> ``[run, eval_point]``.
 
     ``finish_fn(state, data, targets) -> (state, metrics)``: the exact stop of the runs still
     pending when the wave ends (:func:`_finish_exact_stop`), called only if there are any.
     ``resume_from``: ``(chunks_done, state, metrics)`` restored from a checkpoint.
-    ``timing`` (optional dict) receives ``first_chunk_incl_compile_s`` and ``exact_stop_s``.
+    ``timing`` (optional dict) receives ``first_chunk_incl_compile_s``, ``exact_stop_s``,
+    ``train_s`` and ``run_steps`` / ``active_run_steps`` (computed / useful run-steps).
+    ``compaction``: between chunks, the runs still active move to a program of at most half the
+    size when that many have stopped (:class:`Compaction`); ``on_chunk`` still sees every run.
     """
     metrics = {k: [np.asarray(v)] for k, v in metrics0.items()}
     done = 0
@@ -114,17 +130,34 @@ def run_wave(plan: WavePlan, chunk_fn: Callable, state, data, metrics0: dict, *,
     targets_on = bool(np.any(plan.targets > 0))
     t0 = time.perf_counter()
 
+    size = len(np.atleast_1d(_status(state)["diverged"]))
+    packer = Compactor(size, compaction.multiple) if compaction is not None else None
+    durations: list[float] = []  # chunk wall times at the current size (the first includes compilation)
+
     def save(c):
-        return ckpt_lib.save(wdir, f"chunk_{c:06d}", state, {k: np.concatenate(v, 1) for k, v in metrics.items()}, c)
+        full = state if packer is None or not packer.compacted else packer.merged(state)
+        return ckpt_lib.save(wdir, f"chunk_{c:06d}", full, {k: np.concatenate(v, 1) for k, v in metrics.items()}, c)
 
     with preemption_guard() as flag:
         for c in range(done, plan.num_chunks):
+            status_before = _status(state) if timing is not None else None
+            real = packer.num_real if packer is not None else None
+            t_chunk = time.perf_counter()
             state, m = chunk_fn(state, data, np.int32(c * steps_per_chunk), plan.targets)
             m = to_host(m)
+            if packer is not None:
+                m = packer.expand(m, {k: v[-1] for k, v in metrics.items()})
             for k, v in m.items():
                 metrics[k].append(v)
-            if timing is not None and "first_chunk_incl_compile_s" not in timing:
-                timing["first_chunk_incl_compile_s"] = time.perf_counter() - t0
+            durations.append(time.perf_counter() - t_chunk)
+            if timing is not None:
+                if "first_chunk_incl_compile_s" not in timing:
+                    timing["first_chunk_incl_compile_s"] = time.perf_counter() - t0
+                timing["train_s"] = timing.get("train_s", 0.0) + time.perf_counter() - t_chunk
+                n_slots = len(np.atleast_1d(status_before["diverged"]))
+                timing["run_steps"] = timing.get("run_steps", 0) + n_slots * steps_per_chunk
+                timing["active_run_steps"] = (timing.get("active_run_steps", 0)
+                                              + int(active_mask(status_before)[:real].sum()) * steps_per_chunk)
             if bar is not None:
                 bar.update(1)
             if on_chunk is not None:
@@ -140,6 +173,20 @@ def run_wave(plan: WavePlan, chunk_fn: Callable, state, data, metrics0: dict, *,
                 raise Preempted(flag["signum"] or signal.SIGTERM, path if wdir is not None else None)
             if finished:
                 break
+            if packer is not None and not last:
+                compaction.compiled.add(packer.size)
+                status = _status(state)
+                chunk_s = min(durations)
+                compile_s = max(durations[0] - chunk_s, 0.0) if len(durations) > 1 else durations[0]
+                new_size = packer.propose(status, plan.num_chunks - c - 1, chunk_s, compile_s, compaction.compiled)
+                if new_size is not None:
+                    state = compaction.place(packer.compact(state, status, new_size))
+                    chunk_fn = compaction.chunk_for(new_size)
+                    durations = []
+    if packer is not None and packer.compacted:
+        state = compaction.place(packer.merged(state))
+        if timing is not None:
+            timing.setdefault("compactions", []).append(packer.compactions)
     metrics = {k: np.concatenate(v, 1) for k, v in metrics.items()}
     if targets_on and np.any(_status(state)["pending"]):
         state, metrics = _finish_exact_stop(plan, finish_fn, state, data, metrics, timing)

@@ -45,7 +45,9 @@ from dl_course.train.hooks import HookContext
 from dl_course.train.state import TrainState, anchor_of, stream
 
 # Hyperparameters the engine itself consumes (all others go to the optimizer factory).
-ENGINE_HPARAMS = ("learning_rate", "random_label_fraction", "l2", "sgd_regularizer")
+ENGINE_HPARAMS = ("learning_rate", "random_label_fraction", "l2", "sgd_regularizer", "dropout_rate")
+#: Grid keys the engine hands to the model's call in train mode (``task.loss(..., **kwargs)``).
+MODEL_HPARAMS = ("dropout_rate",)
 
 
 def _permutation(key, n):
@@ -177,15 +179,16 @@ def train_step(prog: Program, state: TrainState, data: dict, t, active=None) -> 
     batch, state = _batch(prog, state, data, t)
     dkey = jax.random.fold_in(stream(state.key, "dropout"), state.step)
     l2 = state.hparams.get("l2", 0.0)
+    model_kw = {k: state.hparams[k] for k in MODEL_HPARAMS if k in state.hparams}
 
     def objective(params):
-        loss, (ms, _) = prog.task.loss(params, state.model_state, batch, dkey, True)
+        loss, (ms, _) = prog.task.loss(params, state.model_state, batch, dkey, True, **model_kw)
         if "l2" in state.hparams:
             loss = loss + 0.5 * l2 * optax.tree.norm(params, squared=True)
         if "sgd_regularizer" in state.hparams:  # Smith et al. (2021): (λ/4)(1/m) Σ_k ‖∇L̂_k‖² over sub-batches
             sub = prog.regularizer_batch_size or jax.tree.leaves(batch)[0].shape[0]
             penalty = sub_batch_gradient_penalty(
-                lambda p, b: prog.task.loss(p, state.model_state, b, dkey, True)[0], params, batch, sub)
+                lambda p, b: prog.task.loss(p, state.model_state, b, dkey, True, **model_kw)[0], params, batch, sub)
             loss = loss + 0.25 * state.hparams["sgd_regularizer"] * penalty
         return loss, ms
 

@@ -138,7 +138,8 @@ def _programs(prog, n_int: int, vmapped: bool, shard_runs=None):
 
 def _static_key(config, grid_keys, wave_size, n_int, task, hooks, data_sig, mesh):
     static = {k: v for k, v in config.to_dict().items()
-              if k not in ("seeds", "learning_rates", "target_train_loss", "target_train_accuracy", "checkpoint_every")}
+              if k not in ("seeds", "learning_rates", "target_train_loss", "target_train_accuracy", "checkpoint_every",
+                           "compact_runs")}
     return (json.dumps(static, sort_keys=True, default=str), tuple(grid_keys), wave_size, n_int,
             None if task is None else id(task), tuple((k, id(h)) for k, h in sorted((hooks or {}).items())),
             data_sig, tuple(d.id for d in mesh.devices.flat))
@@ -282,6 +283,13 @@ def sweep(config, seeds=None, learning_rates=None, *, hooks: dict | None = None,
     if checkpoint_dir is not None:
         ckpt_lib.check_fingerprint(checkpoint_dir, fingerprint(config, runs, data, task, hooks, n_dev), resume)
     dev_data = {k: put(v, replicated) for k, v in host_data.items()}
+    compaction = None
+    if bool(config.get("compact_runs", False)) and plan.num_chunks > 1:
+        def chunk_for(size):
+            return _cached_programs(config, prog, list(grid), size, n_int, task, hooks, host_data, mesh, shard_runs)[2]
+
+        compaction = driver.Compaction(chunk_for=chunk_for, multiple=n_dev,
+                                       place=lambda host: jax.tree.map(lambda x: put(x, shard_runs), host))
     bar = None
     if progress and jax.process_index() == 0:  # progress and logs from process 0 only
         from tqdm.auto import tqdm
@@ -307,7 +315,7 @@ def sweep(config, seeds=None, learning_rates=None, *, hooks: dict | None = None,
             state, metrics = driver.run_wave(plan, chunk_fn, state, dev_data, m0, finish_fn=finish_fn, wave=w,
                                              checkpoint_dir=checkpoint_dir,
                                              resume_from=None if found is None else found[1:], bar=bar,
-                                             on_chunk=on_chunk, timing=timing)
+                                             on_chunk=on_chunk, timing=timing, compaction=compaction)
             state = to_host(state)
             if checkpoint_dir is not None and (len(waves) > 1 or plan.checkpoint_every > 0):
                 driver.save_finished_wave(checkpoint_dir, w, state, metrics)

@@ -37,7 +37,8 @@ def supervised_task(model: nn.Module, loss_name: str, num_classes: int) -> Task:
 
     The batch loss is the mean of the per-example losses; ``metrics`` holds ``accuracy`` for
     classification. In train mode, batch-norm statistics are updated (``batch_stats`` returned as
-    the new model state) and dropout draws from ``key``.
+    the new model state) and dropout draws from ``key``. Keyword arguments of ``loss`` go to the
+    model's call (the engine passes ``dropout_rate`` when it is a grid key).
     """
     per_example = losses.get(loss_name)
 
@@ -49,14 +50,14 @@ def supervised_task(model: nn.Module, loss_name: str, num_classes: int) -> Task:
     def apply(params, model_state, x):
         return model.apply({"params": params, **model_state}, x, train=False)
 
-    def loss(params, model_state, batch, key, train):
+    def loss(params, model_state, batch, key, train, **model_kwargs):
         variables = {"params": params, **model_state}
         if train and model_state:
             outputs, new_state = model.apply(variables, batch["x"], train=True, rngs={"dropout": key},
-                                             mutable=list(model_state))
+                                             mutable=list(model_state), **model_kwargs)
             new_state = dict(new_state)
         else:
-            outputs = model.apply(variables, batch["x"], train=train, rngs={"dropout": key})
+            outputs = model.apply(variables, batch["x"], train=train, rngs={"dropout": key}, **model_kwargs)
             new_state = model_state
         value = jnp.mean(per_example(outputs, batch["y"], num_classes))
         metrics = {"accuracy": jnp.mean(losses.correct(outputs, batch["y"]))} if num_classes > 0 else {}
