@@ -6,6 +6,9 @@ from dl_course.studies import generalization_measures
 from dl_course.train import default_config
 
 VARIANTS = {
+    # Jiang et al.'s full protocol: 3^7 = 2,187 models, one seed (see get_config)
+    "full": {"batch_sizes": [32, 64, 128], "dropout_rates": [0.0, 0.15, 0.3], "train.seeds": [0],
+             "train.compact_runs": True, "train.shuffle": "index_shuffle"},
     # accelerators: a 3^7 grid as in Jiang et al. (add batch size and dropout as programs), 4000 examples
     "paper_scale": {"train.dataset_options": {"num_train": 4000, "num_samples": 60000}, "train.steps": 40000,
                     "train.eval_every": 200,
@@ -115,6 +118,7 @@ def get_config(variant=None):
     t.target_train_loss = 0.01
     c = configs.study_config(
         t, momenta=[0.0, 0.5, 0.9], weight_decays=[0.0, 1e-4, 3e-4], widths=[32, 64, 128], depths=[1, 2, 3],
+        batch_sizes=[], dropout_rates=[],
         measures=[], measure_examples=500, measure_seed=0, min_models=10, sanity_measures=True,
         curve_test_examples=1000, bootstrap_resamples=1000, min_effective_sample_size=12.0, top_measures=5,
         measure={"num_mc_samples": 8, "num_bisection_steps": 16, "ascent_steps": 10, "lanczos_iters": 20,

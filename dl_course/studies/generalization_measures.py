@@ -4,8 +4,9 @@ the robust sign-error of Dziugaite et al. (2020, "In search of robust measures o
 generalization", NeurIPS), on MNIST-1D MLPs.
 
 A grid of models varying in several hyperparameters — ``learning_rate``, ``momentum`` and
-``weight_decay`` vmapped in one program per architecture, ``width`` and ``depth`` one program
-each, ``config.train.seeds`` seeds of every setting — is trained with the engine's exact target
+``weight_decay`` (and, given ``config.dropout_rates``, the dropout rate) vmapped in one program per
+architecture, ``width`` and ``depth`` (and, given ``config.batch_sizes``, the batch size) one
+program each, ``config.train.seeds`` seeds of every setting — is trained with the engine's exact target
 stop: every run is frozen at the first step where its train cross-entropy (eval mode, all training
 examples) is at or below ``config.target_train_loss``, its final loss within 2% below it
 (``dl_course.train.exact_stop``), so all compared models sit at the same training loss. Models that
@@ -28,11 +29,17 @@ condition on. Uncertainty (``dl_course.measures.ranking_ci``): cluster-bootstrap
 (resampling settings with their seeds) and of Ψ (resampling groups) for every measure, paired
 intervals of the differences among the top measures, and the noise ceiling — τ of the gap on one
 half of the test set against the other half, and between seed replicates.
+
+Cost (``headline["profile"]``): per architecture, the training (compilation, training chunks, the
+exact stop's replay, computed vs useful run-steps: frozen runs idle in a vmapped program unless
+``config.train.compact_runs`` lets them leave it), the measures (one vmapped call over every model
+of the architecture, all batch sizes together), the test errors; then the ranking statistics.
 """
 
 from __future__ import annotations
 
 import copy
+import time
 
 import jax
 import jax.numpy as jnp
@@ -46,6 +53,8 @@ from dl_course.train.build import load_data, make_task
 from dl_course.train.state import stream
 
 AXES = ("learning_rate", "momentum", "weight_decay", "width", "depth")
+#: Axes a variant adds when it sweeps them (``config.batch_sizes``, ``config.dropout_rates``).
+OPTIONAL_AXES = ("batch_size", "dropout_rate")
 #: Rows of the table that are references, not measures: the gap itself, noise, the confound.
 REFERENCE_ROWS = ("sanity_gap", "sanity_noise", "final_train_loss")
 
@@ -53,6 +62,22 @@ REFERENCE_ROWS = ("sanity_gap", "sanity_noise", "final_train_loss")
 def _first_step_at_or_below(steps, curve, level: float) -> int:
     hit = np.flatnonzero(np.asarray(curve) <= level)
     return int(steps[hit[0]]) if hit.size else -1
+
+
+def axes_of(config) -> tuple[str, ...]:
+    """The hyperparameter axes of this grid: the five of every variant, then batch size and
+    dropout rate where the config sweeps them."""
+    extra = (("batch_size",) if list(config.batch_sizes) else ()) + (
+        ("dropout_rate",) if list(config.dropout_rates) else ())
+    return AXES + extra
+
+
+def _concat_results(results: list) -> tuple:
+    """``(params, model_state)`` of several sweeps of one architecture, stacked along the run axis."""
+    cat = lambda *xs: np.concatenate([np.asarray(x) for x in xs], 0)  # noqa: E731
+    params = jax.tree.map(cat, *[r.params for r in results])
+    model_state = jax.tree.map(cat, *[r.state.model_state for r in results])
+    return params, model_state
 
 
 def _measure_config(config) -> gm.MeasureConfig:
@@ -70,48 +95,77 @@ def _test_errors(task, params, model_state, x, y, chunk: int = 2000) -> np.ndarr
     return np.concatenate(wrong, axis=1)
 
 
-def train_and_measure(config, data, width: int, depth: int) -> tuple[list[dict], dict]:
-    """One architecture: the vmapped sweep over learning rate x momentum x weight decay x seeds
-    with the exact target stop, then every measure of every run, and its errors on the whole test
-    set (two halves recorded apart); (one row per model, conventions)."""
-    cfg = copy.deepcopy(config.train)
-    cfg.model_options.width = int(width)
-    cfg.model_options.depth = int(depth)
+def train_and_measure(config, data, width: int, depth: int) -> tuple[list[dict], dict, dict]:
+    """One architecture: the vmapped sweep over learning rate x momentum x weight decay (x dropout
+    rate) x seeds with the exact target stop, one per batch size, then every measure of every run
+    in one vmapped call, and its errors on the whole test set (two halves recorded apart); (one row
+    per model, conventions, profile)."""
     n_curve = min(int(config.curve_test_examples), data.n_test)
     curve_data = data.replace(x_test=data.x_test[:n_curve], y_test=data.y_test[:n_curve])
-    res = sweep(cfg, momentum=list(config.momenta), weight_decay=list(config.weight_decays), data=curve_data,
-                progress=True)
+    batch_sizes = [int(b) for b in config.batch_sizes] or [int(config.train.batch_size)]
+    grid = {"momentum": list(config.momenta), "weight_decay": list(config.weight_decays)}
+    if list(config.dropout_rates):
+        grid["dropout_rate"] = [float(r) for r in config.dropout_rates]
+    profile = {"width": int(width), "depth": int(depth), "train": []}
+    sweeps, cfg = [], None
+    for bs in batch_sizes:
+        cfg = copy.deepcopy(config.train)
+        cfg.model_options.width, cfg.model_options.depth, cfg.batch_size = int(width), int(depth), bs
+        t0 = time.perf_counter()
+        res = sweep(cfg, data=curve_data, progress=True, **grid)
+        t = res.timing
+        profile["train"].append({
+            "batch_size": bs, "runs": len(res.grid), "wall_s": time.perf_counter() - t0,
+            "first_chunk_incl_compile_s": t.get("first_chunk_incl_compile_s", 0.0), "train_s": t.get("train_s", 0.0),
+            "exact_stop_s": t.get("exact_stop_s", 0.0), "run_steps": t.get("run_steps", 0),
+            "active_run_steps": t.get("active_run_steps", 0), "compactions": t.get("compactions", [])})
+        sweeps.append(res)
     task = make_task(cfg, data)
     m = min(int(config.measure_examples), data.n_train)
     x, y = jnp.asarray(data.x_train[:m]), jnp.asarray(data.y_train[:m])
-    seeds = jnp.asarray([g["seed"] for g in res.grid], jnp.uint32)
+    rows_grid = [{**g, "batch_size": bs} if config.batch_sizes else g for bs, res in zip(batch_sizes, sweeps)
+                 for g in res.grid]
+    params, model_state = _concat_results(sweeps)
+    t0 = time.perf_counter()
+    seeds = jnp.asarray([g["seed"] for g in rows_grid], jnp.uint32)
     init = jax.jit(jax.vmap(lambda s: task.init(stream(jax.random.PRNGKey(s), "init"), x[:1])[0]))(seeds)
     keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(int(config.measure_seed)), i))(
-        jnp.arange(len(res.grid)) + 1000 * (int(width) + 10 * int(depth)))
+        jnp.arange(len(rows_grid)) + 1000 * (int(width) + 10 * int(depth)))
     names = list(config.measures) or list(gm.GENERALIZATION_MEASURES)
     fn = gm.vmapped_generalization_measures(task.apply, names, _measure_config(config))
-    values = jax.tree.map(np.asarray, fn(res.params, init, res.state.model_state, keys, x, y))
-    wrong = _test_errors(task, res.params, res.state.model_state, data.x_test, np.asarray(data.y_test))
+    values = jax.tree.map(np.asarray, fn(params, init, model_state, keys, x, y))
+    profile["measures_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    wrong = _test_errors(task, params, model_state, data.x_test, np.asarray(data.y_test))
+    profile["test_errors_s"] = time.perf_counter() - t0
     half = data.n_test // 2
     rows = []
-    for i, g in enumerate(res.grid):
-        curve = res.metrics["train_loss"][i]
-        to_01 = _first_step_at_or_below(res.steps, curve, 0.1)
-        train_acc = float(res.metrics["train_accuracy"][i, -1])
-        train_error = 1.0 - train_acc
-        test_error = float(wrong[i].mean())
-        row = {**g, "width": int(width), "depth": int(depth),
-               **outcome(bool(res.diverged[i]), bool(res.converged[i]), train_acc, curve, data.num_classes),
-               "steps_to_target": int(res.steps_to_target[i]),
-               "step_fraction": float(res.step_fraction[i]), "final_train_loss": float(curve[-1]),
-               "train_error": train_error, "test_error": test_error, "generalization_gap": test_error - train_error,
-               "gap_half_a": float(wrong[i, :half].mean()) - train_error,
-               "gap_half_b": float(wrong[i, half:2 * half].mean()) - train_error}
-        row.update({f"measure_{k}": float(v[i]) for k, v in values.items()})
-        row["measure_steps_to_ce_0.1"] = float(to_01)
-        row["measure_steps_from_ce_0.1_to_target"] = float(res.steps_to_target[i] - to_01) if to_01 >= 0 else -1.0
-        rows.append(row)
-    return rows, res.conventions
+    i = 0
+    for res in sweeps:
+        for j, g in enumerate(res.grid):
+            rows.append(_row(rows_grid[i], res, j, width, depth, wrong[i], half, data.num_classes))
+            rows[-1].update({f"measure_{k}": float(v[i]) for k, v in values.items()})
+            i += 1
+    return rows, sweeps[-1].conventions, profile
+
+
+def _row(g: dict, res, j: int, width: int, depth: int, wrong, half: int, num_classes: int) -> dict:
+    """The table row of run ``j`` of sweep ``res`` (grid point ``g``; ``wrong``: its 0/1 test errors)."""
+    curve = res.metrics["train_loss"][j]
+    to_01 = _first_step_at_or_below(res.steps, curve, 0.1)
+    train_acc = float(res.metrics["train_accuracy"][j, -1])
+    train_error = 1.0 - train_acc
+    test_error = float(wrong.mean())
+    row = {**g, "width": int(width), "depth": int(depth),
+           **outcome(bool(res.diverged[j]), bool(res.converged[j]), train_acc, curve, num_classes),
+           "steps_to_target": int(res.steps_to_target[j]),
+           "step_fraction": float(res.step_fraction[j]), "final_train_loss": float(curve[-1]),
+           "train_error": train_error, "test_error": test_error, "generalization_gap": test_error - train_error,
+           "gap_half_a": float(wrong[:half].mean()) - train_error,
+           "gap_half_b": float(wrong[half:2 * half].mean()) - train_error}
+    row["measure_steps_to_ce_0.1"] = float(to_01)
+    row["measure_steps_from_ce_0.1_to_target"] = float(res.steps_to_target[j] - to_01) if to_01 >= 0 else -1.0
+    return row
 
 
 def outcome(diverged: bool, converged: bool, train_accuracy: float, train_loss_curve, num_classes: int) -> dict:
@@ -142,21 +196,22 @@ def rank_with_uncertainty(config, kept: list[dict], test_examples: int) -> tuple
     """The correlation table of every measure (with the final train loss as a row and a CMI
     covariate), its bootstrap CIs, the paired differences among the top measures and the noise
     ceilings; ``(table, extra headline entries)``."""
+    axes = axes_of(config)
     gap = np.asarray([r["generalization_gap"] for r in kept])
     names = sorted(k[len("measure_"):] for k in kept[0] if k.startswith("measure_"))
     measures = {n: np.asarray([r[f"measure_{n}"] for r in kept]) for n in names}
     final_loss = np.asarray([r["final_train_loss"] for r in kept])
     measures["final_train_loss"] = final_loss
-    hparams = [{a: r[a] for a in (*AXES, "seed")} for r in kept]
+    hparams = [{a: r[a] for a in (*axes, "seed")} for r in kept]
     loss_bin = np.digitize(final_loss, np.quantile(final_loss, [1 / 3, 2 / 3]))
     table = correlation.correlation_table(
-        measures, gap, hparams, axes=list(AXES), seed_key="seed", cmi_covariates={"final_train_loss_bin": loss_bin},
+        measures, gap, hparams, axes=list(axes), seed_key="seed", cmi_covariates={"final_train_loss_bin": loss_bin},
         test_examples=test_examples, min_effective_sample_size=float(config.min_effective_sample_size))
     b = int(config.bootstrap_resamples)
-    clusters = [tuple(h[a] for a in AXES) for h in hparams]
+    clusters = [tuple(h[a] for a in axes) for h in hparams]
     tau_ci, tau_samples = ranking_ci.bootstrap_tau(measures, gap, clusters, num_resamples=b,
                                                    seed=int(config.measure_seed))
-    psi_ci, _ = ranking_ci.bootstrap_psi(measures, gap, hparams, list(AXES), num_resamples=b,
+    psi_ci, _ = ranking_ci.bootstrap_psi(measures, gap, hparams, list(axes), num_resamples=b,
                                          seed=int(config.measure_seed))
     real = [n for n in sorted(measures, key=lambda n: -table["kendall_tau"][n]) if n not in REFERENCE_ROWS]
     top = real[:int(config.top_measures)]
@@ -178,12 +233,22 @@ def run(config, run_dir: results.RunDir) -> dict:
     if float(config.train.target_train_loss) <= 0:
         raise ConfigError("generalization_measures compares models at equal training loss: set "
                           "train.target_train_loss > 0 (Jiang et al. use 0.01)")
+    for key, values, ok in (("batch_sizes", config.batch_sizes, lambda b: isinstance(b, int) and b > 0),
+                            ("dropout_rates", config.dropout_rates,
+                             lambda r: isinstance(r, float | int) and 0 <= r < 1)):
+        bad = [v for v in values if not ok(v)]
+        if bad:
+            raise ConfigError(f"{key} {bad} invalid: give positive integers (batch sizes) or rates in [0, 1) "
+                              "(dropout), or [] for no such axis")
+    axes = axes_of(config)
     data = load_data(config.train)
-    rows, conventions = [], None
+    rows, conventions, profile = [], None, {"architectures": []}
+    t_start = time.perf_counter()
     for width in config.widths:
         for depth in config.depths:
-            r, conventions = train_and_measure(config, data, width, depth)
+            r, conventions, prof = train_and_measure(config, data, width, depth)
             rows += r
+            profile["architectures"].append(prof)
     kept = [r for r in rows if r["kept"]]
     n_div, n_col = sum(r["diverged"] for r in rows), sum(r["collapsed"] for r in rows)
     n_slow = len(rows) - len(kept) - n_div - n_col
@@ -198,7 +263,9 @@ def run(config, run_dir: results.RunDir) -> dict:
         noise = np.random.default_rng(int(config.measure_seed)).normal(size=len(kept))
         for r, v in zip(kept, noise):
             r["measure_sanity_gap"], r["measure_sanity_noise"] = r["generalization_gap"], float(v)
+    t0 = time.perf_counter()
     table, extra = rank_with_uncertainty(config, kept, data.n_test)
+    profile["statistics_s"] = time.perf_counter() - t0
     measures = {n: np.asarray([r[f"measure_{n}"] for r in kept])
                 for n in table["kendall_tau"] if n != "final_train_loss"}
     order = sorted(table["kendall_tau"], key=lambda n: -table["granulated_psi"][n])
@@ -227,10 +294,13 @@ def run(config, run_dir: results.RunDir) -> dict:
                 "robust_sign_error": table["robust_sign_error"], **extra,
                 "num_models": len(kept), "num_dropped": len(rows) - len(kept), "num_diverged": n_div,
                 "num_collapsed": n_col, "num_not_converged": n_slow, "num_trained": len(rows),
-                "dropped_by_axis": dropped_by_axis(rows), "best_measure": best, "worst_measure": worst,
+                "dropped_by_axis": dropped_by_axis(rows, axes), "best_measure": best, "worst_measure": worst,
                 "best_psi": table["granulated_psi"][best], "worst_psi": table["granulated_psi"][worst],
                 "ranking_by_psi": real, "test_examples": data.n_test,
                 "gap_mean": float(gap.mean()), "gap_min": float(gap.min()), "gap_max": float(gap.max())}
+    profile["total_s"] = time.perf_counter() - t_start
+    headline["profile"] = summarize_profile(profile)
+    headline["axes"] = list(axes)
     for fam, members in gm.MEASURE_FAMILIES.items():
         vals = [table["granulated_psi"][n] for n in members if n in table["granulated_psi"]]
         headline[f"mean_psi_{fam}"] = float(np.mean(vals)) if vals else None
@@ -247,7 +317,7 @@ def run(config, run_dir: results.RunDir) -> dict:
         "kendall_tau": "tau-b over all kept models (ties count 0); 95% CI: percentile cluster bootstrap over "
                        f"hyperparameter settings (all seeds of a setting together), {config.bootstrap_resamples} "
                        "resamples shared by every measure",
-        "granulated_psi": f"mean over axes {list(AXES)} of the mean tau within groups equal on every other axis "
+        "granulated_psi": f"mean over axes {list(axes)} of the mean tau within groups equal on every other axis "
                           "and seed; 95% CI: percentile bootstrap of the groups within each axis",
         "cmi": "Jiang et al.'s normalized conditional mutual information, min over conditioning sets of <= 2 of "
                "the axes and the final train loss's tercile",
@@ -262,3 +332,20 @@ def run(config, run_dir: results.RunDir) -> dict:
                           kept + [r for r in rows if r not in kept],
                           headline, {"generalization_gap": gap, **{f"measure_{k}": v for k, v in measures.items()}})
     return headline
+
+
+def summarize_profile(profile: dict) -> dict:
+    """Where the time went: sums over architectures of compilation + first chunk, training chunks,
+    the exact stop, measures, test errors; the statistics; computed and useful run-steps (the rest
+    is frozen runs idling in a vmapped program); the per-architecture entries kept."""
+    trains = [t for a in profile["architectures"] for t in a["train"]]
+    total = lambda k: float(sum(t[k] for t in trains))  # noqa: E731
+    run_steps, useful = total("run_steps"), total("active_run_steps")
+    return {"total_s": profile["total_s"], "programs": len(trains), "models": int(total("runs")),
+            "train_wall_s": total("wall_s"), "first_chunks_incl_compile_s": total("first_chunk_incl_compile_s"),
+            "train_chunks_s": total("train_s"), "exact_stop_s": total("exact_stop_s"),
+            "measures_s": float(sum(a["measures_s"] for a in profile["architectures"])),
+            "test_errors_s": float(sum(a["test_errors_s"] for a in profile["architectures"])),
+            "statistics_s": profile["statistics_s"], "run_steps": int(run_steps), "useful_run_steps": int(useful),
+            "idle_fraction": 1.0 - useful / run_steps if run_steps else 0.0,
+            "architectures": profile["architectures"]}

@@ -3,6 +3,7 @@ stop), the protocol ranks the gap itself first (τ = Ψ = 1, sign-error 0) and n
 around 0, the CIs and noise ceiling recompute from the rows, and dropped models are counted by
 kind (diverged / collapsed / too slow)."""
 
+import itertools
 import json
 
 import numpy as np
@@ -74,3 +75,43 @@ def test_run_outcomes_keep_collapsed_and_diverged_runs_apart():
     assert not slow["collapsed"] and not slow["converged"]
     nan = outcome(True, False, 0.1, [2.3, float("nan"), float("nan")], 10)
     assert nan["diverged"] and not nan["collapsed"]
+
+
+def test_full_grid_structure_all_seven_axes_at_two_values(tmp_path, monkeypatch):
+    """The ``full`` variant's structure at 2^7 = 128 models: batch size one program each, dropout
+    rate vmapped, every model stopped exactly, Ψ over all seven axes, compaction and the profile."""
+    from dl_course.train import compaction
+
+    monkeypatch.setattr(compaction, "PAYBACK", 0.0)  # compact whenever a batch can halve, even at this size
+    target = 0.5
+    out = cli.run_study("generalization_measures:full", [
+        "--config.train.steps=400", "--config.train.eval_every=20", "--config.train.chunk_evals=4",
+        f"--config.train.target_train_loss={target}", "--config.train.learning_rates=[0.05, 0.2]",
+        "--config.train.seeds=[0]", "--config.train.dataset_options={'num_train': 128, 'num_samples': 2000}",
+        "--config.momenta=[0.0, 0.9]", "--config.weight_decays=[0.0, 0.001]", "--config.widths=[16, 32]",
+        "--config.depths=[1, 2]", "--config.batch_sizes=[16, 32]", "--config.dropout_rates=[0.0, 0.3]",
+        "--config.measures=['param_norm', 'lambda_max']", "--config.measure_examples=64", "--config.min_models=2",
+        "--config.measure.lanczos_iters=4", "--config.bootstrap_resamples=50", "--config.min_effective_sample_size=1",
+        "--config.top_measures=2"], workdir=str(tmp_path / "full"))
+    s = json.loads((out / "summary.json").read_text())
+    h, runs = s["headline"], s["runs"]
+    axes = ["learning_rate", "momentum", "weight_decay", "width", "depth", "batch_size", "dropout_rate"]
+    assert h["axes"] == axes and h["num_trained"] == len(runs) == 2 ** 7
+    assert {tuple(r[a] for a in axes) for r in runs} == set(itertools.product(
+        [0.05, 0.2], [0.0, 0.9], [0.0, 0.001], [16, 32], [1, 2], [16, 32], [0.0, 0.3]))
+    kept = [r for r in runs if r["kept"]]
+    assert len(kept) == h["num_models"] >= 32
+    assert all(0.98 * target <= r["final_train_loss"] <= target for r in kept)
+    assert set(h["psi_by_axis"]["sanity_gap"]) == set(axes)
+    for axis in ("batch_size", "dropout_rate"):
+        assert sum(v["trained"] for v in h["dropped_by_axis"][axis].values()) == 2 ** 7
+    # dropout changes training (the rate reaches the model): the two rates' runs differ in how
+    # many steps they need, paired over every other axis
+    by = {tuple(r[a] for a in axes): r for r in runs}
+    differs = [by[k]["steps_to_target"] != by[k[:-1] + (0.3,)]["steps_to_target"] for k in by if k[-1] == 0.0]
+    assert np.mean(differs) > 0.5
+    p = h["profile"]
+    assert p["programs"] == 8 and p["models"] == 2 ** 7
+    assert 0 < p["useful_run_steps"] <= p["run_steps"] and 0 <= p["idle_fraction"] < 1
+    assert any(t["compactions"] for a in p["architectures"] for t in a["train"])  # stopped runs left
+    assert p["useful_run_steps"] < p["run_steps"]
