@@ -253,7 +253,7 @@ def hoeffding_weight(gap_difference, test_examples: int, min_weight: float = 0.5
 def robust_sign_error(
     measure: np.ndarray, gap: np.ndarray, hparams: Hparams, axes: Sequence[str] | None = None,
     seed_key: str | None = None, test_examples: int | None = None, min_weight: float = 0.5,
-    min_effective_sample_size: float = 12.0,
+    min_effective_sample_size: float = 12.0, pool_other_axes: bool = False,
 ) -> RobustSignError:
     """Robust sign-error of Dziugaite, Drouin, Neal, Rajkumar, Caballero, Wang, Mitliagkas & Roy
     (2020, "In search of robust measures of generalization", NeurIPS, §3-4). An environment ``e``
@@ -270,6 +270,12 @@ def robust_sign_error(
     ``ESS_e = (Σ w)² / Σ w²`` is below ``min_effective_sample_size`` (12 in the paper) is dropped:
     its sign-error would rest on pairs whose gap order is noise. The robust measure is the worst
     case ``max_e SE_e`` over the kept environments; ``mean`` is their average.
+
+    ``pool_other_axes``: a coarser environment for grids of one seed (where every environment
+    above is one model pair, so no ESS floor above 1 can be met): ``e = (axis, a, b)``, the change
+    of one axis from value ``a`` to ``b``, its pairs all model pairs that differ only in that axis
+    with those values, over every setting of the other axes. ``max_e`` is then the worst change
+    of one hyperparameter value, not the worst single pair of settings.
     """
     measure, gap = _check(measure, gap, hparams)
     keys = [k for k in hparams[0] if k != seed_key]
@@ -278,20 +284,24 @@ def robust_sign_error(
     for idx, h in enumerate(hparams):
         settings.setdefault(tuple(h[k] for k in keys), []).append(idx)
     names = list(settings)
-    errors, axis_of, pairs, candidates = [], [], 0, 0
+    environments: dict[tuple, list[tuple[np.ndarray, np.ndarray]]] = {}
     for p, q in itertools.combinations(range(len(names)), 2):
-        differ = [k for k, a, b in zip(keys, names[p], names[q]) if a != b]
-        if len(differ) != 1 or differ[0] not in axes:
+        differ = [(k, a, b) for k, a, b in zip(keys, names[p], names[q]) if a != b]
+        if len(differ) != 1 or differ[0][0] not in axes:
             continue
+        env = differ[0] if pool_other_axes else (names[p], names[q])
+        environments.setdefault(env, []).append((np.asarray(settings[names[p]]), np.asarray(settings[names[q]])))
+    errors, axis_of, pairs, candidates = [], [], 0, 0
+    for env, members in environments.items():
         candidates += 1
-        a, b = np.asarray(settings[names[p]]), np.asarray(settings[names[q]])
-        dm = np.sign(measure[a][:, None] - measure[b][None, :]).ravel()
-        dg = (gap[a][:, None] - gap[b][None, :]).ravel()
+        dm = np.concatenate([np.sign(measure[a][:, None] - measure[b][None, :]).ravel() for a, b in members])
+        dg = np.concatenate([(gap[a][:, None] - gap[b][None, :]).ravel() for a, b in members])
         w = np.ones_like(dg) if test_examples is None else hoeffding_weight(dg, test_examples, min_weight)
         if w.sum() <= 0 or w.sum() ** 2 / np.sum(w ** 2) < min_effective_sample_size:
             continue
         errors.append(float(np.sum(w * 0.5 * (1.0 - dm * np.sign(dg))) / w.sum()))
-        axis_of.append(differ[0])
+        axis_of.append(env[0] if pool_other_axes else
+                       next(k for k, a, b in zip(keys, env[0], env[1]) if a != b))
         pairs += int(np.sum(w > 0))
     errors = np.asarray(errors)
     by_axis = {a: float(max((e for e, x in zip(errors, axis_of) if x == a), default=float("nan"))) for a in axes}
@@ -305,13 +315,13 @@ def correlation_table(
     measures: Mapping[str, np.ndarray], gap: np.ndarray, hparams: Hparams,
     axes: Sequence[str] | None = None, seed_key: str | None = None,
     cmi_covariates: Mapping[str, Sequence] | None = None, test_examples: int | None = None,
-    min_effective_sample_size: float = 12.0,
+    min_effective_sample_size: float = 12.0, pool_other_axes: bool = False,
 ) -> dict[str, dict]:
     """Every statistic for every measure, as JSON-ready values: ``kendall_tau`` (name → τ),
     ``granulated_psi`` (name → Ψ), ``psi_by_axis`` (name → axis → ψ), ``cmi`` (name → K),
     ``cmi_argmin`` (name → the conditioning set, joined by ``+``), ``robust_sign_error`` (name →
-    ``{mean, worst, pairs, environments}`` of :func:`robust_sign_error` with ``test_examples`` and
-    ``min_effective_sample_size``).
+    ``{mean, worst, pairs, environments}`` of :func:`robust_sign_error` with ``test_examples``,
+    ``min_effective_sample_size`` and ``pool_other_axes``).
 
     ``cmi_covariates``: extra discrete per-model variables (name → one value per model, e.g. a
     binned final training loss) that the CMI test may condition on besides the axes; they are not
@@ -332,7 +342,7 @@ def correlation_table(
         out["granulated_psi"][name] = granulated_psi(values, gap, hparams, ci_axes)
         out["cmi"][name], out["cmi_argmin"][name] = cis[name].score, "+".join(cis[name].argmin)
         rse = robust_sign_error(values, gap, hparams, ci_axes, seed_key=seed_key, test_examples=test_examples,
-                                min_effective_sample_size=min_effective_sample_size)
+                                min_effective_sample_size=min_effective_sample_size, pool_other_axes=pool_other_axes)
         out["robust_sign_error"][name] = {"mean": rse.mean, "worst": rse.max, "pairs": rse.num_pairs,
                                           "environments": rse.num_environments}
     return out

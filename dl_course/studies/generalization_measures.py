@@ -50,6 +50,7 @@ from dl_course.measures import correlation, ranking_ci
 from dl_course.measures import generalization as gm
 from dl_course.train import ConfigError, sweep
 from dl_course.train.build import load_data, make_task
+from dl_course.train.placement import put, run_mesh, shardings, to_host
 from dl_course.train.state import stream
 
 AXES = ("learning_rate", "momentum", "weight_decay", "width", "depth")
@@ -80,17 +81,31 @@ def _concat_results(results: list) -> tuple:
     return params, model_state
 
 
+def _on_run_mesh(tree):
+    """``(tree on the devices, run count)``: leaves' leading run axis padded to a multiple of the
+    device count (repeating the last run) and sharded over every device, so a vmapped computation
+    on it runs on all of them."""
+    mesh = run_mesh()
+    n_dev, n = mesh.devices.size, len(jax.tree.leaves(tree)[0])
+    pad = -n % n_dev
+    shard_runs, _ = shardings(mesh)
+    padded = jax.tree.map(lambda v: np.concatenate([np.asarray(v), np.repeat(np.asarray(v)[-1:], pad, 0)]), tree)
+    return jax.tree.map(lambda v: put(v, shard_runs), padded), n
+
+
 def _measure_config(config) -> gm.MeasureConfig:
     return gm.MeasureConfig(**config.measure.to_dict())
 
 
 def _test_errors(task, params, model_state, x, y, chunk: int = 2000) -> np.ndarray:
-    """``[run, example]`` 0/1 errors of every run on ``x`` (eval mode), in chunks of examples."""
+    """``[run, example]`` 0/1 errors of every run on ``x`` (eval mode), in chunks of examples, the
+    runs sharded over the devices."""
     def one(p, ms, xb):
-        return task.apply(p, ms, xb)
+        return jnp.argmax(task.apply(p, ms, xb), -1)
 
     fn = jax.jit(jax.vmap(one, in_axes=(0, 0, None)))
-    wrong = [np.asarray(jnp.argmax(fn(params, model_state, jnp.asarray(x[i:i + chunk])), -1) != y[i:i + chunk][None])
+    (params, model_state), n = _on_run_mesh((params, model_state))
+    wrong = [to_host(fn(params, model_state, jnp.asarray(x[i:i + chunk])))[:n] != y[i:i + chunk][None]
              for i in range(0, len(x), chunk)]
     return np.concatenate(wrong, axis=1)
 
@@ -133,7 +148,8 @@ def train_and_measure(config, data, width: int, depth: int) -> tuple[list[dict],
         jnp.arange(len(rows_grid)) + 1000 * (int(width) + 10 * int(depth)))
     names = list(config.measures) or list(gm.GENERALIZATION_MEASURES)
     fn = gm.vmapped_generalization_measures(task.apply, names, _measure_config(config))
-    values = jax.tree.map(np.asarray, fn(params, init, model_state, keys, x, y))
+    placed, n = _on_run_mesh((params, to_host(init), model_state, to_host(keys)))
+    values = jax.tree.map(lambda v: v[:n], to_host(fn(*placed, x, y)))
     profile["measures_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     wrong = _test_errors(task, params, model_state, data.x_test, np.asarray(data.y_test))
@@ -192,6 +208,12 @@ def dropped_by_axis(rows: list[dict], axes=AXES) -> dict:
     return out
 
 
+def one_seed(rows: list[dict]) -> bool:
+    """One seed per setting: the sign-error pools its environments over the other axes and the
+    seed-replicate noise ceiling is undefined."""
+    return len({r["seed"] for r in rows}) == 1
+
+
 def rank_with_uncertainty(config, kept: list[dict], test_examples: int) -> tuple[dict, dict]:
     """The correlation table of every measure (with the final train loss as a row and a CMI
     covariate), its bootstrap CIs, the paired differences among the top measures and the noise
@@ -206,7 +228,8 @@ def rank_with_uncertainty(config, kept: list[dict], test_examples: int) -> tuple
     loss_bin = np.digitize(final_loss, np.quantile(final_loss, [1 / 3, 2 / 3]))
     table = correlation.correlation_table(
         measures, gap, hparams, axes=list(axes), seed_key="seed", cmi_covariates={"final_train_loss_bin": loss_bin},
-        test_examples=test_examples, min_effective_sample_size=float(config.min_effective_sample_size))
+        test_examples=test_examples, min_effective_sample_size=float(config.min_effective_sample_size),
+        pool_other_axes=one_seed(kept))
     b = int(config.bootstrap_resamples)
     clusters = [tuple(h[a] for a in axes) for h in hparams]
     tau_ci, tau_samples = ranking_ci.bootstrap_tau(measures, gap, clusters, num_resamples=b,
@@ -321,10 +344,14 @@ def run(config, run_dir: results.RunDir) -> dict:
                           "and seed; 95% CI: percentile bootstrap of the groups within each axis",
         "cmi": "Jiang et al.'s normalized conditional mutual information, min over conditioning sets of <= 2 of "
                "the axes and the final train loss's tercile",
-        "robust_sign_error": "Dziugaite et al. 2020: environments = settings differing in one axis, seed pairs "
-                             f"weighted by the Hoeffding weight (p - 0.5)+ for {data.n_test} test examples, "
+        "robust_sign_error": ("Dziugaite et al. 2020: environments = settings differing in one axis, seed pairs "
+                              if not one_seed(kept) else
+                              "Dziugaite et al. 2020 with one seed: environments = (axis, value a, value b), the "
+                              "pairs of models differing only in that axis with those values, pooled over the "
+                              "settings of the other axes (each setting pair alone is one pair, ESS 1), pairs ")
+                             + f"weighted by the Hoeffding weight (p - 0.5)+ for {data.n_test} test examples, "
                              f"environments with effective sample size < {config.min_effective_sample_size} dropped; "
-                             "mean and worst over the kept environments, pairs = weighted seed pairs kept",
+                             "mean and worst over the kept environments, pairs = weighted pairs kept",
         "noise_ceiling_tau": "split_half: tau between the gaps on the two halves of the test set; "
                              "seed_replicates: mean over seed pairs of tau between the gaps of the same settings",
     })

@@ -165,3 +165,22 @@ def test_correlation_table_is_json_ready():
     assert "gap_bin" not in with_cov["psi_by_axis"]["gap"] and with_cov["cmi"]["gap"] <= table["cmi"]["gap"]
     with pytest.raises(ValueError, match="clash"):
         M.correlation_table({"gap": gap}, gap, GRID, AXES, cmi_covariates={"lr": bins})
+
+
+def test_robust_sign_error_pooled_environments_for_one_seed():
+    """One seed: each (setting, setting) environment is a single pair (ESS 1), so the ESS floor
+    drops them all; pooled environments (axis, a, b) gather every pair over the other axes."""
+    grid = [h for h in GRID if h["seed"] == 0]
+    gap = np.array([np.log(h["lr"]) - 0.5 * np.log(h["width"]) for h in grid])
+    plain = M.robust_sign_error(gap, gap, grid, AXES, seed_key="seed", min_effective_sample_size=2)
+    assert plain.num_environments == 0
+    pooled = M.robust_sign_error(gap, gap, grid, AXES, seed_key="seed", min_effective_sample_size=2,
+                                 pool_other_axes=True, test_examples=1000)
+    # wd leaves the gap unchanged: its pairs tie in the gap and get no weight (the environment has no
+    # informative pair); lr and width: 3 value pairs each, 9 settings of the other two axes per pair
+    assert pooled.num_environments == 6 and pooled.max == 0.0 and pooled.num_pairs == 6 * 9
+    # a measure right about lr but inverted in width fails exactly the width environments
+    flipped = np.array([np.log(h["lr"]) + 0.5 * np.log(h["width"]) for h in grid])
+    r = M.robust_sign_error(flipped, gap, grid, AXES, seed_key="seed", min_effective_sample_size=2,
+                            pool_other_axes=True, test_examples=1000)
+    assert r.max == 1.0 and r.by_axis["width"] == 1.0 and r.by_axis["lr"] == 0.0 and r.mean == 0.5
