@@ -50,7 +50,7 @@ from dl_course.measures import correlation, ranking_ci
 from dl_course.measures import generalization as gm
 from dl_course.train import ConfigError, sweep
 from dl_course.train.build import load_data, make_task
-from dl_course.train.placement import put, run_mesh, shardings, to_host
+from dl_course.train.placement import over_run_devices, run_mesh, to_host
 from dl_course.train.state import stream
 
 AXES = ("learning_rate", "momentum", "weight_decay", "width", "depth")
@@ -81,16 +81,23 @@ def _concat_results(results: list) -> tuple:
     return params, model_state
 
 
-def _on_run_mesh(tree):
-    """``(tree on the devices, run count)``: leaves' leading run axis padded to a multiple of the
-    device count (repeating the last run) and sharded over every device, so a vmapped computation
-    on it runs on all of them."""
-    mesh = run_mesh()
-    n_dev, n = mesh.devices.size, len(jax.tree.leaves(tree)[0])
+def _padded_runs(tree):
+    """``(tree, run count)``: the leaves' leading run axis padded to a multiple of the device count
+    (repeating the last run), for :func:`dl_course.train.placement.over_run_devices`."""
+    n_dev, n = run_mesh().devices.size, len(jax.tree.leaves(tree)[0])
     pad = -n % n_dev
-    shard_runs, _ = shardings(mesh)
-    padded = jax.tree.map(lambda v: np.concatenate([np.asarray(v), np.repeat(np.asarray(v)[-1:], pad, 0)]), tree)
-    return jax.tree.map(lambda v: put(v, shard_runs), padded), n
+    return jax.tree.map(lambda v: np.concatenate([np.asarray(v), np.repeat(np.asarray(v)[-1:], pad, 0)]), tree), n
+
+
+def measure_fn(apply_fn, names, measure_config):
+    """``f(params, init_params, model_state, keys, x, y) -> {name: [run]}``: the measure suite
+    vmapped over runs and split over the devices (``over_run_devices``; the run count a multiple
+    of the device count)."""
+    def one(params, init_params, model_state, key, x, y):
+        return gm.generalization_measures(apply_fn, gm.MeasureContext(params, init_params, model_state, x, y, key),
+                                          names, measure_config)
+
+    return over_run_devices(jax.vmap(one, in_axes=(0, 0, 0, 0, None, None)), 4)
 
 
 def _measure_config(config) -> gm.MeasureConfig:
@@ -103,8 +110,8 @@ def _test_errors(task, params, model_state, x, y, chunk: int = 2000) -> np.ndarr
     def one(p, ms, xb):
         return jnp.argmax(task.apply(p, ms, xb), -1)
 
-    fn = jax.jit(jax.vmap(one, in_axes=(0, 0, None)))
-    (params, model_state), n = _on_run_mesh((params, model_state))
+    fn = over_run_devices(jax.vmap(one, in_axes=(0, 0, None)), 2)
+    (params, model_state), n = _padded_runs((params, model_state))
     wrong = [to_host(fn(params, model_state, jnp.asarray(x[i:i + chunk])))[:n] != y[i:i + chunk][None]
              for i in range(0, len(x), chunk)]
     return np.concatenate(wrong, axis=1)
@@ -146,9 +153,8 @@ def train_and_measure(config, data, width: int, depth: int) -> tuple[list[dict],
     init = jax.jit(jax.vmap(lambda s: task.init(stream(jax.random.PRNGKey(s), "init"), x[:1])[0]))(seeds)
     keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(int(config.measure_seed)), i))(
         jnp.arange(len(rows_grid)) + 1000 * (int(width) + 10 * int(depth)))
-    names = list(config.measures) or list(gm.GENERALIZATION_MEASURES)
-    fn = gm.vmapped_generalization_measures(task.apply, names, _measure_config(config))
-    placed, n = _on_run_mesh((params, to_host(init), model_state, to_host(keys)))
+    fn = measure_fn(task.apply, list(config.measures) or list(gm.GENERALIZATION_MEASURES), _measure_config(config))
+    placed, n = _padded_runs((params, to_host(init), model_state, to_host(keys)))
     values = jax.tree.map(lambda v: v[:n], to_host(fn(*placed, x, y)))
     profile["measures_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
@@ -324,6 +330,7 @@ def run(config, run_dir: results.RunDir) -> dict:
     profile["total_s"] = time.perf_counter() - t_start
     headline["profile"] = summarize_profile(profile)
     headline["axes"] = list(axes)
+    headline["psi_by_axis_best"] = table["psi_by_axis"][best]
     for fam, members in gm.MEASURE_FAMILIES.items():
         vals = [table["granulated_psi"][n] for n in members if n in table["granulated_psi"]]
         headline[f"mean_psi_{fam}"] = float(np.mean(vals)) if vals else None
@@ -368,7 +375,8 @@ def summarize_profile(profile: dict) -> dict:
     trains = [t for a in profile["architectures"] for t in a["train"]]
     total = lambda k: float(sum(t[k] for t in trains))  # noqa: E731
     run_steps, useful = total("run_steps"), total("active_run_steps")
-    return {"total_s": profile["total_s"], "programs": len(trains), "models": int(total("runs")),
+    return {"total_s": profile["total_s"], "total_min": profile["total_s"] / 60, "programs": len(trains),
+            "models": int(total("runs")),
             "train_wall_s": total("wall_s"), "first_chunks_incl_compile_s": total("first_chunk_incl_compile_s"),
             "train_chunks_s": total("train_s"), "exact_stop_s": total("exact_stop_s"),
             "measures_s": float(sum(a["measures_s"] for a in profile["architectures"])),

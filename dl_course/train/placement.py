@@ -45,3 +45,19 @@ def any_process(flag: bool) -> bool:
     from jax.experimental import multihost_utils
 
     return bool(np.any(multihost_utils.process_allgather(np.asarray([flag]))))
+
+
+def over_run_devices(fn, num_run_args: int, mesh: Mesh | None = None):
+    """``jit`` of ``fn(*run_args, *shared_args)`` — a function already vmapped over the leading run
+    axis of its first ``num_run_args`` arguments — with that axis split over every device of
+    ``mesh`` by ``shard_map``: each device runs its share of the runs as its own program (host
+    callbacks such as ``dl_course.linalg``'s stay on their device; XLA's SPMD partitioner would
+    move them to device 0 and stall the other device). The run count must be a multiple of the
+    device count; outputs keep the leading run axis."""
+    mesh = run_mesh() if mesh is None else mesh
+
+    def wrapped(*args):
+        specs = tuple(PartitionSpec("runs") if i < num_run_args else PartitionSpec() for i in range(len(args)))
+        return jax.shard_map(fn, mesh=mesh, in_specs=specs, out_specs=PartitionSpec("runs"), check_vma=False)(*args)
+
+    return jax.jit(wrapped)

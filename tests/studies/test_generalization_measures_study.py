@@ -110,6 +110,11 @@ def test_full_grid_structure_all_seven_axes_at_two_values(tmp_path, monkeypatch)
     by = {tuple(r[a] for a in axes): r for r in runs}
     differs = [by[k]["steps_to_target"] != by[k[:-1] + (0.3,)]["steps_to_target"] for k in by if k[-1] == 0.0]
     assert np.mean(differs) > 0.5
+    # one seed: the sign-error's environments are pooled over the other axes (axis, a, b)
+    rse = h["robust_sign_error"]["sanity_gap"]
+    assert rse["worst"] == 0.0 and 0 < rse["environments"] <= 7
+    assert "pooled over the settings of the other axes" in s["conventions"]["robust_sign_error"]
+    assert h["noise_ceiling_tau"]["seed_replicates"] is None
     p = h["profile"]
     assert p["programs"] == 8 and p["models"] == 2 ** 7
     assert 0 < p["useful_run_steps"] <= p["run_steps"] and 0 <= p["idle_fraction"] < 1
