@@ -12,7 +12,8 @@ profile (compilation + first chunks, training, the exact stop, measures, test er
 computed vs useful run-steps), the run-steps the same grid would have computed without compaction
 (each program runs until its last run stops: ``runs x max stop step``, from the rows), and the
 2,187 models' settings. Writes ``results/benchmarks/generalization_full.json`` (atomically).
-Run: ``python benchmarks/bench_generalization_full.py [--quick]``.
+Run: ``python benchmarks/bench_generalization_full.py [--quick | --reference-only]``
+(``--reference-only``: refresh (b) in the existing JSON, keeping the measured part).
 """
 
 from __future__ import annotations
@@ -57,7 +58,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1500 steps, width 32, no file written (a smoke run)")
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--reference-only", action="store_true", help="refresh the reference run's part only")
     args = parser.parse_args()
+    out = ROOT / "results" / "benchmarks" / "generalization_full.json"
+    if args.reference_only:
+        report = json.loads(out.read_text())
+        report["reference_run"] = reference_profile(ROOT / "results" / "generalization_measures" / "full")
+        _write(out, report)
+        return
     from dl_course.devices import use_all_cpu_cores
 
     use_all_cpu_cores()
@@ -144,10 +152,13 @@ def main() -> None:
     }
     print(json.dumps(report["measured"], indent=1))
     if not args.quick:
-        out = ROOT / "results" / "benchmarks" / "generalization_full.json"
-        tmp = out.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(report, indent=1))
-        tmp.replace(out)
+        _write(out, report)
+
+
+def _write(out: Path, report: dict) -> None:
+    tmp = out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(report, indent=1))
+    tmp.replace(out)
 
 
 if __name__ == "__main__":

@@ -116,7 +116,8 @@ def run_wave(plan: WavePlan, chunk_fn: Callable, state, data, metrics0: dict, *,
     pending when the wave ends (:func:`_finish_exact_stop`), called only if there are any.
     ``resume_from``: ``(chunks_done, state, metrics)`` restored from a checkpoint.
     ``timing`` (optional dict) receives ``first_chunk_incl_compile_s``, ``exact_stop_s``,
-    ``train_s`` and ``run_steps`` / ``active_run_steps`` (computed / useful run-steps).
+    ``train_s``, ``run_steps`` (run-steps computed, frozen runs and padding included) and
+    ``active_run_steps`` (run-steps of the runs active at the start of each chunk).
     ``compaction``: between chunks, the runs still active move to a program of at most half the
     size when that many have stopped (:class:`Compaction`); ``on_chunk`` still sees every run.
     """
