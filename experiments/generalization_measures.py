@@ -74,7 +74,7 @@ GALLERY = [{
     "section": "Measures — Hessian spectra, loss landscapes, generalization measures", "order": 6, "variant": "full",
     "dir": "generalization_measures/full", "compares": True,
     "title": "Fantastic generalization measures on the full 3^7 grid (Jiang et al. 2020)",
-    "figures": ["measure_ranking.png", "best_and_worst.png"],
+    "figures": ["measure_ranking.png", "psi_by_axis.png", "best_and_worst.png"],
     "shows": "all seven of Jiang et al.'s axes at three values — learning rate × momentum × weight decay × dropout "
              "rate (vmapped) × width × depth × batch size (one program each) — 2,187 MLPs on 500 MNIST-1D "
              "examples, one seed, each stopped exactly at train CE 0.01, the gap on 10,000 test examples, every "
@@ -134,7 +134,8 @@ def get_config(variant=None):
     Robust sign-error (18 environments pass the effective-sample-size floor of 12 with 10,000
     test examples): noise 0.44 mean / 0.85 worst, the gap 0 / 0; PAC-Bayes magnitude-aware
     flatness 0.01 / 0.25, steps to CE 0.1 0 / 0, inverse margin 0.13 / 1.0.
-    Writes: measure_ranking.png (τ and Ψ with 95% CIs, the noise ceiling), best_and_worst.png,
+    Writes: measure_ranking.png (τ and Ψ with 95% CIs, the noise ceiling), psi_by_axis.png (ψ per
+    measure and axis), best_and_worst.png,
     config.json, summary.json (one row per model with every hyperparameter, train/test error, gap
     and its two test halves, steps_to_target, step_fraction, converged, collapsed, measure_<name>;
     headline: kendall_tau(_ci), granulated_psi(_ci), psi_by_axis, cmi, robust_sign_error,

@@ -55,3 +55,23 @@ def measure_vs_gap(measures: dict, gap, psi: dict):
         ax.set_ylabel("test error − train error")
     fig.tight_layout()
     return fig
+
+
+def psi_by_axis_heatmap(psi_by_axis: dict, names: list, axes: list, title: str = ""):
+    """Heat map of ψ per measure (rows, in the given order) and hyperparameter axis (columns):
+    the mean τ between the measure and the gap among models that differ only in that axis
+    (Jiang et al. 2020's per-axis terms of Ψ) — which hyperparameter's effect on the gap each
+    measure tracks. Blank where an axis has no group (nan)."""
+    plt = pyplot()
+    grid = np.asarray([[psi_by_axis[n].get(a, np.nan) for a in axes] for n in names], float)
+    fig, ax = plt.subplots(figsize=(1.0 * len(axes) + 3.2, 0.24 * len(names) + 1.4))
+    im = ax.imshow(grid, cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto")
+    for (i, j), v in np.ndenumerate(grid):
+        if np.isfinite(v):
+            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=6)
+    ax.set_xticks(range(len(axes)), [a.replace("_", " ") for a in axes], rotation=30, ha="right", fontsize=7)
+    ax.set_yticks(range(len(names)), names, fontsize=7)
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(im, ax=ax, fraction=0.03, label="ψ (mean τ within one-axis groups)")
+    fig.tight_layout()
+    return fig

@@ -315,6 +315,9 @@ def run(config, run_dir: results.RunDir) -> dict:
                                f"({len(config.train.seeds)} seeds, gap on {data.n_test} test examples)",
         intervals={"kendall_tau": extra["kendall_tau_ci"], "granulated_psi": extra["granulated_psi_ci"]},
         ceiling=ceiling))
+    run_dir.figure("psi_by_axis.png", plots.psi_by_axis_heatmap(
+        table["psi_by_axis"], order, list(axes),
+        title=f"which hyperparameter each measure tracks ({len(kept)} models)"))
     best, worst = real[0], real[-1]
     run_dir.figure("best_and_worst.png", plots.measure_vs_gap(
         {best: measures[best], worst: measures[worst]}, gap, {n: table["granulated_psi"][n] for n in (best, worst)}))
