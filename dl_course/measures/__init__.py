@@ -29,15 +29,6 @@ fixed amount of work, and works under ``jax.vmap`` over a leading run axis of ``
   modified flows (diffrax); ``classification``: confusion matrices.
 """
 
-from dl_course.measures.blocks import (
-    block_operator,
-    hessian_block_operator,
-    layer_eigenpairs,
-    layer_spectral_densities,
-    layer_top_eigenvalues,
-    layer_traces,
-    operator_layer_traces,
-)
 from dl_course.measures.central_flow import (
     CentralFlowResult,
     central_flow,
@@ -87,7 +78,58 @@ from dl_course.measures.correlation import (
     psi_by_axis,
     robust_sign_error,
 )
-from dl_course.measures.curvature import (
+from dl_course.measures.curvature.blocks import (
+    block_operator,
+    hessian_block_operator,
+    layer_eigenpairs,
+    layer_spectral_densities,
+    layer_top_eigenvalues,
+    layer_traces,
+    operator_layer_traces,
+)
+from dl_course.measures.curvature.density import (
+    SLQResult,
+    gaussian_density,
+    operator_spectral_density,
+    slq,
+    spectral_density,
+)
+from dl_course.measures.curvature.kfac import (
+    KFACEigen,
+    KFACFactors,
+    ekfac_eigenvalues,
+    kfac_eigen,
+    kfac_eigenvalues,
+    kfac_factors,
+    kfac_inverse_operator,
+    kfac_operator,
+    kfac_spectral_apply,
+    kfac_top_eigenvector,
+)
+from dl_course.measures.curvature.krylov import (
+    LanczosResult,
+    PowerIterationResult,
+    extreme_ritz_pairs,
+    lanczos,
+    power_iteration,
+    ritz_vectors,
+)
+from dl_course.measures.curvature.operators import flat_operator, hessian_operator
+from dl_course.measures.curvature.outliers import (
+    count_outliers,
+    expected_outliers,
+    hessian_and_ggn_spectra,
+    outlier_gap,
+)
+from dl_course.measures.curvature.preconditioned import (
+    adam_preconditioner,
+    adam_stability_threshold,
+    find_adam_state,
+    gd_stability_threshold,
+    preconditioned_operator,
+    preconditioned_sharpness,
+)
+from dl_course.measures.curvature.products import (
     cross_entropy_ggn_vp,
     dataset_fisher_vp,
     dataset_ggn_vp,
@@ -98,12 +140,31 @@ from dl_course.measures.curvature import (
     hvp,
     mse_ggn_vp,
 )
-from dl_course.measures.density import (
-    SLQResult,
-    gaussian_density,
-    operator_spectral_density,
-    slq,
-    spectral_density,
+from dl_course.measures.curvature.solves import cg_solve, kfac_solve, residual_norm
+from dl_course.measures.curvature.spectrum import (
+    EigenResult,
+    bottom_eigenvalues,
+    hessian_eigenpairs,
+    operator_eigenpairs,
+    operator_power_iteration,
+    top_eigenvalues,
+)
+from dl_course.measures.curvature.trace import (
+    exact_diagonal,
+    hessian_diagonal,
+    hessian_trace,
+    hutchinson_diagonal,
+    hutchinson_frobenius_sq,
+    hutchinson_trace,
+    hutchpp,
+    hutchpp_trace,
+    operator_diagonal,
+    operator_frobenius_sq,
+    operator_hutchpp_trace,
+    operator_trace,
+    operator_xtrace,
+    xtrace,
+    xtrace_estimate,
 )
 from dl_course.measures.flatness import (
     PerturbationRadius,
@@ -129,26 +190,6 @@ from dl_course.measures.implicit_bias import (
     direction_measures,
     max_margin_directions,
     norm_growth_rate,
-)
-from dl_course.measures.kfac import (
-    KFACEigen,
-    KFACFactors,
-    ekfac_eigenvalues,
-    kfac_eigen,
-    kfac_eigenvalues,
-    kfac_factors,
-    kfac_inverse_operator,
-    kfac_operator,
-    kfac_spectral_apply,
-    kfac_top_eigenvector,
-)
-from dl_course.measures.krylov import (
-    LanczosResult,
-    PowerIterationResult,
-    extreme_ritz_pairs,
-    lanczos,
-    power_iteration,
-    ritz_vectors,
 )
 from dl_course.measures.landscape import (
     captured_fraction,
@@ -187,20 +228,6 @@ from dl_course.measures.norms import (
     path_norm,
     spectral_complexity,
 )
-from dl_course.measures.outliers import (
-    count_outliers,
-    expected_outliers,
-    hessian_and_ggn_spectra,
-    outlier_gap,
-)
-from dl_course.measures.preconditioned import (
-    adam_preconditioner,
-    adam_stability_threshold,
-    find_adam_state,
-    gd_stability_threshold,
-    preconditioned_operator,
-    preconditioned_sharpness,
-)
 from dl_course.measures.ranking_ci import (
     bootstrap_psi,
     bootstrap_tau,
@@ -229,32 +256,6 @@ from dl_course.measures.sharpness import (
     sam_sharpness,
 )
 from dl_course.measures.solutions import measure_solutions, measurement_conventions
-from dl_course.measures.solves import cg_solve, kfac_solve, residual_norm
-from dl_course.measures.spectrum import (
-    EigenResult,
-    bottom_eigenvalues,
-    flat_operator,
-    hessian_eigenpairs,
-    hessian_operator,
-    operator_eigenpairs,
-    operator_power_iteration,
-    top_eigenvalues,
-)
-from dl_course.measures.trace import hessian_trace, hutchinson_trace, operator_trace
-from dl_course.measures.trace_estimators import (
-    exact_diagonal,
-    hessian_diagonal,
-    hutchinson_diagonal,
-    hutchinson_frobenius_sq,
-    hutchpp,
-    hutchpp_trace,
-    operator_diagonal,
-    operator_frobenius_sq,
-    operator_hutchpp_trace,
-    operator_xtrace,
-    xtrace,
-    xtrace_estimate,
-)
 from dl_course.measures.tracking import SharpnessTrackerState, sharpness_tracker
 
 __all__ = [  # the public names, re-exported from the modules above

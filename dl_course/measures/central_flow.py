@@ -22,7 +22,7 @@ Implementation (all inside one jitted program, vmappable over runs with one ``η
 explicit Euler steps of ``h = 1/substeps`` GD steps (the paper's authors use ``h = 1/4``; the
 step-size error is measured against ``h/2`` in the study); at every step the top ``block_size``
 Hessian eigenpairs by block Krylov Rayleigh–Ritz warm-started from the previous step's Ritz
-vectors (:func:`~dl_course.measures.krylov.block_krylov`, ``num_matvecs`` HVPs), the ``k``
+vectors (:func:`~dl_course.measures.curvature.krylov.block_krylov`, ``num_matvecs`` HVPs), the ``k``
 largest enter ``Σ`` if above ``tracking_threshold/η`` (default 1.5/η), the third-derivative terms
 ``∇H_ij`` by forward-over-reverse autodiff (one gradient of a Hessian–vector product per pair
 ``i ≤ j``). :func:`gd_trajectory` and :func:`gradient_flow` give GD and the gradient flow at the
@@ -45,7 +45,7 @@ from dl_course.measures.complementarity import (
     sym_to_vec,
     vec_to_sym,
 )
-from dl_course.measures.krylov import block_krylov, extreme_ritz_pairs, lanczos
+from dl_course.measures.curvature.krylov import block_krylov, extreme_ritz_pairs, lanczos
 
 
 class CentralFlowResult(NamedTuple):

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
 from dl_course import linalg
-from dl_course.measures.spectrum import DEFAULT_NUM_ITERS, hessian_eigenpairs
+from dl_course.measures.curvature.spectrum import DEFAULT_NUM_ITERS, hessian_eigenpairs
 
 PyTree = Any
 

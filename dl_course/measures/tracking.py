@@ -18,11 +18,11 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from dl_course.measures.curvature import DEFAULT_HVP_METHOD
-from dl_course.measures.krylov import block_krylov, extreme_ritz_pairs
-from dl_course.measures.preconditioned import adam_preconditioner, preconditioned_operator
-from dl_course.measures.spectrum import flat_operator, hessian_operator
-from dl_course.measures.trace import operator_trace
+from dl_course.measures.curvature.krylov import block_krylov, extreme_ritz_pairs
+from dl_course.measures.curvature.operators import flat_operator, hessian_operator
+from dl_course.measures.curvature.preconditioned import adam_preconditioner, preconditioned_operator
+from dl_course.measures.curvature.products import DEFAULT_HVP_METHOD
+from dl_course.measures.curvature.trace import operator_trace
 from dl_course.train.hooks import Hook, HookContext
 
 
@@ -45,7 +45,7 @@ class SharpnessTrackerState(NamedTuple):
 
 
 def _top(operator, params, previous, k, num_iters, key):
-    """Block Krylov (:func:`~dl_course.measures.krylov.block_krylov`) warm-started from the
+    """Block Krylov (:func:`~dl_course.measures.curvature.krylov.block_krylov`) warm-started from the
     previous Ritz vectors ``previous (b, d)`` (zero before the first measurement: then a random
     start, i.e. plain Lanczos). Returns the top ``k`` values and residuals and the new top ``b``
     vectors, kept unchanged if the measurement is not finite (e.g. before Adam's first step)."""
@@ -88,13 +88,13 @@ def sharpness_tracker(
     * ``lambda_max``, ``lambda_max_residual``: top Hessian eigenvalue of ``ctx.loss_fn`` and its
       Ritz residual ``‖Hu − λu‖`` (an eigenvalue lies within it), by Rayleigh–Ritz on the block
       Krylov space of the previous evaluation's top ``block_size`` Ritz vectors, ``num_iters``
-      HVPs (:func:`~dl_course.measures.krylov.block_krylov`; a random start, i.e. Lanczos, the
+      HVPs (:func:`~dl_course.measures.curvature.krylov.block_krylov`; a random start, i.e. Lanczos, the
       first time);
     * if ``k > 1``: ``top_eigenvalues`` and ``top_eigenvalue_residuals`` of shape ``[k]``;
     * if ``trace_samples > 0``: ``hessian_trace`` and ``hessian_trace_stderr`` (Hutchinson);
     * if ``preconditioned``: ``preconditioned_sharpness`` and its ``_residual``, the top
       eigenvalue of ``P^{-1/2} H P^{-1/2}`` with Adam's ``P = (1 − β1ᵗ)(√v̂ + ε)`` read from the
-      Adam state in ``ctx.opt_state`` (see :mod:`dl_course.measures.preconditioned`; compare with
+      Adam state in ``ctx.opt_state`` (see :mod:`dl_course.measures.curvature.preconditioned`; compare with
       ``adam_stability_threshold``). ``β1, β2, ε`` are taken from ``ctx.hparams`` (keys ``b1``,
       ``b2``, ``eps``) when swept there, else from this function's arguments. ``nan`` before
       Adam's first update.
@@ -119,7 +119,7 @@ def sharpness_tracker(
     ``lambda_max_residual / lambda_max`` bounds the relative distance to *an* eigenvalue at
     every point.
 
-    ``hvp_method``: see :func:`~dl_course.measures.spectrum.hessian_operator` (one operator per
+    ``hvp_method``: see :func:`~dl_course.measures.curvature.operators.hessian_operator` (one operator per
     evaluation, shared by the measures).
 
     The same arguments give the same hook object, so a sweep repeated with the same engine

@@ -17,11 +17,11 @@ from typing import Any
 
 import jax
 
-from dl_course.measures.curvature import hvp
-from dl_course.measures.density import operator_spectral_density
-from dl_course.measures.spectrum import DEFAULT_NUM_ITERS, EigenResult, Operator, operator_eigenpairs
-from dl_course.measures.trace import operator_trace
-from dl_course.measures.trace_estimators import operator_diagonal
+from dl_course.measures.curvature.density import operator_spectral_density
+from dl_course.measures.curvature.operators import Operator
+from dl_course.measures.curvature.products import hvp
+from dl_course.measures.curvature.spectrum import DEFAULT_NUM_ITERS, EigenResult, operator_eigenpairs
+from dl_course.measures.curvature.trace import operator_diagonal, operator_trace
 
 PyTree = Any
 

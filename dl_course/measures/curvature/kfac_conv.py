@@ -3,7 +3,7 @@
 A convolution is a Dense layer shared over output positions: at position ``r`` the pre-activation
 is ``s_r = patch_r · W̃`` with ``W̃ = [reshape(kernel, (Π k · C_in, C_out)); bias]``. K-FAC then
 treats the ``R`` output positions of an example as the shared axis of the "expand" convention
-(:mod:`dl_course.measures.kfac`): ``A = (1/(NR)) Σ_{n,r} ã_nr ã_nrᵀ`` over the patches, ``G = (1/N)
+(:mod:`dl_course.measures.curvature.kfac`): ``A = (1/(NR)) Σ_{n,r} ã_nr ã_nrᵀ`` over the patches, ``G = (1/N)
 Σ_{n,r,c} g_nrc g_nrcᵀ`` over the output gradients (KFC's spatially-uncorrelated-derivatives and
 spatial-homogeneity approximations, Grosse & Martens 2016 §3.1).
 """

@@ -1,7 +1,7 @@
 """Extreme eigenpairs of curvature operators over parameter pytrees (Lanczos, power iteration).
 
-Front-ends of :mod:`dl_course.measures.krylov` that work on ``loss_fn(params) -> scalar`` (the
-Hessian, via :func:`~dl_course.measures.curvature.hvp`) or on any symmetric ``operator(v) -> Hv``
+Front-ends of :mod:`dl_course.measures.curvature.krylov` that work on ``loss_fn(params) -> scalar`` (the
+Hessian, via :func:`~dl_course.measures.curvature.products.hvp`) or on any symmetric ``operator(v) -> Hv``
 over pytrees (GGN, Fisher, a preconditioned Hessian). Parameters are flattened with
 ``jax.flatten_util.ravel_pytree``; eigenvectors come back as pytrees with a leading axis ``k``.
 Everything runs a fixed number of iterations, so ``jax.vmap`` over a leading run axis of
@@ -17,11 +17,11 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from dl_course.measures.curvature import DEFAULT_HVP_METHOD, hessian_vector_operator
-from dl_course.measures.krylov import extreme_ritz_pairs, lanczos, power_iteration
+from dl_course.measures.curvature.krylov import extreme_ritz_pairs, lanczos, power_iteration
+from dl_course.measures.curvature.operators import Operator, flat_operator, hessian_operator
+from dl_course.measures.curvature.products import DEFAULT_HVP_METHOD
 
 PyTree = Any
-Operator = Callable[[PyTree], PyTree]
 
 DEFAULT_NUM_ITERS = 30
 
@@ -39,27 +39,6 @@ class EigenResult(NamedTuple):
     eigenvalues: jax.Array
     eigenvectors: PyTree
     residuals: jax.Array
-
-
-def flat_operator(operator: Operator, params: PyTree) -> tuple[Callable, jax.Array, Callable]:
-    """Turn a pytree operator into ``(matvec on flat vectors, flat params, unravel)``."""
-    flat, unravel = ravel_pytree(params)
-
-    def matvec(x):
-        return ravel_pytree(operator(unravel(x)))[0].astype(flat.dtype)
-
-    return matvec, flat, unravel
-
-
-def hessian_operator(
-    loss_fn: Callable[[PyTree], jax.Array], params: PyTree, method: str = DEFAULT_HVP_METHOD
-) -> Operator:
-    """``v -> ∇²L(θ) v`` as a pytree operator. ``method``: ``"forward_over_reverse"`` (default; a
-    JVP of the gradient per product) or ``"linearize"`` (the gradient linearized once at ``θ``,
-    each product the tangent part only, the linearization's residuals held in memory); equal in
-    time and memory inside jitted loops (see
-    :func:`~dl_course.measures.curvature.hessian_vector_operator`)."""
-    return hessian_vector_operator(loss_fn, params, method)
 
 
 def _unravel_rows(unravel: Callable, rows: jax.Array) -> PyTree:
@@ -172,7 +151,7 @@ def operator_power_iteration(
     v0: PyTree | None = None,
 ) -> EigenResult:
     """The ``k`` largest-magnitude eigenpairs by power iteration with deflation (for comparison
-    with Lanczos; see :func:`~dl_course.measures.krylov.power_iteration`). ``v0``: a pytree
+    with Lanczos; see :func:`~dl_course.measures.curvature.krylov.power_iteration`). ``v0``: a pytree
     with leading axis ``k`` (warm start) or ``None`` for Gaussian starts from ``key``."""
     matvec, flat, unravel = flat_operator(operator, params)
     if v0 is None:

@@ -9,7 +9,7 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 import dl_course.measures as M
-from dl_course.measures.kfac_conv import conv_patches
+from dl_course.measures.curvature.kfac_conv import conv_patches
 from dl_course.models.mlp import MLP
 
 

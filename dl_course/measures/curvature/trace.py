@@ -1,9 +1,10 @@
-"""Randomized trace, diagonal and Frobenius-norm estimators beyond Hutchinson, on any operator.
+"""Randomized trace, diagonal and Frobenius-norm estimators on any curvature operator: Hutchinson,
+Hutch++, XTrace.
 
 Each estimator comes at two levels: on a flat ``matvec: (d,) -> (d,)`` (names without prefix
 ``operator_``/``hessian_``: :func:`hutchpp`, :func:`xtrace_estimate`, :func:`hutchinson_diagonal`,
 :func:`hutchinson_frobenius_sq`) and on a symmetric pytree operator (Hessian, GGN, Fisher,
-preconditioned Hessian; see :mod:`dl_course.measures.spectrum`), with ``loss_fn`` front-ends for
+preconditioned Hessian; see :mod:`dl_course.measures.curvature.operators`), with ``loss_fn`` front-ends for
 the Hessian. All spend a *fixed* number of matvecs (``num_matvecs`` / ``num_samples``), so they
 jit and run under ``jax.vmap`` over a leading run axis of ``params`` and ``key``.
 
@@ -27,7 +28,8 @@ import jax
 import jax.numpy as jnp
 
 from dl_course import linalg
-from dl_course.measures.spectrum import Operator, flat_operator, hessian_operator
+from dl_course.measures.curvature.operators import Operator, flat_operator, hessian_operator, on_flat
+from dl_course.measures.curvature.products import DEFAULT_HVP_METHOD
 
 PyTree = Any
 Matvec = Callable[[jax.Array], jax.Array]
@@ -43,6 +45,48 @@ def _orthonormal_basis(y: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
     deficient)."""
     u, s, vt = linalg.svd(y, full_matrices=False)
     return u, s, vt
+
+
+def _rademacher_samples(fn, matvec: Matvec, dim: int, dtype: Any, key: jax.Array, num_samples: int,
+                        batch_size: int | None) -> jax.Array:
+    """``[fn(z_j, A z_j)]_{j<m}`` for Rademacher probes ``z_j`` drawn one at a time from
+    ``fold_in(key, j)`` and evaluated by ``lax.map(batch_size=...)``, so memory stays at a few
+    vectors."""
+    if num_samples < 1:
+        raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+
+    def one(i):
+        z = jax.random.rademacher(jax.random.fold_in(key, i), (dim,), dtype)
+        return fn(z, matvec(z))
+
+    return jax.lax.map(one, jnp.arange(num_samples), batch_size=batch_size)
+
+
+def _mean_and_stderr(samples: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Sample mean and its standard error ``std(ddof=1)/√m`` (``nan`` for one sample)."""
+    return jnp.mean(samples), jnp.std(samples, ddof=1) / jnp.sqrt(samples.shape[0])
+
+
+def hutchinson_trace(
+    matvec: Matvec,
+    dim: int,
+    dtype: Any,
+    *,
+    key: jax.Array,
+    num_samples: int,
+    batch_size: int | None = None,
+) -> tuple[jax.Array, jax.Array]:
+    """Hutchinson (1989) estimate of ``tr(A)`` with Rademacher probes, and its standard error.
+
+    ``tr(A) = E[zᵀ A z]`` for ``z`` with i.i.d. ±1 entries; the estimate is the mean of
+    ``num_samples`` quadratic forms and the standard error is their sample standard deviation
+    (``ddof=1``) over ``√num_samples`` (``nan`` for one sample). Rademacher probes minimize the
+    variance among i.i.d. probes: ``Var[zᵀAz] = 2 Σ_{i≠j} A_ij²`` (Avron & Toledo 2011).
+    Probes are generated one at a time from ``fold_in(key, i)`` and evaluated with
+    ``lax.map(batch_size=...)`` (``batch_size`` matvecs vmapped at once; default 1), so memory
+    stays at a few vectors.
+    """
+    return _mean_and_stderr(_rademacher_samples(jnp.vdot, matvec, dim, dtype, key, num_samples, batch_size))
 
 
 def hutchpp(
@@ -135,14 +179,8 @@ def hutchinson_diagonal(
 ) -> jax.Array:
     """Stochastic diagonal ``diag(A) ≈ (1/m) Σ_j z_j ⊙ A z_j`` with Rademacher ``z_j`` (Bekas,
     Kokiopoulou & Saad 2007). Unbiased; entry ``i`` has variance ``Σ_{j≠i} A_ij² / m``."""
-    if num_samples < 1:
-        raise ValueError(f"num_samples must be >= 1, got {num_samples}")
-
-    def one(i):
-        z = jax.random.rademacher(jax.random.fold_in(key, i), (dim,), dtype)
-        return z * matvec(z)
-
-    return jnp.mean(jax.lax.map(one, jnp.arange(num_samples), batch_size=batch_size), axis=0)
+    samples = _rademacher_samples(lambda z, az: z * az, matvec, dim, dtype, key, num_samples, batch_size)
+    return jnp.mean(samples, axis=0)
 
 
 def exact_diagonal(matvec: Matvec, dim: int, dtype: Any, batch_size: int | None = None) -> jax.Array:
@@ -162,20 +200,40 @@ def hutchinson_frobenius_sq(
 ) -> tuple[jax.Array, jax.Array]:
     """``‖A‖_F² = tr(AᵀA) = E‖A z‖²`` for Rademacher ``z`` (Hutchinson on ``AᵀA``; one matvec per
     sample), and the standard error of the mean."""
-    if num_samples < 1:
-        raise ValueError(f"num_samples must be >= 1, got {num_samples}")
-
-    def one(i):
-        z = jax.random.rademacher(jax.random.fold_in(key, i), (dim,), dtype)
-        az = matvec(z)
-        return jnp.vdot(az, az)
-
-    samples = jax.lax.map(one, jnp.arange(num_samples), batch_size=batch_size)
-    return jnp.mean(samples), jnp.std(samples, ddof=1) / jnp.sqrt(num_samples)
+    samples = _rademacher_samples(lambda z, az: jnp.vdot(az, az), matvec, dim, dtype, key, num_samples, batch_size)
+    return _mean_and_stderr(samples)
 
 
 # ------------------------------------------------------------------------------------------------
 # Pytree-operator and Hessian front-ends.
+
+
+def operator_trace(
+    operator: Operator, params: PyTree, *, key: jax.Array, num_samples: int = 100,
+    batch_size: int | None = None,
+) -> tuple[jax.Array, jax.Array]:
+    """Hutchinson trace ``(estimate, stderr)`` of a symmetric pytree operator (see
+    :func:`hutchinson_trace`)."""
+    return on_flat(hutchinson_trace, operator, params, key=key, num_samples=num_samples, batch_size=batch_size)
+
+
+def hessian_trace(
+    loss_fn: Callable[[PyTree], jax.Array],
+    params: PyTree,
+    *,
+    key: jax.Array,
+    num_samples: int = 100,
+    batch_size: int | None = None,
+    hvp_method: str = DEFAULT_HVP_METHOD,
+) -> tuple[jax.Array, jax.Array]:
+    """Hutchinson estimate of ``tr ∇²L(θ)`` and its standard error (Rademacher probes, one HVP
+    each). Used as a flatness measure by e.g. Yao et al. (2020, PyHessian) and Jiang et al. (2020,
+    "Fantastic generalization measures"). ``hvp_method``: see
+    :func:`~dl_course.measures.curvature.operators.hessian_operator`."""
+    return operator_trace(
+        hessian_operator(loss_fn, params, hvp_method), params, key=key, num_samples=num_samples,
+        batch_size=batch_size,
+    )
 
 
 def operator_hutchpp_trace(
@@ -183,8 +241,7 @@ def operator_hutchpp_trace(
     batch_size: int | None = None,
 ) -> jax.Array:
     """Hutch++ trace of a symmetric pytree operator (see :func:`hutchpp`)."""
-    matvec, flat, _ = flat_operator(operator, params)
-    return hutchpp(matvec, flat.shape[0], flat.dtype, key=key, num_matvecs=num_matvecs, batch_size=batch_size)
+    return on_flat(hutchpp, operator, params, key=key, num_matvecs=num_matvecs, batch_size=batch_size)
 
 
 def operator_xtrace(
@@ -193,10 +250,7 @@ def operator_xtrace(
 ) -> tuple[jax.Array, jax.Array]:
     """XTrace ``(estimate, error estimate)`` of a symmetric pytree operator (see
     :func:`xtrace_estimate`)."""
-    matvec, flat, _ = flat_operator(operator, params)
-    return xtrace_estimate(
-        matvec, flat.shape[0], flat.dtype, key=key, num_matvecs=num_matvecs, batch_size=batch_size
-    )
+    return on_flat(xtrace_estimate, operator, params, key=key, num_matvecs=num_matvecs, batch_size=batch_size)
 
 
 def operator_diagonal(
@@ -224,10 +278,7 @@ def operator_frobenius_sq(
 ) -> tuple[jax.Array, jax.Array]:
     """``(estimate, stderr)`` of ``‖A‖_F² = Σ_i λ_i²`` for a pytree operator (see
     :func:`hutchinson_frobenius_sq`)."""
-    matvec, flat, _ = flat_operator(operator, params)
-    return hutchinson_frobenius_sq(
-        matvec, flat.shape[0], flat.dtype, key=key, num_samples=num_samples, batch_size=batch_size
-    )
+    return on_flat(hutchinson_frobenius_sq, operator, params, key=key, num_samples=num_samples, batch_size=batch_size)
 
 
 def hutchpp_trace(

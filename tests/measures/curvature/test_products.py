@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from dl_course.measures import curvature as C
+from dl_course.measures.curvature import products as C
 
 # Products and dense matrices are computed in float64 from the same function; they differ only by
 # summation order, so agreement to 1e-10 relative (vs. eps = 2e-16) is a strict check.

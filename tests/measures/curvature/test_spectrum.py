@@ -6,7 +6,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 import dl_course.measures as M
-from dl_course.measures.krylov import lanczos, power_iteration
+from dl_course.measures.curvature.krylov import lanczos, power_iteration
 
 
 def test_lanczos_top5_matches_eigh_of_dense_hessian(tiny):
@@ -108,7 +108,7 @@ def test_block_krylov_equals_lanczos_for_one_vector_and_resolves_a_cluster_from_
     eigenvalues to 1e-3, where 9 Lanczos steps from their sum leave the second off by > 1e-2;
     the reported residuals equal the true ‖A y − θ y‖ and bound the errors. (iii) Zero rows of the
     start block are skipped, all zero is a cold start, and the full space gives the spectrum."""
-    from dl_course.measures.krylov import block_krylov
+    from dl_course.measures.curvature.krylov import block_krylov
 
     rng = np.random.default_rng(0)
     d = 60

@@ -19,10 +19,11 @@ from collections.abc import Callable
 import jax
 import numpy as np
 
-from dl_course.measures.curvature import ggn_vp
-from dl_course.measures.density import operator_spectral_density
-from dl_course.measures.spectrum import hessian_operator, operator_eigenpairs
-from dl_course.measures.trace import operator_trace
+from dl_course.measures.curvature.density import operator_spectral_density
+from dl_course.measures.curvature.operators import hessian_operator
+from dl_course.measures.curvature.products import ggn_vp
+from dl_course.measures.curvature.spectrum import operator_eigenpairs
+from dl_course.measures.curvature.trace import operator_trace
 
 
 def expected_outliers(loss: str, num_classes: int) -> int:

@@ -22,9 +22,9 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from dl_course.measures.curvature import DEFAULT_HVP_METHOD
-from dl_course.measures.krylov import lanczos
-from dl_course.measures.spectrum import Operator, flat_operator, hessian_operator
+from dl_course.measures.curvature.krylov import lanczos
+from dl_course.measures.curvature.operators import Operator, flat_operator, hessian_operator
+from dl_course.measures.curvature.products import DEFAULT_HVP_METHOD
 
 PyTree = Any
 
@@ -128,7 +128,7 @@ def spectral_density(
 ) -> tuple[jax.Array, jax.Array]:
     """Hessian spectral density ``(grid, density)`` by SLQ, integrating to 1 over ``grid``
     (Ghorbani et al. 2019). See :func:`operator_spectral_density` for the arguments and
-    :func:`~dl_course.measures.spectrum.hessian_operator` for ``hvp_method``."""
+    :func:`~dl_course.measures.curvature.operators.hessian_operator` for ``hvp_method``."""
     return operator_spectral_density(
         hessian_operator(loss_fn, params, hvp_method), params, key=key, num_probes=num_probes,
         num_iters=num_iters, num_points=num_points, sigma=sigma, sigma_rel=sigma_rel, grid=grid,

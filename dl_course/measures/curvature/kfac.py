@@ -22,7 +22,7 @@ EK-FAC (George et al. 2018, :func:`ekfac_eigenvalues`) keeps the Kronecker eigen
 the eigenvalues to the projected per-example gradients.
 
 Convolutions (``nn.Conv``; KFC, Grosse & Martens 2016) are Dense layers on input patches shared
-over the output positions (:mod:`dl_course.measures.kfac_conv`), under the "expand" convention:
+over the output positions (:mod:`dl_course.measures.curvature.kfac_conv`), under the "expand" convention:
 
 Weight sharing, "expand" convention (Eschenhagen et al. 2023): when a Dense layer sees inputs
 with extra leading axes (``[N, R, in]``, e.g. a sequence or the positions of a 1x1 convolution),
@@ -43,8 +43,8 @@ import jax
 import jax.numpy as jnp
 
 from dl_course import linalg
-from dl_course.measures.curvature import dataset_mean
-from dl_course.measures.kfac_conv import conv_patches
+from dl_course.measures.curvature.kfac_conv import conv_patches
+from dl_course.measures.curvature.products import dataset_mean
 
 PyTree = Any
 LOSSES = ("cross_entropy", "mse")
@@ -239,7 +239,7 @@ def _map_layers(fn, names, v):
 
 def kfac_operator(factors: KFACFactors, scale: float = 1.0):
     """``v -> scale · (A ⊗ G) v`` layer by layer (``vec(A Ṽ G)``), a pytree operator like the
-    GGN/Fisher ones of :mod:`dl_course.measures.curvature` (``scale = N`` for a summed loss)."""
+    GGN/Fisher ones of :mod:`dl_course.measures.curvature.products` (``scale = N`` for a summed loss)."""
     return lambda v: _map_layers(lambda k, m: scale * factors.A[k] @ m @ factors.G[k], factors.A, v)
 
 

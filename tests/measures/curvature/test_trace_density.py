@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import dl_course.measures as M
-from dl_course.measures.krylov import lanczos
+from dl_course.measures.curvature.krylov import lanczos
 
 
 def test_hutchinson_trace_within_four_standard_errors(tiny):

@@ -3,7 +3,7 @@
 Both act on a symmetric linear operator given as ``matvec: (d,) -> (d,)`` and run a *fixed*
 number of iterations inside ``lax.scan``, so they are jit-able and vmappable (e.g. over the
 leading run axis of a sweep). The pytree/loss-level front-ends live in
-:mod:`dl_course.measures.spectrum`.
+:mod:`dl_course.measures.curvature.spectrum`.
 
 Reliability: every Ritz pair ``(θ, y)`` comes with its residual ``r = ‖A y − θ y‖``. For a
 symmetric ``A`` some eigenvalue lies in ``[θ − r, θ + r]``, and ``|θ − λ| ≤ r² / gap`` once the

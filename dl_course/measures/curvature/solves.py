@@ -17,8 +17,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from dl_course.measures.kfac import KFACEigen, kfac_inverse_operator
-from dl_course.measures.spectrum import Operator
+from dl_course.measures.curvature.kfac import KFACEigen, kfac_inverse_operator
+from dl_course.measures.curvature.operators import Operator
 
 PyTree = Any
 
@@ -45,9 +45,9 @@ def cg_solve(
 def kfac_solve(eigen: KFACEigen, v: PyTree, *, damping: float, scale: float = 1.0,
                eigenvalues: dict | None = None) -> PyTree:
     """``(scale · A ⊗ G + δ I)⁻¹ v`` layer by layer, in closed form from the factors'
-    eigendecompositions (:func:`~dl_course.measures.kfac.kfac_inverse_operator`): ``U_A [(U_Aᵀ Ṽ
+    eigendecompositions (:func:`~dl_course.measures.curvature.kfac.kfac_inverse_operator`): ``U_A [(U_Aᵀ Ṽ
     U_G) / (scale λ_A λ_Gᵀ + δ)] U_Gᵀ``; the inverse of the K-FAC approximation, not of ``C``.
-    ``eigenvalues``: EK-FAC's refitted ones (:func:`~dl_course.measures.kfac.ekfac_eigenvalues`)."""
+    ``eigenvalues``: EK-FAC's refitted ones (:func:`~dl_course.measures.curvature.kfac.ekfac_eigenvalues`)."""
     return kfac_inverse_operator(eigen, damping, scale, eigenvalues)(v)
 
 

@@ -21,13 +21,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from dl_course.measures.spectrum import (
-    DEFAULT_NUM_ITERS,
-    EigenResult,
-    Operator,
-    hessian_operator,
-    operator_eigenpairs,
-)
+from dl_course.measures.curvature.operators import Operator, hessian_operator
+from dl_course.measures.curvature.spectrum import DEFAULT_NUM_ITERS, EigenResult, operator_eigenpairs
 
 PyTree = Any
 

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import dl_course.measures as M
-from dl_course.measures import trace_estimators as T
+from dl_course.measures.curvature import trace as T
 
 
 def spectrum_operator(eigs, seed=0):

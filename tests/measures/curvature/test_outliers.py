@@ -1,4 +1,4 @@
-"""Outlier structure of Hessian spectra (``dl_course.measures.outliers``): counting on known lists,
+"""Outlier structure of Hessian spectra (``dl_course.measures.curvature.outliers``): counting on known lists,
 and the H / Gauss–Newton spectra of the tiny MLP against dense float64 matrices."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dl_course.measures import outliers
+from dl_course.measures.curvature import outliers
 
 
 def test_count_outliers_and_gap_on_known_lists():
