@@ -34,11 +34,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from dl_course import results
+from dl_course.errors import ConfigError
 from dl_course.measures.curvature import outliers
 from dl_course.train import losses as losses_lib
 from dl_course.train import record_steps, sweep, trajectory_hook
 from dl_course.train.build import load_data
-from dl_course.train.config import ConfigError
 from dl_course.train.trajectory import trajectory_task
 
 #: Losses whose output Hessian is positive semi-definite and smooth, so ``G`` is a curvature.

@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 from mnist1d.data import get_dataset_args, make_dataset
 
+from dl_course.data import ood_sets
+from dl_course.data import shifted_mnist1d as shift
 from dl_course.data.dataset import Dataset
 from dl_course.data.mnist1d import generator_args
-from dl_course.uncertainty import ood_sets, shift
 
 
 @pytest.fixture(scope="module")

@@ -47,7 +47,10 @@ def _signs(v: np.ndarray) -> np.ndarray:
     return np.sign(v[:, None] - v[None, :])
 
 
-def _tau(measure: np.ndarray, gap: np.ndarray, variant: str) -> float:
+def kendall_tau_unchecked(measure: np.ndarray, gap: np.ndarray, variant: str) -> float:
+    """:func:`kendall_tau` without its argument checks (for callers that checked once, in loops):
+    ``Σ_{i<j} sign(μ_i − μ_j) sign(g_i − g_j)`` over ``n(n−1)/2`` (τ-a) or over the geometric mean of
+    the untied pair counts of each side (τ-b); 0 where undefined."""
     s, t = _signs(measure), _signs(gap)
     num = np.sum(np.triu(s * t, 1))
     if variant == "a":
@@ -64,10 +67,12 @@ def kendall_tau(measure: np.ndarray, gap: np.ndarray, variant: str = "b") -> flo
     if variant not in ("a", "b"):
         raise ValueError(f"unknown Kendall tau variant {variant!r}; valid: ['a', 'b']")
     measure, gap = _check(measure, gap)
-    return _tau(measure, gap, variant)
+    return kendall_tau_unchecked(measure, gap, variant)
 
 
-def _axes(hparams: Hparams, axes: Sequence[str] | None) -> list[str]:
+def varied_axes(hparams: Hparams, axes: Sequence[str] | None) -> list[str]:
+    """The hyperparameter axes to condition on: ``axes`` checked against the keys of ``hparams``, or by
+    default every key that takes more than one value over the models."""
     if not hparams:
         raise ValueError("hparams is empty")
     keys = list(hparams[0])
@@ -81,7 +86,7 @@ def _axes(hparams: Hparams, axes: Sequence[str] | None) -> list[str]:
     return list(axes)
 
 
-def _groups(hparams: Hparams, axis: str) -> list[np.ndarray]:
+def one_axis_groups(hparams: Hparams, axis: str) -> list[np.ndarray]:
     """Indices of the models that agree on every key but ``axis``, groups of size ≥ 2."""
     groups: dict[tuple, list[int]] = {}
     for i, h in enumerate(hparams):
@@ -102,8 +107,8 @@ def psi_by_axis(
     unconverged models) are skipped; ``nan`` if an axis has no group left."""
     measure, gap = _check(measure, gap, hparams)
     out = {}
-    for axis in _axes(hparams, axes):
-        taus = [_tau(measure[g], gap[g], variant) for g in _groups(hparams, axis)]
+    for axis in varied_axes(hparams, axes):
+        taus = [kendall_tau_unchecked(measure[g], gap[g], variant) for g in one_axis_groups(hparams, axis)]
         out[axis] = float(np.mean(taus)) if taus else float("nan")
     return out
 
@@ -190,7 +195,7 @@ def conditional_mutual_information_table(
         raise ValueError("no measures given")
     checked = {name: _check(m, gap, hparams)[0] for name, m in measures.items()}
     gap = np.asarray(gap, np.float64)
-    axes = _axes(hparams, axes)
+    axes = varied_axes(hparams, axes)
     codes = _codes(hparams, axes)
     n = len(gap)
     i, j = np.nonzero(~np.eye(n, dtype=bool))
@@ -273,7 +278,7 @@ def robust_sign_error(
     """
     measure, gap = _check(measure, gap, hparams)
     keys = [k for k in hparams[0] if k != seed_key]
-    axes = [a for a in _axes(hparams, axes) if a != seed_key]
+    axes = [a for a in varied_axes(hparams, axes) if a != seed_key]
     settings: dict[tuple, list[int]] = {}
     for idx, h in enumerate(hparams):
         settings.setdefault(tuple(h[k] for k in keys), []).append(idx)
@@ -318,7 +323,7 @@ def correlation_table(
     axes of Ψ or of the sign-error's environments."""
     out: dict[str, dict] = {k: {} for k in ("kendall_tau", "granulated_psi", "psi_by_axis", "cmi",
                                             "cmi_argmin", "robust_sign_error")}
-    ci_axes = [a for a in _axes(hparams, axes) if a != seed_key]
+    ci_axes = [a for a in varied_axes(hparams, axes) if a != seed_key]
     covariates = dict(cmi_covariates or {})
     clash = set(covariates) & set(hparams[0])
     if clash:

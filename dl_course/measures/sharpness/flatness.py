@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from dl_course.measures.sharpness import WorstCase, _ascent, _worst_case, sam_sharpness
+from dl_course.measures.sharpness.worst_case import WorstCase, box_sign_ascent, sam_sharpness, worst_case_result
 
 PyTree = Any
 
@@ -185,19 +185,13 @@ def worst_case_increase(
     The maximizer of ``loss_fn`` is searched by projected sign-gradient ascent
     ``u ← clip(u + step_size · b ⊙ sign ∇L(θ+u), −b, b)`` from ``u = 0`` (or uniformly in the box
     if ``key`` is given) for ``num_steps`` steps, keeping the best point visited (the ascent of
-    :func:`~dl_course.measures.sharpness.epsilon_sharpness`); ``D = deviation_fn`` (default
+    :func:`~dl_course.measures.sharpness.worst_case.epsilon_sharpness`); ``D = deviation_fn`` (default
     ``loss_fn``, e.g. the 0-1 error as in Jiang et al. Algorithm 2) is evaluated there. A lower
     bound on the true maximum (a local maximum of a non-concave problem).
     """
     flat, unravel = ravel_pytree(params)
     b = alpha * jnp.ones_like(flat) if magnitude_eps is None else alpha * jnp.abs(flat) + magnitude_eps
-    u0 = jnp.zeros_like(flat) if key is None else jax.random.uniform(key, flat.shape, flat.dtype, -1.0, 1.0) * b
-    max_loss, u = _ascent(
-        lambda d: loss_fn(unravel(flat + d)), u0,
-        project=lambda d: jnp.clip(d, -b, b),
-        direction=lambda g: step_size * b * jnp.sign(g),
-        num_steps=num_steps,
-    )
+    max_loss, u = box_sign_ascent(loss_fn, flat, unravel, b, step_size=step_size, num_steps=num_steps, key=key)
     if deviation_fn is None:
         return jnp.maximum(max_loss - loss_fn(params), 0.0)  # u = 0 is feasible
     return deviation_fn(unravel(flat + u)) - deviation_fn(params)
@@ -251,11 +245,11 @@ def adaptive_sharpness(
     the elementwise-adaptive neighbourhood that makes the measure invariant to the
     multiplicative reparametrizations of ReLU networks (Dinh et al. 2017). ``p="inf"``: the box
     ``|δ_i| ≤ ρ(|θ_i|+η)``, by projected sign-gradient ascent (step ``step_size · ρ c``);
-    ``p="2"``: the ellipsoid, by :func:`~dl_course.measures.sharpness.sam_sharpness` with
+    ``p="2"``: the ellipsoid, by :func:`~dl_course.measures.sharpness.worst_case.sam_sharpness` with
     ``adaptive=True`` (normalized ascent, step ``step_size · ρ``). Start at ``δ = 0``, or at a
     random point of the neighbourhood if ``key`` is given (needed at an exact critical point).
     Andriushchenko et al. average over batches of size ``m`` (m-sharpness); this is the
-    full-batch value for ``loss_fn`` (use :func:`~dl_course.measures.sharpness.m_sharpness` for
+    full-batch value for ``loss_fn`` (use :func:`~dl_course.measures.sharpness.worst_case.m_sharpness` for
     ``m < n``, ℓ2). Andriushchenko et al. use Auto-PGD; this is plain PGD (a lower bound).
     """
     if p == "2":
@@ -265,12 +259,6 @@ def adaptive_sharpness(
         raise ValueError(f"unknown adaptive sharpness norm p={p!r}; valid: ['inf', '2']")
     flat, unravel = ravel_pytree(params)
     b = rho * (jnp.abs(flat) + eta)
-    d0 = jnp.zeros_like(flat) if key is None else jax.random.uniform(key, flat.shape, flat.dtype, -1.0, 1.0) * b
-    max_loss, delta = _ascent(
-        lambda d: loss_fn(unravel(flat + d)), d0,
-        project=lambda d: jnp.clip(d, -b, b),
-        direction=lambda g: step_size * b * jnp.sign(g),
-        num_steps=num_steps,
-    )
-    return _worst_case(loss_fn, params, unravel, max_loss, delta)
+    max_loss, delta = box_sign_ascent(loss_fn, flat, unravel, b, step_size=step_size, num_steps=num_steps, key=key)
+    return worst_case_result(loss_fn, params, unravel, max_loss, delta)
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dl_course.measures import implicit_bias
-from dl_course.measures import max_margin_solvers as mm
+from dl_course.measures.implicit_bias import directions as implicit_bias
+from dl_course.measures.implicit_bias import max_margin_solvers as mm
 
 
 def _brute_force_direction(z, ord, num=200_001):

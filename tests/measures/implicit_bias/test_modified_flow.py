@@ -1,4 +1,4 @@
-"""Backward error analysis of GD (``dl_course.measures.modified_flow``) against closed forms.
+"""Backward error analysis of GD (``dl_course.measures.implicit_bias.modified_flow``) against closed forms.
 
 On ``L(θ) = ½ λ θ²`` everything is explicit: GD gives ``θ0 (1 − ηλ)^n``, the gradient flow
 ``θ0 e^{−λt}`` and the modified flow of ``L + (η/4)‖∇L‖²`` is ``θ0 e^{−(λ + ηλ²/2) t}``."""
@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dl_course.measures import modified_flow as be
+from dl_course.measures.implicit_bias import modified_flow as be
 
 
 def test_gd_ladder_and_flows_match_closed_forms_on_a_quadratic():

@@ -1,4 +1,4 @@
-"""Landscapes of two solutions (dl_course.measures.comparison): the vmapped slices equal the loss
+"""Landscapes of two solutions (dl_course.measures.landscape.comparison): the vmapped slices equal the loss
 at θ_i + α d_i with each solution's own filter-normalized direction, and the interpolation hits
 both ends; dataset_metrics_fn equals the task's loss on the whole sets."""
 

@@ -1,4 +1,4 @@
-"""Steps to fit the training set and the corrupted-label fraction (dl_course.measures.memorization)."""
+"""Steps to fit the training set and the corrupted-label fraction (dl_course.measures.generalization.memorization)."""
 
 import numpy as np
 

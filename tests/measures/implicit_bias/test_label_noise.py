@@ -1,4 +1,4 @@
-"""Label-noise SGD on a diagonal linear network (``dl_course.measures.label_noise``) against exact
+"""Label-noise SGD on a diagonal linear network (``dl_course.measures.implicit_bias.label_noise``) against exact
 computations: the closed-form trace against the dense Hessian, GD as the σ = 0, B = n case of the
 vmapped continuation, and the rate / exponent helpers on known sequences."""
 
@@ -10,7 +10,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from dl_course.measures import hessian_trace
-from dl_course.measures import label_noise as ln
+from dl_course.measures.implicit_bias import label_noise as ln
 
 
 def _data(n=6, d=10, seed=0):

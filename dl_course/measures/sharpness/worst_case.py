@@ -1,10 +1,11 @@
-"""Sharpness measures: λmax, worst-case loss increases (ε-box, ρ-ball, adaptive, m-sharpness) and
-batch sharpness.
+"""Worst-case sharpness: the largest loss increase in a neighbourhood (ε-box, ρ-ball, adaptive,
+m-sharpness), and the projected ascent that finds it.
 
-Curvature measures (λmax, trace) are local second-order quantities; the worst-case measures look
-at a finite neighbourhood and are found by projected gradient ascent for a fixed number of steps
-(jit-able, vmappable). Ascent is not monotone, so the best point visited is returned. All radii
-and step sizes are traced arguments (vmappable over a sweep).
+Curvature measures (λmax, trace: :mod:`~dl_course.measures.sharpness.directional`) are local
+second-order quantities; the worst-case measures look at a finite neighbourhood and are found by
+projected gradient ascent for a fixed number of steps (jit-able, vmappable). Ascent is not
+monotone, so the best point visited is returned. All radii and step sizes are traced arguments
+(vmappable over a sweep).
 """
 
 from __future__ import annotations
@@ -15,9 +16,6 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
-
-from dl_course.measures.curvature.products import hvp
-from dl_course.measures.curvature.spectrum import DEFAULT_NUM_ITERS, hessian_eigenpairs
 
 PyTree = Any
 
@@ -40,23 +38,7 @@ class WorstCase(NamedTuple):
     perturbation: PyTree
 
 
-def lambda_max(
-    loss_fn: Callable[[PyTree], jax.Array],
-    params: PyTree,
-    *,
-    key: jax.Array,
-    num_iters: int = DEFAULT_NUM_ITERS,
-) -> tuple[jax.Array, jax.Array]:
-    """Top Hessian eigenvalue and its Ritz residual ``(λmax, ‖Hu − λu‖)`` by Lanczos.
-
-    The edge-of-stability measure (Cohen et al. 2021): full-batch GD with step ``η`` is stable on
-    the local quadratic model only while ``λmax < 2/η``.
-    """
-    res = hessian_eigenpairs(loss_fn, params, 1, key=key, num_iters=num_iters)
-    return res.eigenvalues[0], res.residuals[0]
-
-
-def _ascent(objective, delta0, project, direction, num_steps):
+def projected_ascent(objective, delta0, project, direction, num_steps):
     """Projected ascent ``δ ← project(δ + direction(∇objective(δ)))`` for ``num_steps`` steps;
     returns the best ``(objective, δ)`` visited (ascent on a non-concave objective is not
     monotone)."""
@@ -77,7 +59,27 @@ def _ascent(objective, delta0, project, direction, num_steps):
     return jnp.where(better, last, best_val), jnp.where(better, delta, best_delta)
 
 
-def _worst_case(loss_fn, params, unravel, max_loss, delta):
+def box_sign_ascent(loss_fn, flat, unravel, half_widths, *, step_size, num_steps, key=None):
+    """``max_{|δ_i| ≤ b_i} L(θ + δ)`` by projected sign-gradient ascent (steepest ascent for the
+    box's ℓ∞ geometry, as in PGD): ``δ ← clip(δ + step_size · b ⊙ sign ∇L(θ+δ), −b, b)`` with ``b =
+    half_widths`` (flat, like ``flat = ravel(θ)``), from ``δ = 0`` or uniformly in the box if ``key``
+    is given. Returns the best ``(L(θ + δ), δ)`` visited (see :func:`projected_ascent`); a lower
+    bound on the true maximum. The ascent of Keskar et al.'s ε-sharpness, Jiang et al.'s sharpness
+    box and Andriushchenko et al.'s ℓ∞ adaptive sharpness."""
+    b = half_widths
+    delta0 = jnp.zeros_like(flat) if key is None else jax.random.uniform(key, flat.shape, flat.dtype, -1.0, 1.0) * b
+    return projected_ascent(
+        lambda d: loss_fn(unravel(flat + d)), delta0,
+        project=lambda d: jnp.clip(d, -b, b),
+        direction=lambda g: step_size * b * jnp.sign(g),
+        num_steps=num_steps,
+    )
+
+
+def worst_case_result(loss_fn, params, unravel, max_loss, delta) -> WorstCase:
+    """The :class:`WorstCase` of an ascent that reached ``max_loss`` at flat ``delta``; ``δ = 0`` is
+    feasible, so the increase is clipped at 0 and ``δ`` reset to 0 when the ascent found nothing
+    better than ``L(θ)``."""
     loss = loss_fn(params)
     max_loss = jnp.maximum(max_loss, loss)  # δ = 0 is feasible
     delta = jnp.where(max_loss > loss, delta, jnp.zeros_like(delta))
@@ -107,19 +109,8 @@ def epsilon_sharpness(
     """
     flat, unravel = ravel_pytree(params)
     b = epsilon * (jnp.abs(flat) + 1.0) if relative else epsilon * jnp.ones_like(flat)
-    delta0 = (
-        jnp.zeros_like(flat)
-        if key is None
-        else jax.random.uniform(key, flat.shape, flat.dtype, -1.0, 1.0) * b
-    )
-    max_loss, delta = _ascent(
-        lambda d: loss_fn(unravel(flat + d)),
-        delta0,
-        project=lambda d: jnp.clip(d, -b, b),
-        direction=lambda g: step_size * b * jnp.sign(g),
-        num_steps=num_steps,
-    )
-    return _worst_case(loss_fn, params, unravel, max_loss, delta)
+    max_loss, delta = box_sign_ascent(loss_fn, flat, unravel, b, step_size=step_size, num_steps=num_steps, key=key)
+    return worst_case_result(loss_fn, params, unravel, max_loss, delta)
 
 
 def sam_sharpness(
@@ -162,10 +153,10 @@ def sam_sharpness(
         z = jax.random.normal(key, flat.shape, flat.dtype)
         u0 = rho * z / jnp.linalg.norm(z)
 
-    max_loss, u = _ascent(
+    max_loss, u = projected_ascent(
         lambda u: loss_fn(unravel(flat + scale * u)), u0, project, direction, num_steps
     )
-    return _worst_case(loss_fn, params, unravel, max_loss, scale * u)
+    return worst_case_result(loss_fn, params, unravel, max_loss, scale * u)
 
 
 def _split_batches(data: PyTree, m: int) -> PyTree:
@@ -206,68 +197,3 @@ def m_sharpness(
         ).increase
 
     return jnp.mean(jax.vmap(one)(batches, keys))
-
-
-def _sample_batches(key: jax.Array, data: PyTree, batch_size: int, num_batches: int) -> PyTree:
-    n = jax.tree_util.tree_leaves(data)[0].shape[0]
-    if not 1 <= batch_size <= n:
-        raise ValueError(f"batch_size must be in [1, {n}], got {batch_size}")
-    idx = jax.vmap(lambda k: jax.random.choice(k, n, (batch_size,), replace=False))(
-        jax.random.split(key, num_batches)
-    )
-    return jax.tree_util.tree_map(lambda x: x[idx], data)
-
-
-def batch_sharpness(
-    batch_loss_fn: Callable[[PyTree, PyTree], jax.Array],
-    params: PyTree,
-    data: PyTree,
-    batch_size: int,
-    *,
-    key: jax.Array,
-    num_batches: int = 8,
-    num_iters: int = 20,
-) -> tuple[jax.Array, jax.Array]:
-    """Mean top eigenvalue of minibatch Hessians, ``E_B[λmax(∇²L_B(θ))]``, and its standard error.
-
-    The SGD analogue of λmax: SGD with step ``η`` on batch ``B`` is unstable along the top
-    direction of ``∇²L_B`` once ``λmax(∇²L_B) > 2/η`` (Wu, Ma & E 2018; Jastrzębski et al. 2020
-    track minibatch sharpness). Since ``λmax`` is convex in the matrix,
-    ``E_B λmax(H_B) ≥ λmax(E_B H_B) = λmax(H)``. ``num_batches`` batches of ``batch_size``
-    examples (each without replacement) are drawn from ``key``; one Lanczos run of ``num_iters``
-    HVPs per batch, evaluated sequentially with ``lax.map``.
-    """
-    batches = _sample_batches(key, data, batch_size, num_batches)
-
-    def one(args):
-        batch, k = args
-        return lambda_max(lambda p: batch_loss_fn(p, batch), params, key=k, num_iters=num_iters)[0]
-
-    lams = jax.lax.map(one, (batches, jax.random.split(jax.random.fold_in(key, 1), num_batches)))
-    return jnp.mean(lams), jnp.std(lams, ddof=1) / jnp.sqrt(num_batches)
-
-
-def directional_batch_sharpness(
-    batch_loss_fn: Callable[[PyTree, PyTree], jax.Array],
-    params: PyTree,
-    data: PyTree,
-    batch_size: int,
-    *,
-    key: jax.Array,
-    num_batches: int = 8,
-) -> tuple[jax.Array, jax.Array]:
-    """``E_B[g_Bᵀ H_B g_B / ‖g_B‖²]``, the curvature of each minibatch loss along its own gradient,
-    and its standard error (the "batch sharpness" of Andreyev & Beneventano 2024, "Edge of
-    stochastic stability", which hovers at ``2/η`` under SGD). One gradient and one HVP per batch.
-    """
-    batches = _sample_batches(key, data, batch_size, num_batches)
-
-    def one(batch):
-        f = lambda p: batch_loss_fn(p, batch)  # noqa: E731
-        g = jax.grad(f)(params)
-        hg = hvp(f, params, g)
-        gf, hgf = ravel_pytree(g)[0], ravel_pytree(hg)[0]
-        return jnp.vdot(gf, hgf) / jnp.vdot(gf, gf)
-
-    vals = jax.lax.map(one, batches)
-    return jnp.mean(vals), jnp.std(vals, ddof=1) / jnp.sqrt(num_batches)

@@ -3,7 +3,7 @@ your model's uncertainty? Evaluating predictive uncertainty under dataset shift"
 
 ``ShiftedSets`` holds, per corruption, the test set at levels 0..L (level 0 is the clean test set,
 checked against the dataset): MNIST-1D re-rendered with stronger nuisances by its own generator
-(``dl_course.uncertainty.shift``; Ovadia et al. 2019's protocol of increasing shift), and the 8x8
+(``dl_course.data.shifted_mnist1d``; Ovadia et al. 2019's protocol of increasing shift), and the 8x8
 digits under Gaussian pixel noise and rotation.
 """
 
@@ -14,7 +14,7 @@ from typing import NamedTuple
 import numpy as np
 
 from dl_course.data import train_val_split
-from dl_course.train.config import ConfigError
+from dl_course.errors import ConfigError
 
 DIGITS_CORRUPTIONS = {"noise": (0.0, 0.1, 0.2, 0.3, 0.4, 0.5), "rotation": (0.0, 10.0, 20.0, 30.0, 40.0, 50.0)}
 
@@ -59,12 +59,12 @@ def digits_shifted_test_sets(x_test: np.ndarray, y_test: np.ndarray, seed: int =
 
 def shifted_test_sets(data, max_examples: int = 0, corruptions=()) -> ShiftedSets:
     """Shifted test sets of ``data`` (the first ``max_examples`` test examples, 0 = all; the named
-    ``corruptions``, empty = all): ``dl_course.uncertainty.shift`` for MNIST-1D (4 corruptions x 5
+    ``corruptions``, empty = all): ``dl_course.data.shifted_mnist1d`` for MNIST-1D (4 corruptions x 5
     levels, re-rendered from the dataset's own generator arguments), ``digits_shifted_test_sets``
     for digits. Level 0 is checked to equal ``data.x_test``."""
     n = max_examples or data.n_test
     if data.name == "mnist1d":
-        from dl_course.uncertainty import shift
+        from dl_course.data import shifted_mnist1d as shift
 
         if set(corruptions) - set(shift.CORRUPTIONS):
             raise ConfigError(f"unknown mnist1d corruptions {sorted(set(corruptions) - set(shift.CORRUPTIONS))}; "

@@ -6,7 +6,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 import dl_course.measures as M
-from dl_course.measures.sharpness import _sample_batches
+from dl_course.measures.sharpness.directional import _sample_batches
 
 RNG = np.random.default_rng(0)
 D = 6

@@ -1,5 +1,5 @@
 """λmax, Hessian trace and normalized margin of every solution of a sweep in one vmapped program
-(dl_course.measures.solutions), each run checked against a dense computation on its own: the
+(dl_course.measures.generalization.solutions), each run checked against a dense computation on its own: the
 dense Hessian's top eigenvalue and trace (numpy, float64) and the margin quantile divided by the
 product of spectral norms from numpy.linalg.svd."""
 

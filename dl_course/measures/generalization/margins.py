@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from dl_course.measures.norms import layer_frobenius_norms, layer_spectral_norms, spectral_complexity
+from dl_course.measures.generalization.norms import layer_frobenius_norms, layer_spectral_norms, spectral_complexity
 
 PyTree = Any
 
@@ -39,7 +39,7 @@ def margin_normalizer(
     * ``"frobenius"``: ``Π_l ‖W_l‖_F`` (Neyshabur et al. 2015; Golowich et al. 2018);
     * ``"spectral_complexity"``: Bartlett et al.'s (2017) ``R_A`` with reference ``reference``.
 
-    Layer matrices follow :mod:`dl_course.measures.norms` (conv kernels reshaped).
+    Layer matrices follow :mod:`dl_course.measures.generalization.norms` (conv kernels reshaped).
     """
     if kind == "spectral":
         return jnp.prod(layer_spectral_norms(params))

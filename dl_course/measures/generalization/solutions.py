@@ -33,8 +33,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from dl_course.measures.curvature.trace import hessian_trace
-from dl_course.measures.margins import margin_normalizer, multiclass_margins
-from dl_course.measures.sharpness import lambda_max
+from dl_course.measures.generalization.margins import margin_normalizer, multiclass_margins
+from dl_course.measures.sharpness.directional import lambda_max
 from dl_course.train.build import make_model
 from dl_course.train.task import supervised_task
 

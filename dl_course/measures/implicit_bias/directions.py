@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dl_course.measures import max_margin_solvers as mm
+from dl_course.measures.implicit_bias import max_margin_solvers as mm
 
 
 def max_margin_directions(x, y, *, rel_tol: float = 1e-9) -> dict:

@@ -4,7 +4,7 @@ Measures and Where to Find Them" (ICLR), Appendix C.1–C.2.
 Equation numbers ``(N)`` are those of the paper's appendix (arXiv:1912.02178; the numbering
 Dziugaite et al.'s 2020 reference implementation cross-references). Notation: ``d``
 layer matrices ``W_1, …, W_d`` (the leaves with ``ndim ≥ 2``, conv kernels reshaped, see
-:mod:`dl_course.measures.norms`; biases and normalization scales are not layers), ``W_i^0`` the
+:mod:`dl_course.measures.generalization.norms`; biases and normalization scales are not layers), ``W_i^0`` the
 same layers at initialization, ``γ`` the output margin (:func:`output_margin`), ``ω`` the number
 of parameters. Products of norms are reported as logarithms, as in the paper, so that they stay
 finite in float32 (Kendall's τ is invariant under the monotone ``log``). Every measure is
@@ -24,8 +24,8 @@ import jax
 import jax.numpy as jnp
 
 from dl_course import linalg
-from dl_course.measures.margins import multiclass_margins
-from dl_course.measures.norms import layer_matrices, path_norm
+from dl_course.measures.generalization.margins import multiclass_margins
+from dl_course.measures.generalization.norms import layer_matrices, path_norm
 
 PyTree = Any
 
@@ -82,7 +82,7 @@ def num_parameters(params: PyTree) -> int:
 
 def output_margin(logits: jax.Array, labels: jax.Array, quantile: float = 0.1) -> jax.Array:
     """``γ``: the ``quantile``-quantile (Jiang et al.: the 10th percentile) of the training margins
-    ``f(x_i)_{y_i} − max_{j≠y_i} f(x_i)_j`` (:func:`~dl_course.measures.margins.multiclass_margins`),
+    ``f(x_i)_{y_i} − max_{j≠y_i} f(x_i)_j`` (:func:`~dl_course.measures.generalization.margins.multiclass_margins`),
     linearly interpolated (``jnp.quantile``). Jiang et al. take a percentile rather than the
     minimum so that the margin is robust to a few outliers (App. C.1)."""
     return jnp.quantile(multiclass_margins(logits, labels), quantile)
@@ -165,7 +165,7 @@ def log_sum_of_fro_over_margin(norms: LayerNorms, margin: jax.Array) -> jax.Arra
 
 def fro_dist(norms: LayerNorms) -> jax.Array:
     """``Σ_i ‖W_i − W_i^0‖_F²``, eq. (40): distance from initialization over the layer matrices
-    (:func:`~dl_course.measures.norms.distance_from_init` is the same over all parameters)."""
+    (:func:`~dl_course.measures.generalization.norms.distance_from_init` is the same over all parameters)."""
     _need_init(norms)
     return jnp.sum(norms.dist_fro)
 
@@ -179,7 +179,7 @@ def path_norm_sq(
     apply_fn: Callable[[PyTree, jax.Array], jax.Array], params: PyTree, input_shape: tuple
 ) -> jax.Array:
     """``Σ_k f_{w²}(1)[k]``, eq. (44): the squared ℓ2 path norm ``Σ_paths Π_edges w²``
-    (Neyshabur et al. 2015), i.e. the square of :func:`~dl_course.measures.norms.path_norm`
+    (Neyshabur et al. 2015), i.e. the square of :func:`~dl_course.measures.generalization.norms.path_norm`
     (same assumptions: ReLU networks of linear maps, biases and linear pooling)."""
     return path_norm(apply_fn, params, input_shape) ** 2
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from dl_course.measures import intervals
+from dl_course.measures.statistics import intervals
 
 
 def test_t_interval_equals_scipy_and_bootstrap_equals_scipy_bootstrap():

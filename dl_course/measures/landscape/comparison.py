@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dl_course.measures.landscape import filter_normalized_direction, interpolate, slice_1d
+from dl_course.measures.landscape.slices import filter_normalized_direction, interpolate, slice_1d
 
 
 def dataset_metrics_fn(task, data, model_state=None) -> Callable[[Any], dict]:

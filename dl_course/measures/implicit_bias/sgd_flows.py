@@ -1,7 +1,7 @@
 """Order of accuracy of the modified flows for the mean SGD iterate (Smith et al. 2021).
 
 One epoch of SGD with step ``η`` over ``m`` minibatches, averaged over all ``m!`` orders
-(:func:`dl_course.measures.sgd_modified.mean_sgd_epoch`), is compared with three flows over the same
+(:func:`dl_course.measures.implicit_bias.sgd_modified.mean_sgd_epoch`), is compared with three flows over the same
 time ``T = mη`` from the same start:
 
 * the gradient flow of ``L``;
@@ -33,8 +33,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dl_course.measures.modified_flow import fit_slope, ladder
-from dl_course.measures.sgd_modified import all_orders, mean_sgd_epoch, sgd_modified_loss_terms
+from dl_course.measures.implicit_bias.modified_flow import fit_slope, ladder
+from dl_course.measures.implicit_bias.sgd_modified import all_orders, mean_sgd_epoch, sgd_modified_loss_terms
 
 #: The predicted log-log slopes of distance vs η after one epoch (module docstring).
 PREDICTED_SLOPES = {"gradient_flow": 2.0, "gd_modified_flow": 2.0, "sgd_modified_flow": 3.0}

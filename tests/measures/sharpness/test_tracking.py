@@ -7,7 +7,7 @@ import optax
 from jax.flatten_util import ravel_pytree
 
 import dl_course.measures as M
-from dl_course.measures.tracking import SharpnessTrackerState
+from dl_course.measures.sharpness.tracking import SharpnessTrackerState
 from dl_course.train.hooks import Hook, HookContext
 
 

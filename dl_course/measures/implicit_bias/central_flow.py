@@ -13,7 +13,7 @@ with ``H_ij(w) = u_iᵀ∇²L(w)u_j`` (the ``u`` held fixed), ``α_ij = ⟨∇H_
 ``𝔅[Σ]_ij = Σ_kl ⟨∇H_ij, ∇H_kl⟩ Σ_kl``, the projected Hessian moves as
 ``dH/dτ = −η(α + ½𝔅[Σ])`` and ``Σ`` solves ``Σ ⪰ 0``, ``G ⪰ 0``, ``⟨Σ, G⟩ = 0`` for
 ``G = 2/η·I − (diag λ + h·dH/dτ)``, the gap to the threshold after an integration step ``h``
-(:mod:`dl_course.measures.complementarity`). This discrete form (as in the authors' code) holds the
+(:mod:`dl_course.measures.implicit_bias.complementarity`). This discrete form (as in the authors' code) holds the
 eigenvalues at ``2/η`` without drift; for ``h → 0`` it is the paper's SDCP. With one unstable
 direction ``σ² = max(0, −2α/‖∇H‖²)`` at the threshold. The predicted time-averaged loss is
 ``L(w) + ½⟨∇²L, Σ⟩ = L(w) + tr(Σ)/η`` (eq. 8). Below the threshold ``Σ = 0``: the gradient flow.
@@ -39,13 +39,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dl_course.measures.complementarity import (
+from dl_course.measures.curvature.krylov import block_krylov, extreme_ritz_pairs, lanczos
+from dl_course.measures.implicit_bias.complementarity import (
     sdcp_residuals,
     solve_sdcp,
     sym_to_vec,
     vec_to_sym,
 )
-from dl_course.measures.curvature.krylov import block_krylov, extreme_ritz_pairs, lanczos
 
 
 class CentralFlowResult(NamedTuple):
@@ -90,7 +90,7 @@ def _top_pairs(loss_fn, w, start, num_matvecs, restart):
 
 def third_derivative_terms(loss_fn: Callable, w: jax.Array, u: jax.Array) -> jax.Array:
     """``∇_w (u_iᵀ ∇²L(w) u_j)`` for the pairs ``i ≤ j`` of the rows of ``u (k, d)`` (held fixed), in
-    :func:`~dl_course.measures.complementarity.sym_to_vec` order and scaling (off-diagonal pairs
+    :func:`~dl_course.measures.implicit_bias.complementarity.sym_to_vec` order and scaling (off-diagonal pairs
     × √2): ``(k(k+1)/2, d)``. Each row is one reverse pass through a Hessian–vector product."""
     k = u.shape[0]
     i, j = np.triu_indices(k)

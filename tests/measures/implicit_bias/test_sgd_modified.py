@@ -1,4 +1,4 @@
-"""SGD's modified loss and the mean SGD iterate (``dl_course.measures.sgd_modified``) against hand
+"""SGD's modified loss and the mean SGD iterate (``dl_course.measures.implicit_bias.sgd_modified``) against hand
 computations, explicit loops over orders and the second-order expansion of Smith et al. (2021)."""
 
 from __future__ import annotations

@@ -31,11 +31,11 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from scipy import stats
 
-from dl_course.measures.correlation import Hparams, _axes, _groups, _tau
+from dl_course.measures.generalization.correlation import Hparams, kendall_tau_unchecked, one_axis_groups, varied_axes
 
 
 def _tau_b(x: np.ndarray, y: np.ndarray) -> float:
-    """τ-b as :func:`dl_course.measures.correlation.kendall_tau` (0 where undefined), O(n log n)."""
+    """τ-b as :func:`dl_course.measures.generalization.correlation.kendall_tau` (0 where undefined), O(n log n)."""
     t = stats.kendalltau(x, y).statistic
     return 0.0 if not np.isfinite(t) else float(t)
 
@@ -82,13 +82,13 @@ def bootstrap_psi(
     resampled Ψ})``."""
     gap = np.asarray(gap, np.float64)
     rng = np.random.default_rng(seed)
-    groups = {a: _groups(hparams, a) for a in _axes(hparams, axes)}
+    groups = {a: one_axis_groups(hparams, a) for a in varied_axes(hparams, axes)}
     groups = {a: g for a, g in groups.items() if g}
     draws = {a: rng.integers(0, len(g), size=(num_resamples, len(g))) for a, g in groups.items()}
     samples = {}
     for name, m in measures.items():
         m = np.asarray(m, np.float64)
-        per_axis = [np.asarray([_tau(m[g], gap[g], "b") for g in gs])[draws[a]].mean(axis=1)
+        per_axis = [np.asarray([kendall_tau_unchecked(m[g], gap[g], "b") for g in gs])[draws[a]].mean(axis=1)
                     for a, gs in groups.items()]
         samples[name] = np.mean(per_axis, axis=0)
     return {name: _interval(v, confidence) for name, v in samples.items()}, samples

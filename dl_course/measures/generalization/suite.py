@@ -27,11 +27,11 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from dl_course.measures import complexity as C
-from dl_course.measures import flatness as F
 from dl_course.measures.curvature.trace import hessian_trace
-from dl_course.measures.gradient_noise import gradient_noise
-from dl_course.measures.sharpness import lambda_max
+from dl_course.measures.generalization import complexity as C
+from dl_course.measures.generalization.gradient_noise import gradient_noise
+from dl_course.measures.sharpness import flatness as F
+from dl_course.measures.sharpness.directional import lambda_max
 
 PyTree = Any
 ApplyFn = Callable[[PyTree, PyTree, jax.Array], jax.Array]
