@@ -54,7 +54,7 @@ from dl_course.measures.curvature.krylov import (
     power_iteration,
     ritz_vectors,
 )
-from dl_course.measures.curvature.operators import Operator, flat_operator, hessian_operator, on_flat
+from dl_course.measures.curvature.operators import Operator, flat_operator, hessian_operator, on_flat, pytree_form
 from dl_course.measures.curvature.outliers import (
     count_outliers,
     expected_outliers,
@@ -113,19 +113,37 @@ from dl_course.measures.curvature.trace import (
 )
 
 __all__ = [
-    "DEFAULT_HVP_METHOD", "DEFAULT_NUM_ITERS", "EigenResult", "HVP_METHODS", "KFACEigen", "KFACFactors",
-    "LanczosResult", "Operator", "PowerIterationResult", "RitzResult", "SLQResult", "adam_preconditioner",
-    "adam_stability_threshold", "block_krylov", "block_operator", "bottom_eigenvalues", "cg_solve", "conv_patches",
-    "count_outliers", "cross_entropy_ggn_vp", "dataset_fisher_vp", "dataset_ggn_vp", "dataset_hvp", "dataset_mean",
-    "ekfac_eigenvalues", "empirical_fisher_vp", "exact_diagonal", "expected_outliers", "extreme_ritz_pairs",
-    "find_adam_state", "flat_operator", "gaussian_density", "gd_stability_threshold", "ggn_vp",
-    "hessian_and_ggn_spectra", "hessian_block_operator", "hessian_diagonal", "hessian_eigenpairs", "hessian_operator",
-    "hessian_trace", "hessian_vector_operator", "hutchinson_diagonal", "hutchinson_frobenius_sq", "hutchinson_trace",
-    "hutchpp", "hutchpp_trace", "hvp", "kfac_eigen", "kfac_eigenvalues", "kfac_factors", "kfac_inverse_operator",
-    "kfac_operator", "kfac_solve", "kfac_spectral_apply", "kfac_top_eigenvector", "lanczos", "layer_eigenpairs",
-    "layer_spectral_densities", "layer_top_eigenvalues", "layer_traces", "linearized_hvp", "mse_ggn_vp", "on_flat",
-    "operator_diagonal", "operator_eigenpairs", "operator_frobenius_sq", "operator_hutchpp_trace",
-    "operator_layer_traces", "operator_power_iteration", "operator_spectral_density", "operator_trace",
-    "operator_xtrace", "outlier_gap", "power_iteration", "preconditioned_operator", "preconditioned_sharpness",
-    "residual_norm", "ritz_vectors", "slq", "spectral_density", "top_eigenvalues", "xtrace", "xtrace_estimate",
+    # blocks
+    "block_operator", "hessian_block_operator", "layer_eigenpairs", "layer_spectral_densities",
+    "layer_top_eigenvalues", "layer_traces", "operator_layer_traces",
+    # density
+    "SLQResult", "gaussian_density", "operator_spectral_density", "slq", "spectral_density",
+    # kfac
+    "KFACEigen", "KFACFactors", "ekfac_eigenvalues", "kfac_eigen", "kfac_eigenvalues", "kfac_factors",
+    "kfac_inverse_operator", "kfac_operator", "kfac_spectral_apply", "kfac_top_eigenvector",
+    # kfac_conv
+    "conv_patches",
+    # krylov
+    "LanczosResult", "PowerIterationResult", "RitzResult", "block_krylov", "extreme_ritz_pairs", "lanczos",
+    "power_iteration", "ritz_vectors",
+    # operators
+    "Operator", "flat_operator", "hessian_operator", "on_flat", "pytree_form",
+    # outliers
+    "count_outliers", "expected_outliers", "hessian_and_ggn_spectra", "outlier_gap",
+    # preconditioned
+    "adam_preconditioner", "adam_stability_threshold", "find_adam_state", "gd_stability_threshold",
+    "preconditioned_operator", "preconditioned_sharpness",
+    # products
+    "DEFAULT_HVP_METHOD", "HVP_METHODS", "cross_entropy_ggn_vp", "dataset_fisher_vp", "dataset_ggn_vp",
+    "dataset_hvp", "dataset_mean", "empirical_fisher_vp", "ggn_vp", "hessian_vector_operator", "hvp",
+    "linearized_hvp", "mse_ggn_vp",
+    # solves
+    "cg_solve", "kfac_solve", "residual_norm",
+    # spectrum
+    "DEFAULT_NUM_ITERS", "EigenResult", "bottom_eigenvalues", "hessian_eigenpairs", "operator_eigenpairs",
+    "operator_power_iteration", "top_eigenvalues",
+    # trace
+    "exact_diagonal", "hessian_diagonal", "hessian_trace", "hutchinson_diagonal", "hutchinson_frobenius_sq",
+    "hutchinson_trace", "hutchpp", "hutchpp_trace", "operator_diagonal", "operator_frobenius_sq",
+    "operator_hutchpp_trace", "operator_trace", "operator_xtrace", "xtrace", "xtrace_estimate",
 ]

@@ -113,24 +113,10 @@ def operator_spectral_density(
 
 
 def spectral_density(
-    loss_fn: Callable[[PyTree], jax.Array],
-    params: PyTree,
-    *,
-    key: jax.Array,
-    num_probes: int = 10,
-    num_iters: int = 60,
-    num_points: int = 1024,
-    sigma: float | None = None,
-    sigma_rel: float = 0.01,
-    grid: jax.Array | None = None,
-    batch_size: int | None = None,
-    hvp_method: str = DEFAULT_HVP_METHOD,
+    loss_fn: Callable[[PyTree], jax.Array], params: PyTree, *, hvp_method: str = DEFAULT_HVP_METHOD, **kwargs
 ) -> tuple[jax.Array, jax.Array]:
     """Hessian spectral density ``(grid, density)`` by SLQ, integrating to 1 over ``grid``
-    (Ghorbani et al. 2019). See :func:`operator_spectral_density` for the arguments and
-    :func:`~dl_course.measures.curvature.operators.hessian_operator` for ``hvp_method``."""
-    return operator_spectral_density(
-        hessian_operator(loss_fn, params, hvp_method), params, key=key, num_probes=num_probes,
-        num_iters=num_iters, num_points=num_points, sigma=sigma, sigma_rel=sigma_rel, grid=grid,
-        batch_size=batch_size,
-    )
+    (Ghorbani et al. 2019). The keyword arguments (``key``, ``num_probes``, ``num_iters``, ...) are
+    those of :func:`operator_spectral_density`; ``hvp_method``: see
+    :func:`~dl_course.measures.curvature.operators.hessian_operator`."""
+    return operator_spectral_density(hessian_operator(loss_fn, params, hvp_method), params, **kwargs)

@@ -165,8 +165,8 @@ def kfac_factors(
     ``within`` (a top-level params key, e.g. the last layer) keeps only the layers inside it;
     otherwise every parameter must belong to a Dense or Conv layer (else ``ValueError``).
     """
-    factors = _over_dataset(_batch_factors, model, params, x, y, key, loss, fisher, model_state, batch_size,
-                            apply_kwargs)
+    factors = _over_dataset(_batch_factors, model, params, x, y, loss=loss, fisher=fisher, key=key,
+                            model_state=model_state, batch_size=batch_size, apply_kwargs=apply_kwargs)
     if within is not None:
         keep = [k for k in factors.A if k == within or k.startswith(within + "/")]
         factors = KFACFactors({k: factors.A[k] for k in keep}, {k: factors.G[k] for k in keep})
@@ -175,8 +175,10 @@ def kfac_factors(
     return factors
 
 
-def _over_dataset(fn, model, params, x, y, key, loss, fisher, model_state, batch_size, apply_kwargs):
-    """``fn(taps of a batch)`` (a per-example mean) averaged over the dataset in batches."""
+def _over_dataset(fn, model, params, x, y=None, *, loss="cross_entropy", fisher="ggn", key=None, model_state=None,
+                  batch_size=None, apply_kwargs=None):
+    """``fn(taps of a batch)`` (a per-example mean) averaged over the dataset in batches; the keyword
+    arguments are those of :func:`kfac_factors` (and of :func:`ekfac_eigenvalues`)."""
     if loss not in LOSSES:
         raise ValueError(f"unknown loss {loss!r}; valid: {list(LOSSES)}")
     if fisher not in FISHER_TYPES:
@@ -294,18 +296,7 @@ def kfac_top_eigenvector(eigen: KFACEigen, params: PyTree, eigenvalues: dict | N
 
 
 def ekfac_eigenvalues(
-    model: nn.Module,
-    params: PyTree,
-    x: jax.Array,
-    eigen: KFACEigen,
-    y: jax.Array | None = None,
-    *,
-    loss: str = "cross_entropy",
-    fisher: str = "ggn",
-    key: jax.Array | None = None,
-    model_state: dict | None = None,
-    batch_size: int | None = None,
-    apply_kwargs: dict | None = None,
+    model: nn.Module, params: PyTree, x: jax.Array, eigen: KFACEigen, y: jax.Array | None = None, **options
 ) -> dict:
     """EK-FAC (George et al. 2018): keep K-FAC's eigenbasis ``U_A ⊗ U_G`` and refit the
     eigenvalues to the second moments of the per-example gradients projected onto it,
@@ -315,7 +306,8 @@ def ekfac_eigenvalues(
     which is the diagonal of the exact GGN/Fisher block in that basis (the Frobenius-optimal
     approximation in it; with ``s_ij = λ_A,i λ_G,j`` one recovers K-FAC). ``{name: [in(+1), out]}``
     for the mean loss; pass it to :func:`kfac_spectral_apply` as ``eigenvalues``. Costs ``C``
-    per-example gradients (``[C, B, in+1, out]`` floats per batch).
+    per-example gradients (``[C, B, in+1, out]`` floats per batch). ``options``: ``loss``,
+    ``fisher``, ``key``, ``model_state``, ``batch_size``, ``apply_kwargs`` as in :func:`kfac_factors`.
     """
 
     def per_batch(taps):
@@ -327,7 +319,7 @@ def ekfac_eigenvalues(
             out[k] = jnp.sum(m**2, axis=0).mean(axis=0)
         return out
 
-    return _over_dataset(per_batch, model, params, x, y, key, loss, fisher, model_state, batch_size, apply_kwargs)
+    return _over_dataset(per_batch, model, params, x, y, **options)
 
 
 def kfac_inverse_operator(eigen: KFACEigen, damping: float, scale: float = 1.0,

@@ -57,6 +57,19 @@ def _orthogonalize(w: jax.Array, basis: jax.Array) -> jax.Array:
     return w - basis.T @ (basis @ w)
 
 
+def _krylov_setup(name: str, budget: int, start: jax.Array, restart: jax.Array | None):
+    """``(m, dtype, eps, restart)``: the Krylov dimension ``m = min(budget, d)`` (at least 1), the
+    start's dtype and machine epsilon, and the restart vector (default a fixed Gaussian vector)."""
+    d = start.shape[-1]
+    m = int(min(budget, d))
+    if m < 1:
+        raise ValueError(f"{name} must be >= 1, got {budget}")
+    dtype = start.dtype
+    if restart is None:
+        restart = jax.random.normal(jax.random.key(0), (d,), dtype)
+    return m, dtype, jnp.finfo(dtype).eps, restart
+
+
 def lanczos(
     matvec: Matvec, v0: jax.Array, num_iters: int, *, restart: jax.Array | None = None
 ) -> LanczosResult:
@@ -83,13 +96,7 @@ def lanczos(
         Gaussian vector.
     """
     d = v0.shape[0]
-    m = int(min(num_iters, d))
-    if m < 1:
-        raise ValueError(f"num_iters must be >= 1, got {num_iters}")
-    dtype = v0.dtype
-    eps = jnp.finfo(dtype).eps
-    if restart is None:
-        restart = jax.random.normal(jax.random.key(0), (d,), dtype)
+    m, dtype, eps, restart = _krylov_setup("num_iters", num_iters, v0, restart)
     basis = jnp.zeros((m, d), dtype).at[0].set(v0 / jnp.linalg.norm(v0))
 
     def step(carry, j):
@@ -197,13 +204,7 @@ def block_krylov(
         breakdown (an invariant space); default a fixed Gaussian vector.
     """
     b, d = start.shape
-    m = int(min(num_matvecs, d))
-    if m < 1:
-        raise ValueError(f"num_matvecs must be >= 1, got {num_matvecs}")
-    dtype = start.dtype
-    eps = jnp.finfo(dtype).eps
-    if restart is None:
-        restart = jax.random.normal(jax.random.key(0), (d,), dtype)
+    m, dtype, eps, restart = _krylov_setup("num_matvecs", num_matvecs, start, restart)
     scale = jnp.maximum(jnp.max(jnp.linalg.norm(start, axis=1)), jnp.finfo(dtype).tiny)
 
     def append(carry, w, tol):

@@ -38,6 +38,19 @@ def on_flat(estimator: Callable[..., Any], operator: Operator, params: PyTree, *
     return estimator(matvec, flat.shape[0], flat.dtype, **kwargs)
 
 
+def pytree_form(estimator: Callable[..., Any], name: str, summary: str) -> Callable[..., Any]:
+    """The pytree-operator form ``name(operator, params, **kwargs)`` of a flat-vector estimator
+    ``estimator(matvec, d, dtype, **kwargs)`` (:func:`on_flat`), documented by ``summary``."""
+
+    def form(operator: Operator, params: PyTree, **kwargs):
+        return on_flat(estimator, operator, params, **kwargs)
+
+    form.__name__ = form.__qualname__ = name
+    form.__doc__ = (f"{summary} of a symmetric pytree operator at ``params``: :func:`{estimator.__name__}` on its "
+                    "flattened form, with the same keyword arguments.")
+    return form
+
+
 def hessian_operator(
     loss_fn: Callable[[PyTree], jax.Array], params: PyTree, method: str = DEFAULT_HVP_METHOD
 ) -> Operator:

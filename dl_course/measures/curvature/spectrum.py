@@ -82,62 +82,39 @@ def operator_eigenpairs(
 
 
 def hessian_eigenpairs(
-    loss_fn: Callable[[PyTree], jax.Array],
-    params: PyTree,
-    k: int = 1,
-    *,
-    key: jax.Array,
-    num_iters: int = DEFAULT_NUM_ITERS,
-    which: str = "top",
-    v0: PyTree | None = None,
-    hvp_method: str = DEFAULT_HVP_METHOD,
+    loss_fn: Callable[[PyTree], jax.Array], params: PyTree, k: int = 1, *, hvp_method: str = DEFAULT_HVP_METHOD,
+    **kwargs,
 ) -> EigenResult:
-    """Extreme eigenpairs of the Hessian ``∇²L(θ)`` with Ritz residuals (Lanczos; see
-    :func:`operator_eigenpairs`). ``which="top"``: ``λ_1 ≥ … ≥ λ_k``; ``"bottom"``: ascending.
-    ``hvp_method``: see :func:`hessian_operator`."""
-    return operator_eigenpairs(
-        hessian_operator(loss_fn, params, hvp_method), params, k, key=key, num_iters=num_iters,
-        which=which, v0=v0,
-    )
+    """Extreme eigenpairs of the Hessian ``∇²L(θ)`` with Ritz residuals (Lanczos): the keyword
+    arguments (``key``, ``num_iters``, ``which``, ``v0``) are those of :func:`operator_eigenpairs`;
+    ``which="top"``: ``λ_1 ≥ … ≥ λ_k``; ``"bottom"``: ascending. ``hvp_method``: see
+    :func:`hessian_operator`."""
+    return operator_eigenpairs(hessian_operator(loss_fn, params, hvp_method), params, k, **kwargs)
 
 
 def top_eigenvalues(
-    loss_fn: Callable[[PyTree], jax.Array],
-    params: PyTree,
-    k: int = 1,
-    *,
-    key: jax.Array,
-    num_iters: int = DEFAULT_NUM_ITERS,
-    hvp_method: str = DEFAULT_HVP_METHOD,
+    loss_fn: Callable[[PyTree], jax.Array], params: PyTree, k: int = 1, **kwargs
 ) -> tuple[jax.Array, PyTree]:
     """Top-``k`` Hessian eigenvalues (descending) and eigenvectors (pytree, leading axis ``k``).
 
-    Lanczos with full reorthogonalization, ``num_iters`` Hessian-vector products. For the Ritz
-    residuals (reliability) use :func:`hessian_eigenpairs`.
+    Lanczos with full reorthogonalization, ``num_iters`` Hessian-vector products; the keyword
+    arguments (``key``, ``num_iters``, ``hvp_method``) are those of :func:`hessian_eigenpairs`,
+    which also gives the Ritz residuals (reliability).
     """
-    res = hessian_eigenpairs(
-        loss_fn, params, k, key=key, num_iters=num_iters, which="top", hvp_method=hvp_method
-    )
+    res = hessian_eigenpairs(loss_fn, params, k, which="top", **kwargs)
     return res.eigenvalues, res.eigenvectors
 
 
 def bottom_eigenvalues(
-    loss_fn: Callable[[PyTree], jax.Array],
-    params: PyTree,
-    k: int = 1,
-    *,
-    key: jax.Array,
-    num_iters: int = DEFAULT_NUM_ITERS,
-    hvp_method: str = DEFAULT_HVP_METHOD,
+    loss_fn: Callable[[PyTree], jax.Array], params: PyTree, k: int = 1, **kwargs
 ) -> tuple[jax.Array, PyTree]:
     """Bottom-``k`` Hessian eigenvalues (ascending: most negative first) and eigenvectors.
 
     The smallest eigenvalues of a trained network's Hessian are clustered near 0, so they
-    converge more slowly than the top ones; check residuals via :func:`hessian_eigenpairs`.
+    converge more slowly than the top ones; check residuals via :func:`hessian_eigenpairs` (whose
+    keyword arguments these are).
     """
-    res = hessian_eigenpairs(
-        loss_fn, params, k, key=key, num_iters=num_iters, which="bottom", hvp_method=hvp_method
-    )
+    res = hessian_eigenpairs(loss_fn, params, k, which="bottom", **kwargs)
     return res.eigenvalues, res.eigenvectors
 
 

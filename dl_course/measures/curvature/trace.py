@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 
 from dl_course import linalg
-from dl_course.measures.curvature.operators import Operator, flat_operator, hessian_operator, on_flat
+from dl_course.measures.curvature.operators import Operator, flat_operator, hessian_operator, pytree_form
 from dl_course.measures.curvature.products import DEFAULT_HVP_METHOD
 
 PyTree = Any
@@ -62,9 +62,12 @@ def _rademacher_samples(fn, matvec: Matvec, dim: int, dtype: Any, key: jax.Array
     return jax.lax.map(one, jnp.arange(num_samples), batch_size=batch_size)
 
 
-def _mean_and_stderr(samples: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Sample mean and its standard error ``std(ddof=1)/√m`` (``nan`` for one sample)."""
-    return jnp.mean(samples), jnp.std(samples, ddof=1) / jnp.sqrt(samples.shape[0])
+def _hutchinson_mean(fn, matvec: Matvec, dim: int, dtype: Any, *, key: jax.Array, num_samples: int = 100,
+                     batch_size: int | None = None) -> tuple[jax.Array, jax.Array]:
+    """Mean of ``fn(z, A z)`` over Rademacher probes and its standard error ``std(ddof=1)/√m``
+    (``nan`` for one sample)."""
+    samples = _rademacher_samples(fn, matvec, dim, dtype, key, num_samples, batch_size)
+    return jnp.mean(samples), jnp.std(samples, ddof=1) / jnp.sqrt(num_samples)
 
 
 def hutchinson_trace(
@@ -73,7 +76,7 @@ def hutchinson_trace(
     dtype: Any,
     *,
     key: jax.Array,
-    num_samples: int,
+    num_samples: int = 100,
     batch_size: int | None = None,
 ) -> tuple[jax.Array, jax.Array]:
     """Hutchinson (1989) estimate of ``tr(A)`` with Rademacher probes, and its standard error.
@@ -86,7 +89,7 @@ def hutchinson_trace(
     ``lax.map(batch_size=...)`` (``batch_size`` matvecs vmapped at once; default 1), so memory
     stays at a few vectors.
     """
-    return _mean_and_stderr(_rademacher_samples(jnp.vdot, matvec, dim, dtype, key, num_samples, batch_size))
+    return _hutchinson_mean(jnp.vdot, matvec, dim, dtype, key=key, num_samples=num_samples, batch_size=batch_size)
 
 
 def hutchpp(
@@ -189,32 +192,24 @@ def exact_diagonal(matvec: Matvec, dim: int, dtype: Any, batch_size: int | None 
     return jax.lax.map(lambda e: jnp.vdot(e, matvec(e)), eye, batch_size=batch_size)
 
 
-def hutchinson_frobenius_sq(
-    matvec: Matvec,
-    dim: int,
-    dtype: Any,
-    *,
-    key: jax.Array,
-    num_samples: int,
-    batch_size: int | None = None,
-) -> tuple[jax.Array, jax.Array]:
+def hutchinson_frobenius_sq(matvec: Matvec, dim: int, dtype: Any, **kwargs) -> tuple[jax.Array, jax.Array]:
     """``‖A‖_F² = tr(AᵀA) = E‖A z‖²`` for Rademacher ``z`` (Hutchinson on ``AᵀA``; one matvec per
-    sample), and the standard error of the mean."""
-    samples = _rademacher_samples(lambda z, az: jnp.vdot(az, az), matvec, dim, dtype, key, num_samples, batch_size)
-    return _mean_and_stderr(samples)
+    sample), and the standard error of the mean; the keyword arguments (``key``, ``num_samples``,
+    ``batch_size``) are those of :func:`hutchinson_trace`."""
+    return _hutchinson_mean(lambda z, az: jnp.vdot(az, az), matvec, dim, dtype, **kwargs)
 
 
 # ------------------------------------------------------------------------------------------------
 # Pytree-operator and Hessian front-ends.
 
 
-def operator_trace(
-    operator: Operator, params: PyTree, *, key: jax.Array, num_samples: int = 100,
-    batch_size: int | None = None,
-) -> tuple[jax.Array, jax.Array]:
-    """Hutchinson trace ``(estimate, stderr)`` of a symmetric pytree operator (see
-    :func:`hutchinson_trace`)."""
-    return on_flat(hutchinson_trace, operator, params, key=key, num_samples=num_samples, batch_size=batch_size)
+operator_trace = pytree_form(hutchinson_trace, "operator_trace", "Hutchinson trace ``(estimate, stderr)``")
+operator_hutchpp_trace = pytree_form(hutchpp, "operator_hutchpp_trace", "Hutch++ trace")
+operator_xtrace = pytree_form(xtrace_estimate, "operator_xtrace", "XTrace ``(estimate, error estimate)``")
+operator_frobenius_sq = pytree_form(hutchinson_frobenius_sq, "operator_frobenius_sq",
+                                    "``(estimate, stderr)`` of ``‖A‖_F² = Σ_i λ_i²``")
+
+
 
 
 def hessian_trace(
@@ -236,21 +231,8 @@ def hessian_trace(
     )
 
 
-def operator_hutchpp_trace(
-    operator: Operator, params: PyTree, *, key: jax.Array, num_matvecs: int,
-    batch_size: int | None = None,
-) -> jax.Array:
-    """Hutch++ trace of a symmetric pytree operator (see :func:`hutchpp`)."""
-    return on_flat(hutchpp, operator, params, key=key, num_matvecs=num_matvecs, batch_size=batch_size)
 
 
-def operator_xtrace(
-    operator: Operator, params: PyTree, *, key: jax.Array, num_matvecs: int,
-    batch_size: int | None = None,
-) -> tuple[jax.Array, jax.Array]:
-    """XTrace ``(estimate, error estimate)`` of a symmetric pytree operator (see
-    :func:`xtrace_estimate`)."""
-    return on_flat(xtrace_estimate, operator, params, key=key, num_matvecs=num_matvecs, batch_size=batch_size)
 
 
 def operator_diagonal(
@@ -272,44 +254,20 @@ def operator_diagonal(
     return unravel(diag)
 
 
-def operator_frobenius_sq(
-    operator: Operator, params: PyTree, *, key: jax.Array, num_samples: int = 100,
-    batch_size: int | None = None,
-) -> tuple[jax.Array, jax.Array]:
-    """``(estimate, stderr)`` of ``‖A‖_F² = Σ_i λ_i²`` for a pytree operator (see
-    :func:`hutchinson_frobenius_sq`)."""
-    return on_flat(hutchinson_frobenius_sq, operator, params, key=key, num_samples=num_samples, batch_size=batch_size)
-
-
-def hutchpp_trace(
-    loss_fn: Callable[[PyTree], jax.Array], params: PyTree, *, key: jax.Array, num_matvecs: int,
-    batch_size: int | None = None,
-) -> jax.Array:
+def hutchpp_trace(loss_fn: Callable[[PyTree], jax.Array], params: PyTree, **kwargs) -> jax.Array:
     """Hutch++ estimate of ``tr ∇²L(θ)`` with ``num_matvecs`` Hessian-vector products (Meyer et
-    al. 2021; see :func:`hutchpp`)."""
-    return operator_hutchpp_trace(
-        hessian_operator(loss_fn, params), params, key=key, num_matvecs=num_matvecs, batch_size=batch_size
-    )
+    al. 2021; keyword arguments of :func:`hutchpp`)."""
+    return operator_hutchpp_trace(hessian_operator(loss_fn, params), params, **kwargs)
 
 
-def xtrace(
-    loss_fn: Callable[[PyTree], jax.Array], params: PyTree, *, key: jax.Array, num_matvecs: int,
-    batch_size: int | None = None,
-) -> jax.Array:
-    """XTrace estimate of ``tr ∇²L(θ)`` with ``num_matvecs`` HVPs (Epperly et al. 2024). For its
-    error estimate use :func:`operator_xtrace` with :func:`hessian_operator`."""
-    return operator_xtrace(
-        hessian_operator(loss_fn, params), params, key=key, num_matvecs=num_matvecs, batch_size=batch_size
-    )[0]
+def xtrace(loss_fn: Callable[[PyTree], jax.Array], params: PyTree, **kwargs) -> jax.Array:
+    """XTrace estimate of ``tr ∇²L(θ)`` with ``num_matvecs`` HVPs (Epperly et al. 2024; keyword
+    arguments of :func:`xtrace_estimate`). For its error estimate use :func:`operator_xtrace`."""
+    return operator_xtrace(hessian_operator(loss_fn, params), params, **kwargs)[0]
 
 
-def hessian_diagonal(
-    loss_fn: Callable[[PyTree], jax.Array], params: PyTree, *, key: jax.Array | None = None,
-    num_samples: int = 100, exact: bool = False, batch_size: int | None = None,
-) -> PyTree:
+def hessian_diagonal(loss_fn: Callable[[PyTree], jax.Array], params: PyTree, **kwargs) -> PyTree:
     """``diag ∇²L(θ)`` as a pytree like ``params``: Hutchinson probes (Bekas et al. 2007) or,
-    with ``exact=True``, one HVP per parameter (small models). See :func:`operator_diagonal`."""
-    return operator_diagonal(
-        hessian_operator(loss_fn, params), params, key=key, num_samples=num_samples, exact=exact,
-        batch_size=batch_size,
-    )
+    with ``exact=True``, one HVP per parameter (small models); keyword arguments of
+    :func:`operator_diagonal`."""
+    return operator_diagonal(hessian_operator(loss_fn, params), params, **kwargs)

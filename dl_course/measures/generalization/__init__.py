@@ -87,17 +87,30 @@ from dl_course.measures.generalization.suite import (
 )
 
 __all__ = [
-    "CITest", "GENERALIZATION_MEASURES", "LayerNorms", "MEASURE_FAMILIES", "MeasureConfig", "MeasureContext",
-    "MeasureRun", "RobustSignError", "bootstrap_psi", "bootstrap_tau", "cluster_resamples",
-    "conditional_mutual_information", "conditional_mutual_information_table", "correlation_table",
-    "corrupted_fraction", "dist_spec_init", "distance_from_init", "fisher_rao_norm", "fro_dist", "fro_over_spec",
-    "frobenius_norm", "generalization_gap", "generalization_measures", "gradient_noise", "granulated_psi",
-    "hoeffding_weight", "homogeneous_normalized_margin", "inverse_margin", "kendall_tau", "layer_frobenius_norms",
-    "layer_matrices", "layer_norms", "layer_spectral_norms", "log_prod_of_fro", "log_prod_of_fro_over_margin",
-    "log_prod_of_spec", "log_prod_of_spec_over_margin", "log_spec_init_main", "log_spec_orig_main", "log_sum_of_fro",
-    "log_sum_of_fro_over_margin", "log_sum_of_spec", "log_sum_of_spec_over_margin", "margin_normalizer",
-    "measure_solutions", "measurement_conventions", "multiclass_margins", "normalized_margins", "num_parameters",
-    "output_margin", "paired_differences", "param_norm", "path_norm", "path_norm_over_margin", "path_norm_sq",
-    "psi_by_axis", "replicate_tau", "robust_sign_error", "spearman_with_ci", "spectral_complexity", "split_half_tau",
-    "steps_to_fit", "vmapped_generalization_measures",
+    # complexity
+    "LayerNorms", "dist_spec_init", "fisher_rao_norm", "fro_dist", "fro_over_spec", "inverse_margin", "layer_norms",
+    "log_prod_of_fro", "log_prod_of_fro_over_margin", "log_prod_of_spec", "log_prod_of_spec_over_margin",
+    "log_spec_init_main", "log_spec_orig_main", "log_sum_of_fro", "log_sum_of_fro_over_margin", "log_sum_of_spec",
+    "log_sum_of_spec_over_margin", "num_parameters", "output_margin", "param_norm", "path_norm_over_margin",
+    "path_norm_sq",
+    # correlation
+    "CITest", "RobustSignError", "conditional_mutual_information", "conditional_mutual_information_table",
+    "correlation_table", "granulated_psi", "hoeffding_weight", "kendall_tau", "psi_by_axis", "robust_sign_error",
+    # gradient_noise
+    "gradient_noise",
+    # margins
+    "homogeneous_normalized_margin", "margin_normalizer", "multiclass_margins", "normalized_margins",
+    # memorization
+    "corrupted_fraction", "steps_to_fit",
+    # norms
+    "distance_from_init", "frobenius_norm", "generalization_gap", "layer_frobenius_norms", "layer_matrices",
+    "layer_spectral_norms", "path_norm", "spectral_complexity",
+    # ranking_ci
+    "bootstrap_psi", "bootstrap_tau", "cluster_resamples", "paired_differences", "replicate_tau",
+    "spearman_with_ci", "split_half_tau",
+    # solutions
+    "measure_solutions", "measurement_conventions",
+    # suite
+    "GENERALIZATION_MEASURES", "MEASURE_FAMILIES", "MeasureConfig", "MeasureContext", "MeasureRun",
+    "generalization_measures", "vmapped_generalization_measures",
 ]

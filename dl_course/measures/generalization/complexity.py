@@ -103,18 +103,23 @@ def log_prod_of_spec_over_margin(norms: LayerNorms, margin: jax.Array) -> jax.Ar
     return log_prod_of_spec(norms) - jnp.log(margin**2)
 
 
+def _rebalanced(log_prod: jax.Array, per_layer: jax.Array) -> jax.Array:
+    """``log (d · P^{1/d}) = log d + (log P)/d`` for ``d`` layers: the smallest sum of ``d``
+    positive numbers with product ``P`` (AM–GM), reached by a rebalancing of the layers."""
+    d = per_layer.shape[0]
+    return math.log(d) + log_prod / d
+
+
 def log_sum_of_spec(norms: LayerNorms) -> jax.Array:
     """``log (d · (Π_i ‖W_i‖₂²)^{1/d})``, eq. (35): the sum of squared spectral norms after the
     rebalancing ``W_i → c_i W_i`` (``Π c_i = 1``) that minimizes it, which a ReLU network's
     function does not see."""
-    d = norms.spec.shape[0]
-    return math.log(d) + log_prod_of_spec(norms) / d
+    return _rebalanced(log_prod_of_spec(norms), norms.spec)
 
 
 def log_sum_of_spec_over_margin(norms: LayerNorms, margin: jax.Array) -> jax.Array:
     """``log (d · (Π_i ‖W_i‖₂² / γ²)^{1/d})``, eq. (34)."""
-    d = norms.spec.shape[0]
-    return math.log(d) + log_prod_of_spec_over_margin(norms, margin) / d
+    return _rebalanced(log_prod_of_spec_over_margin(norms, margin), norms.spec)
 
 
 def fro_over_spec(norms: LayerNorms) -> jax.Array:
@@ -153,14 +158,12 @@ def log_prod_of_fro_over_margin(norms: LayerNorms, margin: jax.Array) -> jax.Arr
 
 def log_sum_of_fro(norms: LayerNorms) -> jax.Array:
     """``log (d · (Π_i ‖W_i‖_F²)^{1/d})``, eq. (39) (rebalanced sum, as eq. (35))."""
-    d = norms.fro.shape[0]
-    return math.log(d) + log_prod_of_fro(norms) / d
+    return _rebalanced(log_prod_of_fro(norms), norms.fro)
 
 
 def log_sum_of_fro_over_margin(norms: LayerNorms, margin: jax.Array) -> jax.Array:
     """``log (d · (Π_i ‖W_i‖_F² / γ²)^{1/d})``, eq. (38)."""
-    d = norms.fro.shape[0]
-    return math.log(d) + log_prod_of_fro_over_margin(norms, margin) / d
+    return _rebalanced(log_prod_of_fro_over_margin(norms, margin), norms.fro)
 
 
 def fro_dist(norms: LayerNorms) -> jax.Array:

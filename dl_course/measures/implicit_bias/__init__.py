@@ -52,10 +52,17 @@ from dl_course.measures.implicit_bias.sgd_modified import (
 )
 
 __all__ = [
-    "BackwardErrorResult", "CentralFlowResult", "SGDModifiedLoss", "SGDOrderResult", "all_orders", "backward_error",
-    "central_flow", "central_flow_velocity", "direction_measures", "first_step_above", "gd_ladder", "gd_trajectory",
-    "gradient_flow", "gradient_flows", "last_change_step", "max_margin_directions", "mean_sgd_epoch", "modified_loss",
-    "norm_growth_rate", "project_psd", "sdcp_residuals", "sgd_backward_error", "sgd_epoch", "sgd_modified_loss",
-    "sgd_modified_loss_terms", "sharpness_along", "solve_sdcp", "sym_to_vec", "third_derivative_terms", "time_average",
-    "vec_to_sym",
+    # central_flow
+    "CentralFlowResult", "central_flow", "central_flow_velocity", "gd_trajectory", "gradient_flow",
+    "sharpness_along", "third_derivative_terms", "time_average",
+    # complementarity
+    "project_psd", "sdcp_residuals", "solve_sdcp", "sym_to_vec", "vec_to_sym",
+    # directions
+    "direction_measures", "first_step_above", "last_change_step", "max_margin_directions", "norm_growth_rate",
+    # modified_flow
+    "BackwardErrorResult", "backward_error", "gd_ladder", "gradient_flows", "modified_loss",
+    # sgd_flows
+    "SGDOrderResult", "sgd_backward_error",
+    # sgd_modified
+    "SGDModifiedLoss", "all_orders", "mean_sgd_epoch", "sgd_epoch", "sgd_modified_loss", "sgd_modified_loss_terms",
 ]

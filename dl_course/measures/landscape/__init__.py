@@ -21,7 +21,9 @@ from dl_course.measures.landscape.slices import (
 )
 
 __all__ = [
-    "captured_fraction", "compare_solutions", "dataset_metrics_fn", "filter_normalize", "filter_normalized_direction",
-    "hessian_directions", "interpolate", "pca_directions", "project_trajectory", "random_direction", "slice_1d",
-    "slice_2d", "stack_directions",
+    # comparison
+    "compare_solutions", "dataset_metrics_fn",
+    # slices
+    "captured_fraction", "filter_normalize", "filter_normalized_direction", "hessian_directions", "interpolate",
+    "pca_directions", "project_trajectory", "random_direction", "slice_1d", "slice_2d", "stack_directions",
 ]

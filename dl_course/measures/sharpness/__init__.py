@@ -33,8 +33,14 @@ from dl_course.measures.sharpness.worst_case import (
 )
 
 __all__ = [
-    "PerturbationRadius", "SharpnessTrackerState", "WorstCase", "adaptive_sharpness", "batch_sharpness",
-    "box_sign_ascent", "directional_batch_sharpness", "epsilon_sharpness", "expected_increase", "lambda_max",
-    "m_sharpness", "pacbayes_bound", "pacbayes_mag_bound", "pacbayes_sigma", "projected_ascent", "sam_sharpness",
-    "sharpness_alpha", "sharpness_tracker", "worst_case_increase", "worst_case_result",
+    # directional
+    "batch_sharpness", "directional_batch_sharpness", "lambda_max",
+    # flatness
+    "PerturbationRadius", "adaptive_sharpness", "expected_increase", "pacbayes_bound", "pacbayes_mag_bound",
+    "pacbayes_sigma", "sharpness_alpha", "worst_case_increase",
+    # tracking
+    "SharpnessTrackerState", "sharpness_tracker",
+    # worst_case
+    "WorstCase", "box_sign_ascent", "epsilon_sharpness", "m_sharpness", "projected_ascent", "sam_sharpness",
+    "worst_case_result",
 ]

@@ -47,15 +47,14 @@ def _sample_batches(key: jax.Array, data: PyTree, batch_size: int, num_batches: 
     return jax.tree_util.tree_map(lambda x: x[idx], data)
 
 
+def _mean_and_stderr(values: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Mean over the batches and its standard error ``std(ddof=1)/√num_batches``."""
+    return jnp.mean(values), jnp.std(values, ddof=1) / jnp.sqrt(values.shape[0])
+
+
 def batch_sharpness(
-    batch_loss_fn: Callable[[PyTree, PyTree], jax.Array],
-    params: PyTree,
-    data: PyTree,
-    batch_size: int,
-    *,
-    key: jax.Array,
-    num_batches: int = 8,
-    num_iters: int = 20,
+    batch_loss_fn: Callable[[PyTree, PyTree], jax.Array], params: PyTree, data: PyTree, batch_size: int, *,
+    key: jax.Array, num_batches: int = 8, num_iters: int = 20,
 ) -> tuple[jax.Array, jax.Array]:
     """Mean top eigenvalue of minibatch Hessians, ``E_B[λmax(∇²L_B(θ))]``, and its standard error.
 
@@ -72,18 +71,12 @@ def batch_sharpness(
         batch, k = args
         return lambda_max(lambda p: batch_loss_fn(p, batch), params, key=k, num_iters=num_iters)[0]
 
-    lams = jax.lax.map(one, (batches, jax.random.split(jax.random.fold_in(key, 1), num_batches)))
-    return jnp.mean(lams), jnp.std(lams, ddof=1) / jnp.sqrt(num_batches)
+    return _mean_and_stderr(jax.lax.map(one, (batches, jax.random.split(jax.random.fold_in(key, 1), num_batches))))
 
 
 def directional_batch_sharpness(
-    batch_loss_fn: Callable[[PyTree, PyTree], jax.Array],
-    params: PyTree,
-    data: PyTree,
-    batch_size: int,
-    *,
-    key: jax.Array,
-    num_batches: int = 8,
+    batch_loss_fn: Callable[[PyTree, PyTree], jax.Array], params: PyTree, data: PyTree, batch_size: int, *,
+    key: jax.Array, num_batches: int = 8,
 ) -> tuple[jax.Array, jax.Array]:
     """``E_B[g_Bᵀ H_B g_B / ‖g_B‖²]``, the curvature of each minibatch loss along its own gradient,
     and its standard error (the "batch sharpness" of Andreyev & Beneventano 2024, "Edge of
@@ -98,5 +91,4 @@ def directional_batch_sharpness(
         gf, hgf = ravel_pytree(g)[0], ravel_pytree(hg)[0]
         return jnp.vdot(gf, hgf) / jnp.vdot(gf, gf)
 
-    vals = jax.lax.map(one, batches)
-    return jnp.mean(vals), jnp.std(vals, ddof=1) / jnp.sqrt(num_batches)
+    return _mean_and_stderr(jax.lax.map(one, batches))

@@ -8,5 +8,10 @@ from dl_course.measures.statistics.intervals import difference_ci, mean_ci, pair
 from dl_course.measures.statistics.selection import choose, pick_on_validation
 
 __all__ = [
-    "choose", "confusion_matrix", "difference_ci", "mean_ci", "paired_difference_ci", "pick_on_validation", "verdict",
+    # classification
+    "confusion_matrix",
+    # intervals
+    "difference_ci", "mean_ci", "paired_difference_ci", "verdict",
+    # selection
+    "choose", "pick_on_validation",
 ]
