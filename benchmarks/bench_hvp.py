@@ -37,7 +37,7 @@ from jax.flatten_util import ravel_pytree  # noqa: E402
 
 from dl_course import measures, results  # noqa: E402
 from dl_course.cli import load_study  # noqa: E402
-from dl_course.measures.curvature import HVP_METHODS  # noqa: E402
+from dl_course.measures.curvature.products import HVP_METHODS  # noqa: E402
 from dl_course.train import supervised_task  # noqa: E402
 from dl_course.train.build import load_data, make_model  # noqa: E402
 

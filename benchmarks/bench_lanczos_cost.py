@@ -40,7 +40,7 @@ def worker(solver: str, iters: list[int], runs: int, points: int, reps: int) -> 
 
     from dl_course import linalg
     from dl_course.cli import load_study
-    from dl_course.measures import krylov, spectrum
+    from dl_course.measures.curvature import krylov, spectrum
     from dl_course.train import supervised_task
     from dl_course.train.build import load_data, make_model
 

@@ -144,8 +144,8 @@ def lanczos_lambda_max(args: dict) -> dict:
     from bench_hvp import interleaved_medians
 
     from dl_course import measures
-    from dl_course.measures.krylov import lanczos
-    from dl_course.measures.spectrum import flat_operator
+    from dl_course.measures.curvature.krylov import lanczos
+    from dl_course.measures.curvature.spectrum import flat_operator
 
     z = np.load(args["data"])
     x, y = jnp.asarray(z["x_train"], jnp.float32), jnp.asarray(z["y_train"], jnp.int32)

@@ -54,7 +54,7 @@ GALLERY = {
             "{label_noise[exponent_learning_rate][seed_range][1]:.2f}), "
             "{label_noise[exponent_sigma][measured]:.2f} in σ (seeds {label_noise[exponent_sigma][seed_range][0]:.2f}–"
             "{label_noise[exponent_sigma][seed_range][1]:.2f})",
-    "paper": "slopes 2 / 2 / 3 after one epoch (derived in measures.sgd_flows); the regularizer recovers "
+    "paper": "slopes 2 / 2 / 3 after one epoch (derived in measures.implicit_bias.sgd_flows); the regularizer recovers "
              "most of the small-batch advantage; label-noise SGD lowers tr ∇²L while GD and SGD at zero loss do not, "
              "at a rate ∝ η²σ² per step (exponents 2, 2)",
 }

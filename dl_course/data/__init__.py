@@ -1,4 +1,10 @@
-"""Datasets: ``load(name, **options) -> Dataset`` (mnist1d, digits, synthetic, tfds:<name>)."""
+"""Datasets: ``load(name, **options) -> Dataset`` (mnist1d, digits, synthetic, tfds:<name>).
+
+Evaluation and study sets, imported explicitly (they pull in mnist1d, scipy or the generative
+models): ``shifted_mnist1d`` and ``shifted_sets`` (test sets under distribution shift, a validation
+split), ``ood_sets`` (out-of-distribution sets), ``generative_images`` (rescaled and dequantised
+images for score models), ``toy_densities`` (2D toy data with reference densities).
+"""
 
 from dl_course.data.dataset import Dataset, make_dataset
 from dl_course.data.registry import REGISTRY, check_name, load, names

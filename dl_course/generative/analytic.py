@@ -21,7 +21,7 @@ from flax import struct
 
 from dl_course.generative.baselines import level_probabilities
 from dl_course.generative.likelihood import grid_index, level_values
-from dl_course.generative.sde import _per_example
+from dl_course.generative.sde import time_per_example
 
 
 @struct.dataclass
@@ -97,12 +97,12 @@ class GaussianMixture:
 
     def marginal_logpdf(self, sde, x, t):
         """``log p_t(x)`` per example for ``x [n, ...]`` and per-example (or scalar) ``t``."""
-        alpha, std = sde.marginal_coeffs(_per_example(t, x))
+        alpha, std = sde.marginal_coeffs(time_per_example(t, x))
         return self._log_components(x.reshape(x.shape[0], -1), alpha, std)[0]
 
     def score(self, sde, x, t):
         """The exact score ``grad_x log p_t(x)``, shaped like ``x``."""
-        alpha, std = sde.marginal_coeffs(_per_example(t, x))
+        alpha, std = sde.marginal_coeffs(time_per_example(t, x))
         return self._log_components(x.reshape(x.shape[0], -1), alpha, std)[1].reshape(x.shape)
 
     def score_fn(self, sde):
@@ -191,12 +191,12 @@ class FactorizedMixture:
 
     def marginal_logpdf(self, sde, x, t):
         """``log p_t(x)`` per example for ``x [n, ...]`` and per-example (or scalar) ``t``."""
-        alpha, std = sde.marginal_coeffs(_per_example(t, x))
+        alpha, std = sde.marginal_coeffs(time_per_example(t, x))
         return self._log_and_score(x.reshape(x.shape[0], -1), alpha, std)[0]
 
     def score(self, sde, x, t):
         """The exact score ``grad_x log p_t(x)``, shaped like ``x``."""
-        alpha, std = sde.marginal_coeffs(_per_example(t, x))
+        alpha, std = sde.marginal_coeffs(time_per_example(t, x))
         return self._log_and_score(x.reshape(x.shape[0], -1), alpha, std)[1].reshape(x.shape)
 
     def score_fn(self, sde):

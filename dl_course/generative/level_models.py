@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 
 import jax.numpy as jnp
 
+from dl_course.errors import ConfigError
 from dl_course.generative.analytic import FactorizedMixture
 from dl_course.generative.discrete_bound import (
     decode_levels,
@@ -35,7 +36,6 @@ from dl_course.generative.likelihood import (
 )
 from dl_course.generative.losses import make_score_fn
 from dl_course.generative.samplers import sample, tweedie_denoise
-from dl_course.train import ConfigError
 
 DEQUANTIZATIONS = ("gaussian", "uniform")
 BASE_SCORES = ("histogram", "none")

@@ -40,7 +40,7 @@ import jax
 import jax.numpy as jnp
 
 from dl_course.generative import ode
-from dl_course.generative.sde import _per_example, bcast
+from dl_course.generative.sde import bcast, time_per_example
 
 
 def _time_grid(sde, num_steps, eps, dtype):
@@ -54,7 +54,7 @@ def _batch_norm_mean(v):
 
 def _langevin_step(sde, score_fn, x, t, key, snr, alpha):
     """One corrector step ``x + e s + sqrt(2 e) z``, ``e = 2 alpha (snr ||z|| / ||s||)^2``."""
-    s = score_fn(x, _per_example(t, x))
+    s = score_fn(x, time_per_example(t, x))
     z = jax.random.normal(key, x.shape, x.dtype)
     step = 2.0 * alpha * (snr * _batch_norm_mean(z) / _batch_norm_mean(s)) ** 2
     return x + bcast(step, x) * s + bcast(jnp.sqrt(2.0 * step), x) * z
@@ -69,7 +69,7 @@ def _euler_maruyama_step(sde, score_fn, x, t, t_next, key):
 
 def _reverse_diffusion_step(sde, score_fn, x, t, t_next, key):
     f, big_g = sde.discretize(x, t, t - t_next)
-    s = score_fn(x, _per_example(t, x))
+    s = score_fn(x, time_per_example(t, x))
     z = jax.random.normal(key, x.shape, x.dtype)
     return x - f + bcast(big_g ** 2, x) * s + bcast(big_g, x) * z
 
@@ -137,7 +137,7 @@ def annealed_langevin(sde, score_fn, x, key, *, num_steps, eps, n_steps_each: in
     step_sizes = step_lr * (sigmas / sigmas[-1]) ** 2
 
     def level(x, i):
-        t = _per_example(levels[i], x)
+        t = time_per_example(levels[i], x)
         k_level = jax.random.fold_in(key, i)
 
         def inner(j, x):
@@ -182,7 +182,7 @@ SAMPLERS = {
 
 def tweedie_denoise(sde, score_fn, x, t):
     """Tweedie's formula ``E[x(0) | x(t)] = (x + std(t)^2 s(x, t)) / alpha(t)`` (Efron 2011)."""
-    t = _per_example(t, x)
+    t = time_per_example(t, x)
     alpha, std = sde.marginal_coeffs(t)
     return (x + bcast(std ** 2, x) * score_fn(x, t)) / bcast(alpha, x)
 

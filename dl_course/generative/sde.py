@@ -44,7 +44,7 @@ def bcast(v, x):
     return v.reshape(v.shape + (1,) * (x.ndim - v.ndim))
 
 
-def _per_example(t, x):
+def time_per_example(t, x):
     """``t`` as a float vector ``[batch]`` matching ``x``'s leading axis (scalars broadcast)."""
     return jnp.broadcast_to(jnp.asarray(t, dtype=x.dtype), x.shape[:1])
 
@@ -65,7 +65,7 @@ class LinearSDE:
     # -- forward process ------------------------------------------------------------------------
     def sde(self, x, t):
         """Drift ``f(x, t) = a(t) x`` (shaped like ``x``) and diffusion ``g(t)`` (``[batch]``)."""
-        a, g = self.coefficients(_per_example(t, x))
+        a, g = self.coefficients(time_per_example(t, x))
         return bcast(a, x) * x, g
 
     def marginal(self, x0, t):
@@ -73,7 +73,7 @@ class LinearSDE:
 
         ``mean`` is shaped like ``x0``; ``std`` is ``[batch]``.
         """
-        alpha, std = self.marginal_coeffs(_per_example(t, x0))
+        alpha, std = self.marginal_coeffs(time_per_example(t, x0))
         return bcast(alpha, x0) * x0, std
 
     def perturb(self, x0, t, noise):
@@ -89,7 +89,7 @@ class LinearSDE:
         is NCSN's ``G^2 = sigma_i^2 - sigma_{i-1}^2``; for VP it is DDPM's ``r^2 = 1 - beta_i``
         (Song et al. 2021, Eqs. (46)-(47)). Returns ``(f [like x], G [batch])``.
         """
-        t = _per_example(t, x)
+        t = time_per_example(t, x)
         alpha_t, std_t = self.marginal_coeffs(t)
         alpha_s, std_s = self.marginal_coeffs(t - dt)
         r = alpha_t / alpha_s
@@ -114,7 +114,7 @@ class LinearSDE:
 
         Returns ``(drift [like x], g [batch])``; the reverse SDE's diffusion is ``g``, the ODE's 0.
         """
-        t = _per_example(t, x)
+        t = time_per_example(t, x)
         f, g = self.sde(x, t)
         coef = 0.5 if probability_flow else 1.0
         return f - coef * bcast(g ** 2, x) * score_fn(x, t), g

@@ -5,9 +5,21 @@ from __future__ import annotations
 
 import numpy as np
 
-from dl_course.plotting.style import pyplot
+from dl_course.plotting.style import finish, pyplot
 
 _COLORS = ("C0", "C1", "C2", "C3", "C4", "C5", "C6", "C7")
+
+
+def learning_rate_axis(ax, etas, references) -> None:
+    """A log-log learning-rate axis: ticks at ``etas``, and a dotted reference line ``∝ η^order``
+    through ``anchor`` at ``etas[0]`` for each ``(order, anchor, color)`` of ``references`` (the
+    orders of accuracy a backward error analysis predicts)."""
+    etas = np.asarray(etas)
+    for order, anchor, color in references:
+        ax.loglog(etas, anchor * (etas / etas[0]) ** order, ls=":", color=color, lw=1.0, label=f"slope {order}")
+    ax.set_xticks(etas, [f"{e:.4g}" for e in etas])
+    ax.xaxis.set_minor_formatter(pyplot().NullFormatter())
+    ax.set_xlabel("learning rate η")
 
 
 def backward_error_figure(res, *, title: str = ""):
@@ -25,11 +37,7 @@ def backward_error_figure(res, *, title: str = ""):
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(10.0, 3.8))
     ax.loglog(etas, gf, "o-", color="C0", label=f"‖GD − gradient flow‖ (slope {res.slope_gradient_flow:.2f})")
     ax.loglog(etas, mf, "s-", color="C3", label=f"‖GD − modified flow‖ (slope {res.slope_modified_flow:.2f})")
-    for order, anchor, color in ((1, gf[0], "C0"), (2, mf[0], "C3")):
-        ax.loglog(etas, anchor * (etas / etas[0]) ** order, ls=":", color=color, lw=1.0, label=f"slope {order}")
-    ax.set_xticks(etas, [f"{e:.4g}" for e in etas])
-    ax.xaxis.set_minor_formatter(plt.NullFormatter())
-    ax.set_xlabel("learning rate η")
+    learning_rate_axis(ax, etas, ((1, gf[0], "C0"), (2, mf[0], "C3")))
     ax.set_ylabel(f"distance at T = {res.times[-1]:g}")
     ax.set_title(f"ODE integration error ≈ {res.integration_error:.1e}", fontsize=8)
     ax.legend(fontsize=7)
@@ -43,7 +51,4 @@ def backward_error_figure(res, *, title: str = ""):
     bx.set_title("solid: gradient flow, dashed: modified flow", fontsize=8)
     bx.legend(fontsize=7, ncol=2)
     bx.grid(alpha=0.3, which="both")
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    return fig
+    return finish(fig, title, fontsize=10)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dl_course.measures.central_flow import time_average
+from dl_course.measures.implicit_bias.central_flow import time_average
 from dl_course.plotting.style import finite, pyplot
 
 

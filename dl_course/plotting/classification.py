@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dl_course.plotting.style import band, pyplot
+from dl_course.plotting.style import band, finish, pyplot
 
 
 def baseline_bars(table: dict, title: str = "MNIST-1D test accuracy: ours (mean ± std) vs Greydanus & Kobak"):
@@ -48,10 +48,7 @@ def accuracy_curves(curves: dict, title: str = "", ylabel: str = "test accuracy"
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
-    if title:
-        ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    return fig
+    return finish(fig, title, ax=ax, fontsize=9)
 
 def image_learning_curves(curves: dict, title: str = ""):
     """Per model: train/test loss and accuracy vs step (mean ± std over seeds)."""
@@ -70,10 +67,7 @@ def image_learning_curves(curves: dict, title: str = ""):
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    return fig
+    return finish(fig, title, fontsize=10)
 
 def confusion_matrices(matrices: dict, title: str = ""):
     """Row-normalised confusion matrices (true class rows), one panel per model, counts annotated."""
@@ -93,10 +87,7 @@ def confusion_matrices(matrices: dict, title: str = ""):
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
         ax.set_title(f"{name}: accuracy {np.trace(cm) / cm.sum():.3f}", fontsize=9)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    return fig
+    return finish(fig, title, fontsize=10)
 
 def accuracy_vs_labels(summary: dict, source_accuracy: dict | None = None):
     """One panel per dataset: test accuracy (mean ± std over replicates) vs labels per class, one

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from dl_course.plotting.style import pyplot
+from dl_course.plotting.backward_error import learning_rate_axis
+from dl_course.plotting.style import finish, pyplot
 
 
 def order_figure(res, *, title: str = ""):
@@ -24,19 +25,12 @@ def order_figure(res, *, title: str = ""):
               ("sgd_modified_flow", res.dist_sgd_modified_flow, "^-", "C3", "flow of L + (η/4m)Σ‖∇L̂_k‖²"))
     for name, d, style, color, label in curves:
         ax.loglog(etas, d, style, color=color, label=f"{label} (slope {res.slopes[name]:.2f})")
-    for order, anchor, color in ((2, res.dist_gradient_flow[0], "C0"), (3, res.dist_sgd_modified_flow[0], "C3")):
-        ax.loglog(etas, anchor * (etas / etas[0]) ** order, ls=":", color=color, lw=1.0, label=f"slope {order}")
-    ax.set_xticks(etas, [f"{e:.4g}" for e in etas])
-    ax.xaxis.set_minor_formatter(plt.NullFormatter())
-    ax.set_xlabel("learning rate η")
+    learning_rate_axis(ax, etas, ((2, res.dist_gradient_flow[0], "C0"), (3, res.dist_sgd_modified_flow[0], "C3")))
     ax.set_ylabel(f"‖mean SGD iterate − flow‖ after one epoch (m = {res.num_batches})")
     ax.set_title(f"mean over all {res.num_orders} orders; ODE error ≈ {res.integration_error:.1e}", fontsize=8)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3, which="both")
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    return fig
+    return finish(fig, title, fontsize=9)
 
 
 def generalization_figure(acc: dict, ci: dict, scan: list[dict], *, title: str = ""):
@@ -68,10 +62,7 @@ def generalization_figure(acc: dict, ci: dict, scan: list[dict], *, title: str =
                  fontsize=8)
     bx.legend(fontsize=7)
     bx.grid(alpha=0.3, which="both")
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    return fig
+    return finish(fig, title, fontsize=9)
 
 
 def label_noise_figure(steps, traces, rows, *, title: str = ""):
@@ -95,7 +86,4 @@ def label_noise_figure(steps, traces, rows, *, title: str = ""):
     ax.set_ylabel("tr ∇²L (Hutchinson)")
     ax.legend(fontsize=6, ncol=2)
     ax.grid(alpha=0.3)
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    return fig
+    return finish(fig, title, fontsize=9)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dl_course.plotting.style import finite, pyplot
+from dl_course.plotting.style import finish, finite, pyplot
 
 _COLORS = ("C0", "C1", "C2", "C3", "C4", "C5", "C6", "C7")
 
@@ -42,10 +42,7 @@ def edge_of_stability_figure(steps, train_loss, sharpness, thresholds, labels, *
         ax.grid(alpha=0.3)
     axes[0, 0].set_ylabel("train loss")
     axes[1, 0].set_ylabel(sharpness_label)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    return fig
+    return finish(fig, title, fontsize=10)
 
 
 def sharpness_ratio_figure(steps, ratios, labels, *, threshold_label: str = "2/Î·", title: str = ""):
@@ -61,7 +58,4 @@ def sharpness_ratio_figure(steps, ratios, labels, *, threshold_label: str = "2/Î
     ax.set_ylim(0, None)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
-    if title:
-        ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    return fig
+    return finish(fig, title, ax=ax, fontsize=9)

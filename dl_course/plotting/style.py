@@ -33,3 +33,12 @@ def band(ax, x, values, label, **kw):
     (line,) = ax.plot(x, m, label=label, **kw)
     ax.fill_between(x, m - s, m + s, color=line.get_color(), alpha=0.2, lw=0)
     return line
+
+
+def finish(fig, title: str = "", *, ax=None, fontsize: int = 9):
+    """``title`` as the figure's suptitle (or ``ax``'s title), a tight layout; returns ``fig``."""
+    if title:
+        (ax.set_title if ax is not None else fig.suptitle)(title, fontsize=fontsize)
+    fig.tight_layout()
+    return fig
+

@@ -38,11 +38,11 @@ import numpy as np
 from scipy import stats
 
 from dl_course import measures, results
-from dl_course.measures.ranking_ci import spearman_with_ci
+from dl_course.errors import ConfigError
+from dl_course.measures.generalization.ranking_ci import spearman_with_ci
 from dl_course.plotting.scatter import rank_correlations
 from dl_course.train import sweep
 from dl_course.train.build import load_data, make_model
-from dl_course.train.config import ConfigError
 from dl_course.train.task import supervised_task
 
 

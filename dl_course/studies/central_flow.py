@@ -6,8 +6,8 @@ from the same initial weights, each one program vmapped over the runs:
 
 * GD itself (:func:`dl_course.measures.gd_trajectory`): the loss at every step, weights at the
   record times; its time-averaged loss is a centered moving average over ``average_window`` steps;
-* its central flow (:func:`dl_course.measures.central_flow`): explicit Euler with ``substeps``
-  steps per GD step, ``Σ`` on the top ``k`` Hessian eigenvectors above ``tracking_threshold/η``;
+* its central flow (:func:`dl_course.measures.implicit_bias.central_flow.central_flow`): explicit Euler
+  with ``substeps`` steps per GD step, ``Σ`` on the top ``k`` Hessian eigenvectors above ``tracking_threshold/η``;
   the predicted time-averaged loss ``L + tr(Σ)/η``; its step-size error is measured by a second
   integration at twice as many substeps over the first ``step_check_steps`` steps;
 * the gradient flow ``dw/dτ = −η∇L`` (diffrax Tsit5, :func:`dl_course.measures.gradient_flow`).

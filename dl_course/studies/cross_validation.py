@@ -22,9 +22,9 @@ import numpy as np
 
 from dl_course import data as data_lib
 from dl_course import results
+from dl_course.measures.statistics.selection import choose
 from dl_course.train import sweep
 from dl_course.train.build import load_data
-from dl_course.train.selection import choose
 
 
 def run(config, run_dir: results.RunDir) -> dict:

@@ -27,7 +27,8 @@ import jax
 import numpy as np
 
 from dl_course import results
-from dl_course.measures import corrupted_fraction, intervals
+from dl_course.measures import corrupted_fraction
+from dl_course.measures.statistics import intervals
 from dl_course.models.random_features import feature_count_curve
 from dl_course.train import sweep
 from dl_course.train.build import load_data
@@ -37,7 +38,7 @@ def peak(values, xs) -> dict:
     """The largest seed-mean of ``values [seeds, points]`` (NaN-free) over the sorted ``xs`` and
     whether it is a peak the seeds support: ``significant`` only when the paired-by-seed differences
     to BOTH neighbours have 95% CIs above 0 (an edge point is never a peak). ``mean_ci``: every
-    point's mean with its 95% t interval (``dl_course.measures.intervals``)."""
+    point's mean with its 95% t interval (``dl_course.measures.statistics.intervals``)."""
     v = np.asarray(values, dtype=float)
     mean = v.mean(0)
     i = int(np.argmax(mean))
@@ -159,7 +160,7 @@ def run(config, run_dir: results.RunDir) -> dict:
                        "label_noise = measured fraction of wrong training labels (about 0.9 q)",
         "interpolation_tolerance": config.interpolation_tolerance,
         "peaks": "a peak is claimed only when the paired-by-seed (or by feature draw) differences to both neighbouring "
-                 "widths / feature counts have 95% t intervals above 0 (dl_course.measures.intervals)"}
+                 "widths / feature counts have 95% t intervals above 0 (dl_course.measures.statistics.intervals)"}
     metrics = {"num_features": np.asarray(counts), "widths": np.asarray(widths),
                "label_noise_levels": np.asarray(noise),
                **{f"rf_{k}": v for k, v in curve.items()}, **{f"mlp_{k}": v for k, v in errs.items()}}

@@ -15,9 +15,9 @@ never reach it are dropped and counted, as Jiang et al. do, in three kinds: ``di
 a run that fell to chance) and the rest, too slow. The gap is measured on the whole test set
 (``config.train.dataset_options.num_samples`` makes MNIST-1D's generator produce >= 10,000 test
 examples; training curves use the first ``curve_test_examples``). For every kept model the
-measures of ``dl_course.measures.generalization`` (oriented so that larger predicts a larger gap)
+measures of ``dl_course.measures.generalization.suite`` (oriented so that larger predicts a larger gap)
 and two optimization-based ones (steps to cross-entropy 0.1, steps from 0.1 to the target) are
-computed in one ``jit(vmap(...))`` per architecture; ``dl_course.measures.correlation`` then
+computed in one ``jit(vmap(...))`` per architecture; ``dl_course.measures.generalization.correlation`` then
 ranks them by Kendall's τ with the generalization gap (test error − train error), by the
 granulated Ψ (τ within groups differing in one hyperparameter, averaged over groups and axes), by
 the conditional-mutual-information test and by the robust sign-error.
@@ -25,7 +25,7 @@ the conditional-mutual-information test and by the robust sign-error.
 Two reference measures calibrate the protocol (``config.sanity_measures``): ``sanity_gap`` (the
 gap itself: τ = Ψ = 1) and ``sanity_noise`` (independent Gaussian noise: τ ≈ 0); the final train
 loss is a row too (after the exact stop it should rank nothing) and a covariate the CMI test may
-condition on. Uncertainty (``dl_course.measures.ranking_ci``): cluster-bootstrap 95% CIs of τ
+condition on. Uncertainty (``dl_course.measures.generalization.ranking_ci``): cluster-bootstrap 95% CIs of τ
 (resampling settings with their seeds) and of Ψ (resampling groups) for every measure, paired
 intervals of the differences among the top measures, and the noise ceiling — τ of the gap on one
 half of the test set against the other half, and between seed replicates.
@@ -46,9 +46,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from dl_course import results
-from dl_course.measures import correlation, ranking_ci
-from dl_course.measures import generalization as gm
-from dl_course.train import ConfigError, sweep
+from dl_course.errors import ConfigError
+from dl_course.measures.generalization import correlation, ranking_ci
+from dl_course.measures.generalization import suite as gm
+from dl_course.train import sweep
 from dl_course.train.build import load_data, make_task
 from dl_course.train.placement import over_run_devices, run_mesh, to_host
 from dl_course.train.state import stream
@@ -345,7 +346,7 @@ def run(config, run_dir: results.RunDir) -> dict:
         "gap": f"test error (all {data.n_test} test examples) - train error (0-1, eval mode) at the stop; "
                f"gap_half_a / gap_half_b on the first / second {data.n_test // 2}",
         "collapsed": "train accuracy <= 1.5 / classes, or final train loss above the initial one",
-        "measures": f"dl_course.measures.generalization, oriented as complexities; MeasureConfig "
+        "measures": f"dl_course.measures.generalization.suite, oriented as complexities; MeasureConfig "
                     f"{config.measure.to_dict()}; on the first {config.measure_examples} training examples",
         "kendall_tau": "tau-b over all kept models (ties count 0); 95% CI: percentile cluster bootstrap over "
                        f"hyperparameter settings (all seeds of a setting together), {config.bootstrap_resamples} "

@@ -36,6 +36,7 @@ import numpy as np
 
 from dl_course import data as data_lib
 from dl_course import results
+from dl_course.data.generative_images import rescaled
 from dl_course.generative import (
     baseline_bits_per_dim,
     dequantize,
@@ -63,7 +64,6 @@ from dl_course.generative.feature_scores import (
     reference_distances,
     sample_scores,
 )
-from dl_course.generative.image_data import rescaled
 from dl_course.generative.level_models import check_choices, level_score_model
 from dl_course.plotting.generative import per_image_bits_figure
 from dl_course.plotting.generative_families import (

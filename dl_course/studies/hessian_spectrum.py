@@ -23,7 +23,7 @@ gap ``λ_i / λ_{i+1}`` among the top ``k`` eigenvalues; the gap ``λ_e / λ_{e+
 outliers the class structure predicts, also relative to the typical gap at the top of the bulk;
 the share of ``tr H`` carried by the top ``e`` eigenvalues; and the largest relative difference
 between the top ``e`` eigenvalues of ``H`` and ``G``. The measurements are
-``dl_course.measures.outliers``; the engine config is ``config.train``, the snapshots
+``dl_course.measures.curvature.outliers``; the engine config is ``config.train``, the snapshots
 (``snapshot_steps``, ``num_snapshots``) and measurement sizes (``measure.*``) are study keys.
 """
 
@@ -34,11 +34,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from dl_course import results
-from dl_course.measures import outliers
+from dl_course.errors import ConfigError
+from dl_course.measures.curvature import outliers
 from dl_course.train import losses as losses_lib
 from dl_course.train import record_steps, sweep, trajectory_hook
 from dl_course.train.build import load_data
-from dl_course.train.config import ConfigError
 from dl_course.train.trajectory import trajectory_task
 
 #: Losses whose output Hessian is positive semi-definite and smooth, so ``G`` is a curvature.

@@ -2,7 +2,7 @@
 
 The measurement — GD over a factor-2 ladder of step sizes against the gradient flow of ``L`` and
 the modified flows of ``L + (η/4)‖∇L‖²``, integrated by diffrax — is
-``dl_course.measures.backward_error`` (module ``measures.modified_flow``; see its docstring for the
+``dl_course.measures.backward_error`` (module ``measures.implicit_bias.modified_flow``; see its docstring for the
 math). This study applies it to
 a small tanh MLP with the MSE loss on a few ``teacher`` regression examples, in float64
 (``jax.enable_x64`` inside the study): the network and data come from the engine config

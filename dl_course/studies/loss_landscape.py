@@ -33,9 +33,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from dl_course import measures, results
+from dl_course.errors import ConfigError
 from dl_course.train import record_steps, sweep, trajectory_hook
 from dl_course.train.build import load_data
-from dl_course.train.config import ConfigError
 from dl_course.train.trajectory import trajectory_task
 
 

@@ -16,7 +16,7 @@ converges to is its implicit bias:
 ``simulate(config)`` trains one vmapped sweep per optimizer (``config.train.seeds`` × that
 optimizer's learning rates, ``config.optimizers``) with the engine, recording ``w(t)`` at
 ``config.num_records`` log-spaced steps through a hook, and compares it with both max-margin
-directions, solved exactly (``dl_course.measures.implicit_bias``); ``run`` writes figures,
+directions, solved exactly (``dl_course.measures.implicit_bias.directions``); ``run`` writes figures,
 summary and the training data (``x``, ``y``) so anyone can recompute the directions.
 """
 
@@ -27,7 +27,7 @@ import copy
 import numpy as np
 
 from dl_course import results
-from dl_course.measures import implicit_bias as bias
+from dl_course.measures.implicit_bias import directions as bias
 from dl_course.train import record_steps, sweep, trajectory_hook
 from dl_course.train.build import load_data
 

@@ -27,7 +27,8 @@ import numpy as np
 
 from dl_course import data as data_lib
 from dl_course import results
-from dl_course.train import ConfigError, sweep
+from dl_course.errors import ConfigError
+from dl_course.train import sweep
 
 # Greydanus & Kobak (2020), Table / Fig. 3: test accuracy in %.
 PAPER = {"linear": {"default": 32.0, "shuffled": 32.0}, "mlp": {"default": 68.0, "shuffled": 68.0},

@@ -19,13 +19,13 @@ from __future__ import annotations
 import numpy as np
 
 from dl_course import results
+from dl_course.data.shifted_sets import split_validation
+from dl_course.errors import ConfigError
 from dl_course.plotting import ood as oplot
 from dl_course.train.build import load_data
-from dl_course.train.config import ConfigError
 from dl_course.uncertainty import members as mem
 from dl_course.uncertainty import ood as ood_lib
 from dl_course.uncertainty.ood_benchmark import ood_benchmark
-from dl_course.uncertainty.shifted_sets import split_validation
 
 METRICS = ("auroc", "aupr", "fpr95")
 CONVENTIONS = {

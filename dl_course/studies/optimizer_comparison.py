@@ -15,12 +15,12 @@ structural); GD is full-batch, the others use the configured minibatch size.
 1. Tuning: a validation split (``val_fraction`` of the training set, seed ``val_seed``) is carved
    from the training data; each optimizer trains ``tuning_seeds`` × its learning-rate grid on the
    rest and its rate is the one with the best mean *validation* accuracy
-   (:func:`dl_course.train.selection.pick_on_validation`), which must be interior to the grid (a
+   (:func:`dl_course.measures.statistics.selection.pick_on_validation`), which must be interior to the grid (a
    pick at an edge is flagged: the grid is too narrow). The test set is never looked at here.
 2. Comparison: each optimizer at its tuned rate over ``train.seeds`` (the same seeds for every
    optimizer: the same initializations), trained on the same reduced training set; test accuracy,
    λmax, trace and margin per run, and every optimizer's difference to ``baseline`` paired by seed
-   with its 95% CI (``dl_course.measures.intervals``). Every run is stopped at one target training loss
+   with its 95% CI (``dl_course.measures.statistics.intervals``). Every run is stopped at one target training loss
 (``config.train.target_train_loss``, the engine's target stop, as in Jiang et al. 2020), so the
 solutions are compared at equal training loss — without it the λmax ranking is largely a ranking
 of final losses (the cross-entropy Hessian shrinks with the loss). ``config.train.steps`` is the
@@ -40,11 +40,11 @@ import numpy as np
 
 from dl_course import measures, results
 from dl_course.data.splits import train_val_split
-from dl_course.measures import intervals
+from dl_course.measures.statistics import intervals
+from dl_course.measures.statistics.selection import pick_on_validation
 from dl_course.plotting.scatter import rank_correlations
 from dl_course.train import sweep
 from dl_course.train.build import load_data
-from dl_course.train.selection import pick_on_validation
 
 
 def optimizer_config(config, name: str, learning_rates=None, seeds=None):
@@ -215,8 +215,8 @@ def run(config, run_dir: results.RunDir) -> dict:
                         "(within)",
             "validation": {**data.info["validation"], "use": "learning rates picked on the mean final validation "
                            "accuracy over tuning_seeds; the test set is used only in the comparison stage"},
-            "error_bars": "95% Student-t intervals over seeds (dl_course.measures.intervals); differences to the "
-                          "baseline paired by seed (same initialization)",
+            "error_bars": "95% Student-t intervals over seeds (dl_course.measures.statistics.intervals); "
+                          "differences to the baseline paired by seed (same initialization)",
             "rows": "stage 'tuning' (validation accuracy, val_accuracy) and stage 'comparison' (test set)",
             "diverged_runs": "measures recorded as null; left out of figures and correlations",
             "target_stop_comparisons": ("with target_train_loss > 0 only runs that reached it are compared "

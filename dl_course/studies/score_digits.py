@@ -37,6 +37,7 @@ import numpy as np
 from dl_course import data as data_lib
 from dl_course import results
 from dl_course.data.dataset import make_dataset
+from dl_course.data.generative_images import dequantized_training_set, rescaled
 from dl_course.generative import (
     baseline_bits_per_dim,
     dequantize,
@@ -53,7 +54,6 @@ from dl_course.generative.feature_scores import (
     reference_distances,
     sample_scores,
 )
-from dl_course.generative.image_data import dequantized_training_set, rescaled
 from dl_course.generative.level_models import check_choices, level_score_model
 from dl_course.plotting.generative import (
     bits_per_dim_bars,

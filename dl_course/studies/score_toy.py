@@ -29,6 +29,12 @@ import numpy as np
 
 from dl_course import data as data_lib
 from dl_course import results
+from dl_course.data.toy_densities import (
+    density_only,
+    grid_points,
+    reference_logpdf,
+    true_mixture,
+)
 from dl_course.generative import (
     ScoreMLP,
     get_sde,
@@ -38,12 +44,6 @@ from dl_course.generative import (
     mmd2,
     sample,
     sliced_wasserstein,
-)
-from dl_course.generative.toy_densities import (
-    density_only,
-    grid_points,
-    reference_logpdf,
-    true_mixture,
 )
 from dl_course.plotting.generative import score_model_overview
 from dl_course.train import sweep

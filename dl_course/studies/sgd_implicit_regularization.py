@@ -1,6 +1,6 @@
 """SGD's own implicit regularizer (Smith, Dherin, Barrett & De 2021) and label-noise SGD's drift.
 
-Three parts, one summary (math in ``dl_course.measures.sgd_modified``, ``.sgd_flows``,
+Three parts, one summary (math in ``dl_course.measures.implicit_bias.sgd_modified``, ``.sgd_flows``,
 ``.label_noise`` and ``dl_course.train.gradient_penalty``):
 
 1. **Order of accuracy** (float64, a small tanh MLP on ``teacher`` data split into ``m``
@@ -15,7 +15,7 @@ Three parts, one summary (math in ``dl_course.measures.sgd_modified``, ``.sgd_fl
    sub-batches of the small batch size at the theory's strength ``λ = η`` (Smith et al., Sec. 5).
    ``gap_recovered = (reg − large) / (small − large)`` of the mean test accuracies, with a paired
    bootstrap CI over seeds (a seed fixes the initialization in every arm).
-3. **Label noise** (a diagonal linear network, see ``measures.label_noise`` for why): GD to an
+3. **Label noise** (a diagonal linear network, see ``measures.implicit_bias.label_noise`` for why): GD to an
    interpolant, then GD, SGD and label-noise SGD over a grid of ``(η, σ)`` in one vmapped program;
    the Hutchinson trace (``measures.hessian_trace``) along the way; the rate of the trace's fall
    fitted against ``η`` and ``σ`` (predicted exponents 2 and 2 per step).
@@ -33,8 +33,9 @@ import numpy as np
 from dl_course import data as data_lib
 from dl_course import models, results
 from dl_course.data.splits import train_val_split
-from dl_course.measures import hessian_trace, label_noise, sgd_backward_error
-from dl_course.measures.sgd_flows import PREDICTED_SLOPES
+from dl_course.measures import hessian_trace, sgd_backward_error
+from dl_course.measures.implicit_bias import label_noise
+from dl_course.measures.implicit_bias.sgd_flows import PREDICTED_SLOPES
 from dl_course.train import predict, supervised_task, sweep
 from dl_course.train.build import load_data
 

@@ -28,7 +28,7 @@ from scipy import stats
 
 from dl_course import results
 from dl_course.measures import hessian_eigenpairs, hessian_trace
-from dl_course.measures.ranking_ci import spearman_with_ci
+from dl_course.measures.generalization.ranking_ci import spearman_with_ci
 from dl_course.plotting.calibration import sharpness_scatter_figure
 from dl_course.plotting.scatter import rank_correlations
 from dl_course.train import sweep

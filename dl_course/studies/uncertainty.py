@@ -10,7 +10,7 @@ seed's final iterate on the training split), the shifted test sets from
 A validation split carved from the training set is held out of both sweeps; temperature scaling
 (of SGD and of SWA) is fitted on it, and so is the Laplace prior with ``laplace.prior=validation``.
 
-Error bars (``dl_course.measures.intervals``): every method's clean / level-5 / shift-mean NLL and
+Error bars (``dl_course.measures.statistics.intervals``): every method's clean / level-5 / shift-mean NLL and
 ECE with a 95% t interval over seeds (per-seed methods) or over the independent replicates (pooled
 methods: ``replicates`` groups of distinct member seeds); the comparisons the study draws —
 SWAG vs temperature-scaled SWA, SWAG vs SWA, Laplace vs the MAP net and temperature scaling,
@@ -22,12 +22,12 @@ from __future__ import annotations
 import numpy as np
 
 from dl_course import results
-from dl_course.measures import intervals
+from dl_course.data.shifted_sets import shifted_test_sets, split_validation
+from dl_course.measures.statistics import intervals
 from dl_course.plotting import calibration as cplot
 from dl_course.train.build import load_data
 from dl_course.uncertainty import members as mem
 from dl_course.uncertainty import shift_evaluation as se
-from dl_course.uncertainty.shifted_sets import shifted_test_sets, split_validation
 
 
 def summary_rows(members: mem.Members, metrics: dict, sets, replicates: int = 1) -> list[dict]:
@@ -198,10 +198,11 @@ def run(config, run_dir: results.RunDir) -> dict:
                    "probs_npz": "probs_<method>: float32 model-average probabilities on the clean test set, "
                                 "[n_seeds or 1 (pooled), n_test, n_classes], seeds in the order of headline.seeds "
                                 "(also saved as 'seeds')"}
-    conventions["error_bars"] = ("95% Student-t intervals (dl_course.measures.intervals) over seeds for per-seed "
-                                 "methods and over the independent replicates for pooled ones; comparisons: paired "
-                                 "differences a - b over the same seeds / replicates; 'within noise' when the CI "
-                                 "contains 0")
+    conventions["error_bars"] = (
+        "95% Student-t intervals (dl_course.measures.statistics.intervals) over seeds for per-seed methods "
+        "and over the independent replicates for pooled ones; comparisons: paired differences a - b over the "
+        "same seeds / replicates; 'within noise' when the CI contains 0"
+    )
     results.write_results(run_dir, config, "uncertainty", conventions, summary_rows(members, metrics, sets, replicates),
                           headline,
                           {"y_test": sets.y, "seeds": np.asarray(seeds),

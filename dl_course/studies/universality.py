@@ -34,7 +34,7 @@ import numpy as np
 
 from dl_course import results
 from dl_course.data.approximation import TARGETS, make_data
-from dl_course.measures import intervals
+from dl_course.measures.statistics import intervals
 from dl_course.models.width_blocks import WidthBlocks, block_index
 from dl_course.train import supervised_task, sweep
 

@@ -1,7 +1,8 @@
 """Training engine: state, losses, the lax.scan loop, vmapped and sharded sweeps, hooks."""
 
+from dl_course.errors import ConfigError
 from dl_course.train import losses
-from dl_course.train.config import ConfigError, default_config
+from dl_course.train.config import default_config
 from dl_course.train.driver import ChunkInfo, Preempted
 from dl_course.train.grid import make_grid
 from dl_course.train.hooks import Hook, HookContext

@@ -12,9 +12,10 @@ import numpy as np
 from dl_course import data as data_lib
 from dl_course import models as models_lib
 from dl_course import optim
+from dl_course.errors import ConfigError
 from dl_course.models import conv
 from dl_course.train import losses as losses_lib
-from dl_course.train.config import ConfigError, check_keys
+from dl_course.train.config import check_keys
 from dl_course.train.program import ENGINE_HPARAMS, SHUFFLES, Program
 from dl_course.train.task import Task, supervised_task
 

@@ -6,7 +6,7 @@ import itertools
 
 import numpy as np
 
-from dl_course.train.config import ConfigError
+from dl_course.errors import ConfigError
 
 
 def make_grid(seeds, learning_rates, **grid) -> list[dict]:

@@ -30,11 +30,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dl_course.errors import ConfigError
 from dl_course.models.conv import resolve_conv_impl
 from dl_course.train import checkpoint as ckpt_lib
 from dl_course.train import driver
 from dl_course.train.build import build_program, load_data
-from dl_course.train.config import ConfigError
 from dl_course.train.exact_stop import BAND, replay_to_target
 from dl_course.train.grid import make_grid, pad_runs, stack_hparams
 from dl_course.train.placement import put, run_mesh, shardings, to_host

@@ -17,8 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from dl_course.errors import ConfigError
 from dl_course.train.build import make_model
-from dl_course.train.config import ConfigError
 from dl_course.train.hooks import Hook
 from dl_course.train.task import Task, supervised_task
 

@@ -12,10 +12,9 @@ Every method yields a ``Predictive`` (per-sample logits ``[S, N, K]``), which ev
   and mutual information;
 * ``ood``: OOD scores (MSP, max logit, entropy, MI, energy) and AUROC / AUPR / FPR@95%TPR with
   OOD as the positive class;
-* ``shift``: MNIST-1D test sets under 4 corruptions × 5 intensities; ``ood_sets``: held-out
-  classes, noise inputs, tfds dataset pairs (numpy data preparation; import them explicitly,
-  ``from dl_course.uncertainty import shift``, so that importing this package does not pull in
-  mnist1d / scipy.interpolate / pyplot);
+* the evaluation sets live in ``dl_course.data``: ``shifted_mnist1d`` (MNIST-1D test sets under 4
+  corruptions × 5 intensities), ``shifted_sets`` (shifted test sets per corruption and level, a
+  validation split), ``ood_sets`` (held-out classes, noise inputs, tfds dataset pairs);
 * ``laplace``: Laplace posteriors (diag / K-FAC / full GGN, all layers or last layer), prior
   precision by marginal likelihood; ``laplace_predictives``: probit, extended probit and MC
   predictives, validation-NLL prior choice, MultiLaplace (MacKay 1992; Daxberger et al. 2021).
@@ -60,7 +59,7 @@ __all__ = [
 ]
 
 # Members, shifted test sets and their evaluation (moved out of the studies); import explicitly:
-# ``from dl_course.uncertainty import members, shifted_sets, shift_evaluation, ood_benchmark``.
+# ``from dl_course.uncertainty import members, shift_evaluation, ood_benchmark``.
 from dl_course.uncertainty import laplace, laplace_predictives
 from dl_course.uncertainty.laplace import Laplace, fit_laplace, log_marginal_likelihood, optimize_prior_precision
 from dl_course.uncertainty.laplace_predictives import (

@@ -8,7 +8,7 @@ At a MAP estimate ``θ*`` of ``log p(D|θ) + log p(θ)`` with prior ``p(θ) = N(
 ``J_n = ∂f(x_n)/∂θ`` and ``Λ_n = −∇²_f log p(y_n|f)`` (``diag p − ppᵀ`` for softmax
 classification, ``I/σ²`` for Gaussian regression: label-free, so ``G`` is the Fisher). Structures:
 ``"diag"`` (exact GGN diagonal), ``"kfac"`` (Kronecker factors per Dense / Conv layer,
-:mod:`dl_course.measures.kfac`), ``"ekfac"`` (K-FAC's eigenbasis with refitted eigenvalues, George
+:mod:`dl_course.measures.curvature.kfac`), ``"ekfac"`` (K-FAC's eigenbasis with refitted eigenvalues, George
 et al. 2018), ``"full"`` (dense ``G``, small models or the last layer). Each is
 stored in its eigenbasis, so every prior precision ``τ`` costs nothing to apply:
 
@@ -37,8 +37,7 @@ import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
 from dl_course import linalg
-from dl_course.measures.curvature import dataset_mean
-from dl_course.measures.kfac import (
+from dl_course.measures.curvature.kfac import (
     KFACEigen,
     ekfac_eigenvalues,
     kfac_eigen,
@@ -47,6 +46,7 @@ from dl_course.measures.kfac import (
     kfac_spectral_apply,
     output_cotangents,
 )
+from dl_course.measures.curvature.products import dataset_mean
 
 PyTree = Any
 STRUCTURES = ("diag", "kfac", "ekfac", "full")

@@ -46,9 +46,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dl_course.errors import ConfigError
 from dl_course.train import sweep
 from dl_course.train.build import make_model
-from dl_course.train.config import ConfigError
 from dl_course.uncertainty import calibration
 from dl_course.uncertainty import ood as ood_lib
 from dl_course.uncertainty.bma import swag_predictive

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from dl_course.train.config import ConfigError
-from dl_course.uncertainty import ood_sets
+from dl_course.data import ood_sets
+from dl_course.errors import ConfigError
 
 
 def ood_benchmark(data, held_out_classes: Sequence[int] = (), noise: Sequence[str] = (), seed: int = 0):

@@ -14,9 +14,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dl_course.data.shifted_sets import ShiftedSets
 from dl_course.uncertainty import calibration
 from dl_course.uncertainty.predictive import Predictive
-from dl_course.uncertainty.shifted_sets import ShiftedSets
 
 METRICS = ("accuracy", "nll", "ece", "brier")
 

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dl_course import data as data_lib
-from dl_course.generative import toy_densities
+from dl_course.data import toy_densities
 from dl_course.generative.langevin import langevin_dynamics, mode_fractions
 
 

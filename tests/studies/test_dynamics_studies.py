@@ -21,8 +21,8 @@ import pytest
 
 from dl_course import cli
 from dl_course.data.dataset import make_dataset
-from dl_course.measures import implicit_bias
-from dl_course.measures import max_margin_solvers as mm
+from dl_course.measures.implicit_bias import directions as implicit_bias
+from dl_course.measures.implicit_bias import max_margin_solvers as mm
 from dl_course.results import RunDir
 from dl_course.studies import edge_of_stability, max_margin
 from dl_course.train.build import load_data

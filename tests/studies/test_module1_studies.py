@@ -16,10 +16,11 @@ import pytest
 from dl_course import cli, models
 from dl_course import data as data_lib
 from dl_course.data import augment, few_labels
+from dl_course.measures.statistics.selection import choose
 from dl_course.models.gru import GRU
 from dl_course.models.width_blocks import WidthBlocks, block_index
-from dl_course.train import supervised_task, transfer
-from dl_course.train.selection import choose
+from dl_course.studies import augmentation_transfer as transfer
+from dl_course.train import supervised_task
 
 # float32 throughout: sums of <= a few hundred products of O(1) numbers, relative error ~1e-6;
 # tolerances below are 1e-5 relative (1e-4 for gradients through several layers).

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from dl_course import cli
+from dl_course.data import shifted_sets
 from dl_course.train.config import ConfigError
 from dl_course.uncertainty import members as unc
-from dl_course.uncertainty import shifted_sets
 
 TINY_TRAINING = ["--config.train.steps=20", "--config.train.eval_every=20", "--config.train.batch_size=64",
                  "--config.train.model_options.width=8", "--config.train.seeds=[0, 1]", "--config.swag.collect_every=4",

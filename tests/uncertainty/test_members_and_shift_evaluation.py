@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from dl_course import data as data_lib
+from dl_course.data.shifted_sets import ShiftedSets
 from dl_course.train.config import ConfigError
 from dl_course.uncertainty import calibration, members, shift_evaluation
 from dl_course.uncertainty.ood_benchmark import ood_benchmark
 from dl_course.uncertainty.predictive import Predictive
-from dl_course.uncertainty.shifted_sets import ShiftedSets
 
 
 def test_swag_schedule_counts_snapshots_per_epoch():

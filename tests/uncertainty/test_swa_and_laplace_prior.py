@@ -9,10 +9,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from dl_course.data.shifted_sets import split_validation
 from dl_course.train import default_config, sweep, trajectory_hook
 from dl_course.train.build import load_data, make_model
 from dl_course.uncertainty import members as mem
-from dl_course.uncertainty.shifted_sets import split_validation
 from dl_course.uncertainty.swag import swag_hook
 
 
