@@ -108,6 +108,30 @@ def reference_distances(net: FeatureNet, x_train, x_test, num: int, *, seed: int
     return out
 
 
+def confidence_references(classifier: DigitsClassifier, x_train, x_test, num_levels: int, *, seed: int = 0,
+                          noise_levels=(1.0, 2.0, 3.0), blur_sigmas=(0.5, 0.7)) -> dict:
+    """The classifier's mean max-probability ``mean_x max_y p(y | x)`` on real images and on
+    controlled corruptions of the test images, so that a sample set's number can be read against
+    what the classifier itself gives: ``train``, ``test``, ``test_noise_<s>`` (Gaussian noise of
+    ``s`` level spacings per pixel, numpy ``default_rng(seed)``, decoded back to the ``num_levels``
+    levels in ``[0, 1]`` as samples are), ``test_blur_<sigma>`` (``scipy.ndimage.gaussian_filter``
+    of ``sigma`` pixels, decoded to levels) and ``shuffled_test`` (``pixel_shuffled``: no shape)."""
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng(seed)
+    x_test = np.asarray(x_test, np.float64)
+    levels = lambda x: np.round(np.clip(x, 0.0, 1.0) * (num_levels - 1)) / (num_levels - 1)
+    conf = lambda x: float(classifier.probabilities(x).max(-1).mean())
+    out = {"train": conf(x_train), "test": conf(x_test)}
+    for s in noise_levels:
+        out[f"test_noise_{s:g}"] = conf(levels(x_test + rng.normal(0.0, s / (num_levels - 1), x_test.shape)))
+    spatial = (0, 1.0, 1.0) + (0,) * (x_test.ndim - 3)
+    for sigma in blur_sigmas:
+        out[f"test_blur_{sigma:g}"] = conf(levels(gaussian_filter(x_test, tuple(sigma * a for a in spatial))))
+    out["shuffled_test"] = conf(pixel_shuffled(x_test, seed))
+    return out
+
+
 def class_histogram_kl(h_samples, h_real, floor: float = 1e-3) -> float:
     """``KL(h_samples || h_real) = sum_c h_s(c) log(h_s(c) / h_r(c))`` in nats; ``h_real`` floored at
     ``floor`` and renormalised so that a class absent from the real images stays finite."""

@@ -34,7 +34,7 @@ from dl_course.generative.likelihood import (
     level_values,
     likelihood,
 )
-from dl_course.generative.losses import make_score_fn
+from dl_course.generative.losses import CORRECTION_SCALES, make_score_fn
 from dl_course.generative.samplers import sample, tweedie_denoise
 
 DEQUANTIZATIONS = ("gaussian", "uniform")
@@ -57,7 +57,8 @@ def check_choices(dequantization: str, base_score: str, prefix: str = "") -> Non
 class LevelScoreModel(NamedTuple):
     """A network ``apply`` under ``sde`` for ``num_levels``-level images in ``[low, high]``; ``eps`` is
     the decoding time (Gaussian) or the PF-ODE's start (uniform); ``base`` the analytic base score or
-    None."""
+    None; ``correction_scale`` and ``correction_bound`` the time factor of the network's correction
+    to it and the smooth bound on its raw output (``losses.make_score_fn``)."""
 
     apply: Callable
     sde: Any
@@ -67,10 +68,13 @@ class LevelScoreModel(NamedTuple):
     num_levels: int
     low: float
     high: float
+    correction_scale: str = "alpha"
+    correction_bound: float = 0.0
 
     def score_fn(self, params):
         """``score_fn(x, t)`` of the trained weights (base included)."""
-        return make_score_fn(self.apply, params, self.sde, base=self.base)
+        return make_score_fn(self.apply, params, self.sde, base=self.base, correction_scale=self.correction_scale,
+                             correction_bound=self.correction_bound)
 
     def test_bits_per_dim(self, params, key, x_grid, x_uniform, **ode_options):
         """Per-image bits/dim, NFE and solver success: the discrete bound of the grid images
@@ -130,12 +134,20 @@ class LevelScoreModel(NamedTuple):
 
 def level_score_model(apply, sde, x_train_grid, num_levels: int, low: float, high: float, *,
                       dequantization: str = "gaussian", decoder_ratio: float = 0.2, base_score: str = "histogram",
-                      uniform_eps: float = 1e-5, prefix: str = "") -> LevelScoreModel:
+                      uniform_eps: float = 1e-5, correction_scale: str = "alpha", correction_bound: float = 0.0,
+                      prefix: str = "") -> LevelScoreModel:
     """The choices checked (``check_choices``), the decoding time and the base score built from the
     grid-valued training images ``x_train_grid``. Train with ``generative.make_task(model, sde,
-    base=m.base, eps=m.eps, ...)`` (Gaussian) on the grid images."""
+    base=m.base, eps=m.eps, correction_scale=m.correction_scale, correction_bound=m.correction_bound, ...)``
+    (Gaussian) on the grid images."""
     check_choices(dequantization, base_score, prefix)
+    if correction_scale not in CORRECTION_SCALES:
+        raise ConfigError(f"unknown {prefix}correction_scale {correction_scale!r}; valid: "
+                          f"{', '.join(CORRECTION_SCALES)}")
+    if not float(correction_bound) >= 0:
+        raise ConfigError(f"{prefix}correction_bound must be >= 0 (0: unbounded), got {correction_bound}")
     gaussian = dequantization == "gaussian"
     eps = decoder_time(sde, num_levels, low, high, decoder_ratio) if gaussian else float(uniform_eps)
     base = FactorizedMixture.level_histogram(x_train_grid, num_levels, low, high) if base_score == "histogram" else None
-    return LevelScoreModel(apply, sde, base, eps, gaussian, num_levels, float(low), float(high))
+    return LevelScoreModel(apply, sde, base, eps, gaussian, num_levels, float(low), float(high), correction_scale,
+                           float(correction_bound))

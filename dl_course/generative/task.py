@@ -17,7 +17,7 @@ from dl_course.train import Task
 
 
 def make_task(model: nn.Module, sde, *, loss: str = "dsm", parameterization: str = "eps", base=None,
-              **loss_options) -> Task:
+              correction_scale: str = "alpha", correction_bound: float = 0.0, **loss_options) -> Task:
     """Task training the score network ``model`` (``__call__(x, t, train)``) with a score-matching loss.
 
     Args:
@@ -29,12 +29,18 @@ def make_task(model: nn.Module, sde, *, loss: str = "dsm", parameterization: str
         to it (``eps``, ``weighting``, ``reduce``, ``num_scales``).
       parameterization: how the network output becomes a score (``losses.make_score_fn``).
       base: an analytic score the network corrects (``losses.make_score_fn(base=...)``), or None.
+      correction_scale, correction_bound: the correction's time factor (``"alpha"`` or ``"alpha2"``) and
+        the smooth bound on its raw output (0: none), as in ``losses.make_score_fn``.
     ``batch["y"]`` is ignored. ``metrics`` is empty: the loss itself is the engine's ``*_loss``.
     """
     per_example = losses.get_loss(loss)
     if parameterization not in losses.PARAMETERIZATIONS:
         valid = ", ".join(sorted(losses.PARAMETERIZATIONS))
         raise ValueError(f"unknown parameterization {parameterization!r}; valid: {valid}")
+    if correction_scale not in losses.CORRECTION_SCALES:
+        raise ValueError(f"unknown correction_scale {correction_scale!r}; valid: {', '.join(losses.CORRECTION_SCALES)}")
+    if not correction_bound >= 0:
+        raise ValueError(f"correction_bound must be >= 0 (0: unbounded), got {correction_bound}")
 
     def init(key, x):
         k_params, k_dropout = jax.random.split(key)
@@ -49,7 +55,8 @@ def make_task(model: nn.Module, sde, *, loss: str = "dsm", parameterization: str
         k_dropout, k_loss = jax.random.split(key)
         score_fn = losses.make_score_fn(model.apply, params, sde, parameterization=parameterization,
                                         model_state=model_state, train=train, rngs={"dropout": k_dropout},
-                                        base=base)
+                                        base=base, correction_scale=correction_scale,
+                                        correction_bound=correction_bound)
         value = jnp.mean(per_example(score_fn, batch["x"], k_loss, sde, **loss_options))
         return value, (model_state, {})
 

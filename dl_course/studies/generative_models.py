@@ -92,11 +92,13 @@ def _score_family(config, raw, x_test_u, run_dir, shape):
     lk.setdefault("divergence", "hutchinson")
     lm = level_score_model(model.apply, sde, data.x_train, levels, low, high, dequantization=c.dequantization,
                            decoder_ratio=float(c.decoder_ratio), base_score=c.base_score, uniform_eps=lk.pop("eps"),
-                           prefix="score.")
+                           correction_scale=str(c.correction_scale),
+                           correction_bound=float(c.correction_bound), prefix="score.")
     loss_options = c.loss_options.to_dict()
     if gaussian:
         loss_options["eps"] = lm.eps
-        task = make_task(model, sde, base=lm.base, **loss_options)
+        task = make_task(model, sde, base=lm.base, correction_scale=lm.correction_scale,
+                         correction_bound=lm.correction_bound, **loss_options)
     else:
         task = dequantized_task(make_task(model, sde, **loss_options), levels, low, high)
     hooks = {"ema": ema_hook(float(c.ema_decay))} if float(c.ema_decay) > 0 else None

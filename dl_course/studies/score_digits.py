@@ -49,6 +49,7 @@ from dl_course.generative import (
     sample_quality_report,
 )
 from dl_course.generative.feature_scores import (
+    confidence_references,
     feature_distances,
     fit_feature_net,
     reference_distances,
@@ -129,12 +130,14 @@ def run(config, run_dir: results.RunDir) -> dict:
     model = get_score_net(config.net, **config.net_options.to_dict())
     lm = level_score_model(model.apply, sde, data.x_train, levels, low, high, dequantization=config.dequantization,
                            decoder_ratio=float(config.decoder_ratio), base_score=config.base_score,
-                           uniform_eps=float(config.likelihood_eps))
+                           uniform_eps=float(config.likelihood_eps), correction_scale=str(config.correction_scale),
+                           correction_bound=float(config.correction_bound))
     eps, base = lm.eps, lm.base
     loss_options = config.loss_options.to_dict()
     if gaussian:   # train on [eps, T]: the model is decoded at eps
         loss_options["eps"] = eps
-    task = make_task(model, sde, base=base, **loss_options)
+    task = make_task(model, sde, base=base, correction_scale=lm.correction_scale,
+                     correction_bound=lm.correction_bound, **loss_options)
     hooks = {"ema": ema_hook(float(config.ema_decay))} if float(config.ema_decay) > 0 else None
     res = sweep(t, task=task, data=data, hooks=hooks, checkpoint_dir=run_dir.checkpoint_dir, resume=run_dir.resume,
                 progress=True)
@@ -276,7 +279,8 @@ def run(config, run_dir: results.RunDir) -> dict:
                        "samples": {k: first["samples"][k] for k in ("class_histogram", "mean_max_probability",
                                                                     "mean_confidence")},
                        "real": {k: first["real_test"][k] for k in ("class_histogram", "mean_max_probability")},
-                       "test_accuracy": classifier.test_accuracy},
+                       "test_accuracy": classifier.test_accuracy,
+                       "references": confidence_references(classifier, raw.x_train, raw.x_test, levels)},
         "feature_net_test_accuracy": feature_net.test_accuracy,
         "nearest_neighbour": {"samples_median": first["samples"]["median_nn_distance"],
                               "test_median": first["real_test"]["median_nn_distance"],
@@ -287,7 +291,9 @@ def run(config, run_dir: results.RunDir) -> dict:
         **res.conventions,
         "task": f"continuous-time denoising score matching {loss_options} on t in [{eps:.3g}, T], eps-parameterized "
                 f"{config.net} {dict(config.net_options)}"
-                + (" correcting the exact score of the diffused per-pixel histogram (add-1 smoothing)" if base else ""),
+                + (" correcting the exact score of the diffused per-pixel histogram (add-1 smoothing; correction "
+                   f"times {config.correction_scale}(t), raw output bound {config.correction_bound:g} (0: none))"
+                   if base else ""),
         "sde": f"{config.sde} {dict(config.sde_options)}",
         "weights": (f"EMA of the weights, decay {config.ema_decay} (debiased), for samples and likelihoods"
                     if hooks else "the final weights"),
@@ -320,7 +326,9 @@ def run(config, run_dir: results.RunDir) -> dict:
                    + "; the default picked by the Frechet distance to the TRAINING images (validation criterion), "
                    "never the test set",
         "classifier": "sklearn multinomial logistic regression (C = 1) on the real [0, 1] training images; "
-                      "mean_confidence = its mean max-probability; class_histogram_kl = KL(samples' predicted-class "
+                      "mean_confidence = its mean max-probability (references: on real train / test images and "
+                      "on corrupted test images decoded to the levels, generative.feature_scores."
+                      "confidence_references); class_histogram_kl = KL(samples' predicted-class "
                       "histogram || the real test images')",
         "features": f"penultimate layer of an sklearn MLP classifier {tuple(config.feature_net.hidden)} (ReLU, seed "
                     f"{config.feature_net.seed}) on the real training images (generative.feature_scores); Frechet "

@@ -113,3 +113,12 @@ def test_decode_levels_and_base_score_composition():
     alpha = sde.marginal_coeffs(t)[0][:, None]
     np.testing.assert_allclose(np.asarray(with_base - alpha * plain), np.asarray(base.score(sde, z, t)),
                                rtol=1e-5, atol=1e-5)
+    squared = make_score_fn(apply_fn, 2.0, sde, base=base, correction_scale="alpha2")(z, t)
+    np.testing.assert_allclose(np.asarray(squared - alpha ** 2 * plain), np.asarray(base.score(sde, z, t)),
+                               rtol=1e-5, atol=1e-5)
+    bounded = make_score_fn(apply_fn, 2.0, sde, base=base, correction_bound=3.0)(z, t)
+    std = sde.marginal_coeffs(t)[1][:, None]
+    np.testing.assert_allclose(np.asarray(bounded - base.score(sde, z, t)),
+                               np.asarray(-alpha * 3.0 * jnp.tanh(2.0 * z / 3.0) / std), rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="correction_scale"):
+        make_score_fn(apply_fn, 2.0, sde, base=base, correction_scale="alpha3")

@@ -64,3 +64,21 @@ def test_class_histogram_kl():
     np.testing.assert_allclose(class_histogram_kl([0.75, 0.25], [0.5, 0.5]),
                                0.75 * np.log(1.5) + 0.25 * np.log(0.5), rtol=1e-12)
     assert np.isfinite(class_histogram_kl([0.5, 0.5], [1.0, 0.0]))
+
+
+def test_confidence_references_order_clean_corrupted_and_shuffled_digits():
+    """The digits classifier's mean max-probability: test images equal ``label_statistics``' value
+    exactly; it falls with the corruption's strength (noise of 1 < 3 level spacings, blur of 0.5 <
+    0.7 pixels) and is lowest for pixel-shuffled images (measured on this data: 0.90, 0.89 / 0.84,
+    0.84 / 0.71, 0.60)."""
+    from dl_course.generative import fit_digits_classifier
+    from dl_course.generative.feature_scores import confidence_references
+    from dl_course.generative.sample_quality import label_statistics
+
+    d = data.load("digits")
+    clf = fit_digits_classifier(d.x_train, d.y_train)
+    ref = confidence_references(clf, d.x_train, d.x_test, 17)
+    assert ref["test"] == label_statistics(clf, d.x_test)["mean_max_probability"]
+    assert ref["test"] > ref["test_noise_1"] > ref["test_noise_3"] > ref["shuffled_test"]
+    assert ref["test"] > ref["test_blur_0.5"] > ref["test_blur_0.7"] > ref["shuffled_test"]
+    assert ref["train"] > 0.85 and ref["shuffled_test"] < 0.7
