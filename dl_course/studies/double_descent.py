@@ -54,7 +54,8 @@ def peak(values, xs) -> dict:
             sides[name] = {**d, "neighbour": xs[j], "verdict": intervals.verdict(d)}
     out.update(sides)
     out["significant"] = len(sides) == 2 and all(d["ci"][0] > 0 for d in sides.values())
-    out["statement"] = (f"a peak at {xs[i]}: its CI-separated from both neighbours" if out["significant"] else
+    out["statement"] = (f"a peak at {xs[i]}: above both neighbours beyond their paired 95% CIs"
+                        if out["significant"] else
                         f"no peak the seeds support: the largest mean (at {xs[i]}) is not above both neighbours "
                         "beyond their paired 95% CIs")
     return out

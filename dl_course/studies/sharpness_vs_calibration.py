@@ -14,7 +14,17 @@ Every run trains in ONE ``dl_course.train.sweep``. At the final parameters, vmap
   (held-out classes the networks never see; noise inputs).
 
 Rank correlations over runs (Kendall's τ as in Jiang et al. 2020, and Spearman's ρ), between
-each sharpness measure and each of ECE, NLL and AUROC, and the scatter figure.
+each sharpness measure and each of ECE, NLL and AUROC, and the scatter figure. Correlations across
+learning rates are uncontrolled: the learning rate moves sharpness, the final train loss and
+calibration together.
+
+The intervention (``intervention.axis`` set, e.g. SAM's ``rho``): the sweep gets one more grid axis
+with two values, ``intervention.arms = [control, treated]`` (e.g. ρ = 0, plain SGD, against
+ρ > 0), at one learning rate, every run stopped at one train loss by the engine's exact stop. Both
+arms train every seed (the same initialization and minibatch order per seed), so an arm's effect on
+λmax, ECE and NLL is the mean of the per-seed differences treated − control with its 95% t interval
+(:func:`intervention_effects`; ``dl_course.measures.statistics.intervals.paired_difference_ci``): a causal
+effect of the knob, where the correlations above only associate.
 """
 
 from __future__ import annotations
@@ -29,10 +39,12 @@ from scipy import stats
 from dl_course import results
 from dl_course.measures import hessian_eigenpairs, hessian_trace
 from dl_course.measures.generalization.ranking_ci import spearman_with_ci
+from dl_course.measures.statistics import intervals
 from dl_course.plotting.calibration import sharpness_scatter_figure
 from dl_course.plotting.scatter import rank_correlations
 from dl_course.train import sweep
 from dl_course.train.build import load_data, make_model
+from dl_course.train.config import ConfigError
 from dl_course.train.task import supervised_task
 from dl_course.uncertainty import members as mem
 from dl_course.uncertainty import ood as ood_lib
@@ -86,6 +98,47 @@ def within_lr_tau(rows: list[dict], outcomes) -> dict:
     return {m: {o: mean_tau(m, o) for o in outcomes} for m in MEASURES}
 
 
+ARMS = ("control", "treated")
+EFFECTS = ("lambda_max", "hessian_trace", "ece", "nll", "accuracy", "final_train_loss")
+
+
+def intervention_grid(config) -> dict:
+    """``{axis: [control, treated]}`` for the sweep, or ``{}`` without an intervention; a bad
+    setting raises ``ConfigError`` (before anything compiles)."""
+    iv = config.get("intervention")
+    if iv is None or not iv.get("axis"):
+        return {}
+    arms = [float(a) for a in iv.arms]
+    if len(arms) != 2 or arms[0] == arms[1]:
+        raise ConfigError(f"intervention.arms must be two different values [control, treated], got {list(iv.arms)}")
+    if len(config.train.learning_rates) != 1:
+        raise ConfigError("an intervention compares its arms at one learning rate; got train.learning_rates = "
+                          f"{list(config.train.learning_rates)}")
+    if float(config.train.get("target_train_loss", 0.0)) <= 0:
+        raise ConfigError("an intervention compares its arms at one train loss: set train.target_train_loss > 0")
+    return {str(iv.axis): arms}
+
+
+def intervention_effects(rows: list[dict], axis: str, arms, keys=EFFECTS) -> dict:
+    """Per ``key``: mean over seeds of ``treated − control`` (the two arms' runs of one seed, both
+    converged and not diverged) with its 95% t interval (``intervals.paired_difference_ci``):
+    ``{estimate, ci, n, method, verdict}``; and each arm's mean with its interval
+    (``by_arm[arm][key]``). ``rows`` carry ``arm`` and ``seed``."""
+    ok = {(r["arm"], r["seed"]): r for r in included(rows)}
+    seeds = sorted(s for (a, s) in ok if a == ARMS[0] and (ARMS[1], s) in ok)
+    out = {"axis": axis, "arms": {a: v for a, v in zip(ARMS, arms)}, "num_pairs": len(seeds),
+           "pairing": "by seed (same initialization and minibatch order in both arms)"}
+    if len(seeds) < 2:
+        return {**out, "verdict": f"{len(seeds)} seed(s) with both arms converged: too few for an interval"}
+    for k in keys:
+        a = [ok[(ARMS[1], s)][k] for s in seeds]
+        b = [ok[(ARMS[0], s)][k] for s in seeds]
+        eff = intervals.paired_difference_ci(a, b)
+        out[f"effect_on_{k}"] = {**eff, "verdict": intervals.verdict(eff)}
+    out["by_arm"] = {arm: {k: intervals.mean_ci([ok[(arm, s)][k] for s in seeds]) for k in keys} for arm in ARMS}
+    return out
+
+
 LABELS = {"lambda_max": "λmax (train-loss Hessian)", "hessian_trace": "trace of the train-loss Hessian",
           "ece": "test ECE", "nll": "test NLL (nats)", "final_train_loss": "final train loss (the confound)",
           "auroc_held_out_classes": "MSP AUROC vs held_out_classes",
@@ -97,7 +150,9 @@ def run(config, run_dir: results.RunDir) -> dict:
     t = config.train
     data = load_data(t)
     in_data, sets = ood_benchmark(data, config.ood.held_out_classes, config.ood.noise, int(config.ood.seed))
-    res = sweep(t, data=in_data, checkpoint_dir=run_dir.checkpoint_dir, resume=run_dir.resume, progress=True)
+    grid = intervention_grid(config)
+    res = sweep(t, data=in_data, checkpoint_dir=run_dir.checkpoint_dir, resume=run_dir.resume, progress=True,
+                **grid)
     model = make_model(t, in_data)
     task = supervised_task(model, t.loss, in_data.num_classes)
     n_meas = int(config.measure_examples) or in_data.n_train
@@ -126,6 +181,8 @@ def run(config, run_dir: results.RunDir) -> dict:
             row[f"auroc_{name}"] = ood_lib.auroc(scores[i, :n_in], scores[i, a:b])
         if target_stop:
             row["converged"], row["steps_to_target"] = bool(res.converged[i]), int(res.steps_to_target[i])
+        for axis, arms in grid.items():
+            row["arm"] = ARMS[arms.index(g[axis])]
         rows.append(row)
     outcomes = OUTCOMES + tuple(f"auroc_{name}" for name in sets) + ("accuracy", "final_train_loss")
     corr = correlations(rows, outcomes)
@@ -175,6 +232,14 @@ def run(config, run_dir: results.RunDir) -> dict:
         if len(conv) < 3:
             print(f"only {len(conv)} of {len(rows)} runs reached train loss {t.target_train_loss:g} within "
                   f"{t.steps} steps: too few for rank correlations (raise train.steps or the target)")
+    for axis, arms in grid.items():
+        headline["intervention"] = intervention_effects(rows, axis, arms)
+        iv = headline["intervention"]
+        for k in ("lambda_max", "ece", "nll"):
+            if f"effect_on_{k}" in iv:
+                e = iv[f"effect_on_{k}"]
+                print(f"intervention {axis} {arms[0]:g} -> {arms[1]:g}: effect on {k} {e['estimate']:+.4g} "
+                      f"[{e['ci'][0]:+.4g}, {e['ci'][1]:+.4g}] ({e['verdict']}, {e['n']} seeds)")
     headline["final_train_loss_range"] = [float(min(r["final_train_loss"] for r in ok)),
                                           float(max(r["final_train_loss"] for r in ok))] if ok else None
     conventions = {**res.conventions, "hessian": f"of the mean cross-entropy over the first {n_meas} training "
@@ -184,7 +249,10 @@ def run(config, run_dir: results.RunDir) -> dict:
                    "ood": f"AUROC of the max-softmax score, {ood_lib.CONVENTION}",
                    "rank_correlations": "Kendall tau and Spearman rho over the non-diverged runs (and, with a "
                                         "target stop, converged runs only)",
-                   "within_lr_kendall_tau": "mean over learning rates of Kendall tau among that rate's runs"}
+                   "within_lr_kendall_tau": "mean over learning rates of Kendall tau among that rate's runs",
+                   "intervention": (f"grid axis {next(iter(grid))} = {next(iter(grid.values()))} (control, treated); "
+                                    "effects: mean over seeds of treated - control, 95% Student t interval of the "
+                                    "paired differences" if grid else "none: correlations across runs only")}
     results.write_results(run_dir, config, "sharpness_vs_calibration", conventions, rows, headline,
                           {"steps": res.steps, "seed": np.asarray([g["seed"] for g in res.grid]),
                            "learning_rate": np.asarray([g["learning_rate"] for g in res.grid]),
