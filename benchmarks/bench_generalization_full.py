@@ -1,12 +1,12 @@
 """Benchmark: where the time of ``generalization_measures:full`` (Jiang et al.'s 3^7 grid) goes, and
-what compaction, the sort-free epoch order and device-sharded measures change.
+what compaction and the sort-free epoch order change.
 
 (a) Measured in this run, on one architecture of the full grid (a 40-64-64-10 MLP: 3 batch sizes x
 81 runs of learning rate x momentum x weight decay x dropout rate, one seed, exact stop at train CE
 0.01): training ``before`` (every run stays in its vmapped program until the last one stops;
 ``jax.random.permutation`` epoch orders) against ``after`` (``compact_runs``: stopped runs leave
 the program; ``index_shuffle``), in alternating rounds, each program compiled by a warm-up call;
-then the measure suite on those 243 models with the runs on one device against sharded over all.
+then the measure suite on those 243 models (one device).
 (b) From the committed reference run ``results/generalization_measures/full/`` (if present): its
 profile (compilation + first chunks, training, the exact stop, measures, test errors, statistics,
 computed vs useful run-steps), the run-steps the same grid would have computed without compaction
@@ -112,7 +112,8 @@ def main() -> None:
     run_steps = {k: int(sum(r.timing["run_steps"] for r in v)) for k, v in results.items()}
     useful = {k: int(sum(r.timing["active_run_steps"] for r in v)) for k, v in results.items()}
 
-    # measures: the 243 models of the "after" runs, runs on one device vs sharded over all
+    # measures: the 243 models of the "after" runs, on one device (the suite's host callbacks must
+    # not fill every XLA:CPU thread: split over the devices it hung)
     task = make_task(engine("after", 64), data)
     params, model_state = study._concat_results(results["after"])
     seeds = np.concatenate([[g["seed"] for g in r.grid] for r in results["after"]]).astype(np.uint32)
@@ -120,18 +121,12 @@ def main() -> None:
     x, y = jax.numpy.asarray(data.x_train[:m]), jax.numpy.asarray(data.y_train[:m])
     init = to_host(jax.vmap(lambda s: task.init(stream(jax.random.PRNGKey(s), "init"), x[:1])[0])(seeds))
     keys = to_host(jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(0), i))(np.arange(len(seeds))))
-    names, mcfg = list(gm.GENERALIZATION_MEASURES), gm.MeasureConfig(**config.measure.to_dict())
-    (params, init, model_state, keys), n = study._padded_runs((params, init, model_state, keys))
-    variants = {"one_device": (gm.vmapped_generalization_measures(task.apply, names, mcfg),
-                               jax.tree.map(lambda v: jax.device_put(v, jax.devices()[0]),
-                                            (params, init, model_state, keys))),
-                "all_devices": (study.measure_fn(task.apply, names, mcfg), (params, init, model_state, keys))}
-    measure_s = {}
-    for name, (fn, args_) in variants.items():
-        jax.block_until_ready(fn(*args_, x, y))  # compile
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn(*args_, x, y))
-        measure_s[name] = time.perf_counter() - t0
+    fn = gm.vmapped_generalization_measures(task.apply, list(gm.GENERALIZATION_MEASURES),
+                                            gm.MeasureConfig(**config.measure.to_dict()))
+    jax.block_until_ready(fn(params, init, model_state, keys, x, y))  # compile
+    t0 = time.perf_counter()
+    jax.block_until_ready(fn(params, init, model_state, keys, x, y))
+    measure_s = {"one_device": time.perf_counter() - t0}
 
     med = {k: statistics.median(v) for k, v in train_s.items()}
     report = {
@@ -143,10 +138,9 @@ def main() -> None:
         "measured": {"train_seconds_median": med, "train_seconds_all": train_s, "rounds": args.rounds,
                      "ratio_before_over_after": med["before"] / med["after"],
                      "run_steps": run_steps, "useful_run_steps": useful,
-                     "measures_seconds": measure_s, "measures_one_device_over_all_devices":
-                         measure_s["one_device"] / measure_s["all_devices"], "measured_models": n},
+                     "measures_seconds": measure_s, "measured_models": len(seeds)},
         "before": "compact_runs off (stopped runs computed until the program's last run stops), shuffle permutation",
-        "after": "compact_runs on (power-of-two program sizes), shuffle index_shuffle, measures sharded over devices",
+        "after": "compact_runs on (power-of-two program sizes), shuffle index_shuffle",
         "reference_run": reference_profile(ROOT / "results" / "generalization_measures" / "full"),
         "device": f"{jax.device_count()} x {jax.devices()[0].device_kind}", "versions": package_versions(),
     }

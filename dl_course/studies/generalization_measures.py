@@ -90,17 +90,6 @@ def _padded_runs(tree):
     return jax.tree.map(lambda v: np.concatenate([np.asarray(v), np.repeat(np.asarray(v)[-1:], pad, 0)]), tree), n
 
 
-def measure_fn(apply_fn, names, measure_config):
-    """``f(params, init_params, model_state, keys, x, y) -> {name: [run]}``: the measure suite
-    vmapped over runs and split over the devices (``over_run_devices``; the run count a multiple
-    of the device count)."""
-    def one(params, init_params, model_state, key, x, y):
-        return gm.generalization_measures(apply_fn, gm.MeasureContext(params, init_params, model_state, x, y, key),
-                                          names, measure_config)
-
-    return over_run_devices(jax.vmap(one, in_axes=(0, 0, 0, 0, None, None)), 4)
-
-
 def _measure_config(config) -> gm.MeasureConfig:
     return gm.MeasureConfig(**config.measure.to_dict())
 
@@ -154,9 +143,10 @@ def train_and_measure(config, data, width: int, depth: int) -> tuple[list[dict],
     init = jax.jit(jax.vmap(lambda s: task.init(stream(jax.random.PRNGKey(s), "init"), x[:1])[0]))(seeds)
     keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(int(config.measure_seed)), i))(
         jnp.arange(len(rows_grid)) + 1000 * (int(width) + 10 * int(depth)))
-    fn = measure_fn(task.apply, list(config.measures) or list(gm.GENERALIZATION_MEASURES), _measure_config(config))
-    placed, n = _padded_runs((params, to_host(init), model_state, to_host(keys)))
-    values = jax.tree.map(lambda v: v[:n], to_host(fn(*placed, x, y)))
+    # one device: the suite's host callbacks (dl_course.linalg) must not fill every XLA:CPU thread
+    fn = gm.vmapped_generalization_measures(task.apply, list(config.measures) or list(gm.GENERALIZATION_MEASURES),
+                                            _measure_config(config))
+    values = jax.tree.map(np.asarray, fn(params, init, model_state, keys, x, y))
     profile["measures_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     wrong = _test_errors(task, params, model_state, data.x_test, np.asarray(data.y_test))

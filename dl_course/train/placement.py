@@ -50,10 +50,11 @@ def any_process(flag: bool) -> bool:
 def over_run_devices(fn, num_run_args: int, mesh: Mesh | None = None):
     """``jit`` of ``fn(*run_args, *shared_args)`` — a function already vmapped over the leading run
     axis of its first ``num_run_args`` arguments — with that axis split over every device of
-    ``mesh`` by ``shard_map``: each device runs its share of the runs as its own program (host
-    callbacks such as ``dl_course.linalg``'s stay on their device; XLA's SPMD partitioner would
-    move them to device 0 and stall the other device). The run count must be a multiple of the
-    device count; outputs keep the leading run axis."""
+    ``mesh`` by ``shard_map``: each device runs its share of the runs as its own program, with no
+    communication. The run count must be a multiple of the device count; outputs keep the leading
+    run axis. Not for functions with host callbacks on CPU (``dl_course.linalg``'s decompositions,
+    hence the measure suites): with every XLA:CPU thread inside a callback, the conversion of a
+    callback's arguments can wait for a thread that never frees (seen: a hang at 0% CPU)."""
     mesh = run_mesh() if mesh is None else mesh
 
     def wrapped(*args):
