@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from dl_course import cli
 
@@ -77,18 +78,39 @@ def _two_processes(out, port, env, first=("-m", "dl_course.cli"), second=("-m", 
             for i, launcher in enumerate((first, second))]
 
 
+def test_the_cli_gives_jax_a_30_s_heartbeat_timeout_unless_told_otherwise(monkeypatch):
+    """``--distributed`` passes ``--heartbeat-timeout`` (default 30 s, not JAX's 100 s) to
+    ``jax.distributed.initialize``; the test below runs the real coordination service with a shorter one."""
+    import jax
+
+    seen = []
+
+    def initialize(*args, **kwargs):
+        seen.append(kwargs["heartbeat_timeout_seconds"])
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(jax.distributed, "initialize", initialize)
+    for extra, expected in (([], 30), (["--heartbeat-timeout", "7"], 7)):
+        with pytest.raises(RuntimeError, match="stop here"):
+            cli.main(["run", "sweep", "--distributed", "--coordinator", "127.0.0.1:1", "--num-processes", "2",
+                      "--process-id", "0", *extra])
+    assert seen == [30, 7]
+
+
 def test_a_killed_process_stops_the_other_and_resume_with_two_processes_finishes(tmp_path):
     """SIGKILL process 1 after the first checkpoint: JAX's coordination service misses its heartbeats
-    and terminates process 0 (SIGABRT, its log names the lost task) within the CLI's 30 s heartbeat
-    timeout, not JAX's 100 s; no result directory claims completion, the complete checkpoint is
-    kept, and ``--resume`` with two processes finishes equal to an uninterrupted one-process run."""
+    and terminates process 0 (SIGABRT, its log names the lost task) within the heartbeat timeout
+    the CLI gives it (10 s here, to keep the test short; 30 s by default, JAX's own is 100 s); no
+    result directory claims completion, the complete checkpoint is kept, and ``--resume`` with two
+    processes finishes equal to an uninterrupted one-process run."""
     import signal
     import time
 
     single = cli.run_study("sweep", FAULT_ARGS, workdir=str(tmp_path / "single"))
     env = {**os.environ, "DL_COURSE_CPU_DEVICES": "1"}
     out, marker = tmp_path / "multi", tmp_path / "marker"
-    procs = _two_processes(out, _free_port(), env, second=("-c", _STALL_AFTER_FIRST_CHECKPOINT, str(marker)))
+    procs = _two_processes(out, _free_port(), env, second=("-c", _STALL_AFTER_FIRST_CHECKPOINT, str(marker)),
+                           extra=["--heartbeat-timeout", "10"])
     deadline = time.time() + 300
     while not marker.exists() and time.time() < deadline and all(p.poll() is None for p in procs):
         time.sleep(0.1)
@@ -98,7 +120,7 @@ def test_a_killed_process_stops_the_other_and_resume_with_two_processes_finishes
     _, err = procs[0].communicate(timeout=120)
     waited = time.time() - killed
     procs[1].communicate()
-    assert procs[0].returncode != 0 and waited < 60, (procs[0].returncode, waited)
+    assert procs[0].returncode != 0 and waited < 30, (procs[0].returncode, waited)  # 10 s, not the default 30
     assert "heartbeat" in err and "Task 1" in err, err[-3000:]
     ckpts = tmp_path / "multi.partial" / "checkpoints" / "wave_000"
     assert not out.exists() and (ckpts / "chunk_000001").is_dir()

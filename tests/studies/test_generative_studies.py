@@ -9,6 +9,7 @@ import json
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import pytest
 
 from dl_course import cli
 from dl_course import data as data_lib
@@ -100,13 +101,22 @@ _TINY_DIGITS = [
     # the central 4x4 pixels of the same digits (16 dims, 17 levels) for model AND baselines, 1000
     # steps of a 2 x 256 MLP; everything else is the default pipeline (Gaussian dequantisation with
     # the level decoder at ratio 0.2, the histogram base score, likelihood weighting + importance
-    # sampling, EMA, adaptive Dopri5 at rtol = atol = 1e-5)
+    # sampling, EMA, adaptive Dopri5 at rtol = atol = 1e-5); two sample sets per sampler and a
+    # second sampler (predictor-corrector, 40 steps) for the per-sampler report
     "--config.crop=4", "--config.train.steps=1000", "--config.train.eval_every=1000",
     "--config.train.schedule_options.warmup_steps=50", "--config.dequantized_copies=4",
     "--config.net_options={'hidden_dims': (256, 256), 'embed_dim': 32}", "--config.ema_decay=0.99",
     "--config.sample_steps=50", "--config.num_samples=64", "--config.bpd_examples=200",
     "--config.baselines=['histogram', 'gaussian', 'uniform']",
-    "--config.bound_draws=2", "--config.sample_seeds=1", "--config.compare_samplers={}"]
+    "--config.bound_draws=2", "--config.sample_seeds=2",
+    "--config.compare_samplers={'pc': {'method': 'pc', 'num_steps': 40}}"]
+
+
+@pytest.fixture(scope="module")
+def score_digits_run(tmp_path_factory):
+    """One tiny score_digits run shared by the two tests that read its results: one training, one
+    likelihood evaluation and one set of samples per sampler for the module."""
+    return cli.run_study("score_digits", _TINY_DIGITS, workdir=str(tmp_path_factory.mktemp("score_digits") / "x"))
 
 
 def _histogram_bits_per_dim(x_train01, x_test01, copies, levels=17):
@@ -125,7 +135,7 @@ def _histogram_bits_per_dim(x_train01, x_test01, copies, levels=17):
     return -total / d
 
 
-def test_score_digits_beats_the_per_pixel_histogram_of_the_same_run(tmp_path):
+def test_score_digits_beats_the_per_pixel_histogram_of_the_same_run(score_digits_run):
     """On the central 4x4 pixels the score model's discrete bound (PF-ODE from the decoding time)
     beats the per-pixel histogram fitted in the same run on the same test images by more than 0.1
     bits/dim (measured: 3.41 +- 0.04 vs 3.70; Gaussian 4.28, uniform 4.09). The network starts
@@ -134,7 +144,7 @@ def test_score_digits_beats_the_per_pixel_histogram_of_the_same_run(tmp_path):
     the histogram), and so does a broken likelihood or decoder (``test_discrete_bound`` pins both to
     exact values). The histogram baseline matches its closed form to 1e-6 (float64 sums on both
     sides)."""
-    out = cli.run_study("score_digits", _TINY_DIGITS, workdir=str(tmp_path / "x"))
+    out = score_digits_run
     s = _summary(out)
     h = s["headline"]
     (row,) = s["runs"]
@@ -179,8 +189,6 @@ def test_score_digits_beats_the_per_pixel_histogram_of_the_same_run(tmp_path):
 
 
 def test_score_digits_rejects_bad_choices_in_one_line_before_any_work(tmp_path):
-    import pytest
-
     from dl_course.train import ConfigError
 
     with pytest.raises(ConfigError, match="valid: gaussian, uniform"):
@@ -190,25 +198,19 @@ def test_score_digits_rejects_bad_choices_in_one_line_before_any_work(tmp_path):
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
-def test_score_digits_reports_bound_standard_errors_and_feature_distances_per_sampler(tmp_path):
-    """A tinier run (4x4 crop, 300 steps, 60 test images, 3 draws of the bound, two samplers x two
-    sample sets): the per-image bits/dim is the mean of the draws stored beside it, its standard
-    error positive and finite; every sampler carries a Frechet distance, KID, confidence and NFE; the
-    feature references are ordered (train-vs-test far below pixel-shuffled test); the headline's
-    max / median equal the stored per-image values."""
-    replaced = ("--config.train.steps", "--config.train.eval_every", "--config.bpd_examples", "--config.bound_draws",
-                "--config.sample_seeds", "--config.compare_samplers")
-    tiny = [a for a in _TINY_DIGITS if not a.startswith(replaced)]
-    tiny += ["--config.train.steps=300", "--config.train.eval_every=300", "--config.bpd_examples=60",
-             "--config.bound_draws=3", "--config.sample_seeds=2",
-             "--config.compare_samplers={'pc': {'method': 'pc', 'num_steps': 40}}"]
-    out = cli.run_study("score_digits", tiny, workdir=str(tmp_path / "x"))
+def test_score_digits_reports_bound_standard_errors_and_feature_distances_per_sampler(score_digits_run):
+    """The run above (200 test images, 2 draws of the bound each, two samplers x two sample sets):
+    the per-image bits/dim is the mean of the draws stored beside it, its standard error positive
+    and finite; every sampler carries a Frechet distance, KID, confidence and NFE; the feature
+    references are ordered (train-vs-test far below pixel-shuffled test); the headline's max /
+    median equal the stored per-image values."""
+    out = score_digits_run
     h = _summary(out)["headline"]
     m = np.load(out / "metrics.npz")
     bpd, se = m["seed0/bits_per_dim_per_example"], m["seed0/bits_per_dim_stderr_per_example"]
-    assert bpd.shape == se.shape == (60,) and np.all(np.isfinite(se)) and np.all(se > 0)
+    assert bpd.shape == se.shape == (200,) and np.all(np.isfinite(se)) and np.all(se > 0)
     assert np.isclose(h["max_bits_per_dim"], bpd.max()) and np.isclose(h["median_bits_per_dim"], np.median(bpd))
-    assert h["bound_draws"] == 3 and h["default_sampler"] == "ode"
+    assert h["bound_draws"] == 2 and h["default_sampler"] == "ode"
     assert set(h["frechet_distance"]) == set(h["kernel_inception_distance"]) == {"ode", "pc"}
     assert h["samplers"]["pc"]["nfe"] == 80 and h["samplers"]["ode"]["nfe"] > 0
     assert all(h["samplers"][n]["frechet_distance_std"] > 0 for n in ("ode", "pc"))
