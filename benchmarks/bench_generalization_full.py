@@ -36,9 +36,7 @@ def reference_profile(path: Path) -> dict | None:
         return None
     s = json.loads((path / "summary.json").read_text())
     rows, h = s["runs"], s["headline"]
-    steps_cap = int(s["config"]["train"]["steps"]) if "config" in s else None
-    if steps_cap is None:
-        steps_cap = int(json.loads((path / "config.json").read_text())["train"]["steps"])
+    steps_cap = int(json.loads((path / "config.json").read_text())["config"]["train"]["steps"])
     programs: dict[tuple, list[dict]] = {}
     for r in rows:
         programs.setdefault((r["width"], r["depth"], r["batch_size"]), []).append(r)
@@ -62,7 +60,9 @@ def main() -> None:
     args = parser.parse_args()
     out = ROOT / "results" / "benchmarks" / "generalization_full.json"
     if args.reference_only:
-        report = json.loads(out.read_text())
+        report = json.loads(out.read_text()) if out.exists() else {
+            "measured": None, "note": "the measured before/after part (a) was not run; run the script without "
+                                      "--reference-only for it"}
         report["reference_run"] = reference_profile(ROOT / "results" / "generalization_measures" / "full")
         _write(out, report)
         return

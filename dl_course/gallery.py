@@ -51,6 +51,12 @@ def _is_ci_field(field_name: str) -> bool:
     return last == "ci" or last.endswith("_ci")
 
 
+def _shows_ci(field_name: str) -> bool:
+    """A field showing a confidence interval or one of its ends: a part of its key path is ``ci``
+    or ends in ``_ci`` (``{x_ci}``, ``{a[b][ci]}``, ``{tau_ci[name]}``, ``{tau_ci[name][0]}``)."""
+    return any(p == "ci" or p.endswith("_ci") for p in re.split(r"[.\[\]]", field_name) if p)
+
+
 class _Formatter(string.Formatter):
     """``str.format`` whose fields may be lists (each element formatted, joined by " / "), whose
     ``*_ci`` fields are ``[lo, hi]`` intervals, and whose missing keys raise a ``KeyError`` naming
@@ -97,7 +103,7 @@ def check_error_bars(study: str, entry: dict) -> None:
     if not entry.get("compares"):
         return
     fields = [f for _, f, _, _ in string.Formatter().parse(entry["ours"]) if f]
-    if not any(_is_ci_field(f) for f in fields):
+    if not any(_shows_ci(f) for f in fields):
         raise ValueError(f"gallery entry of {study!r} ({entry.get('dir', study)}): a comparison row (compares=True) "
                          f"shows no 95% CI; add a headline key 'ci' or '*_ci' ([lo, hi]) to its 'ours'")
 
