@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from dl_course import cli
-from dl_course.measures import outliers
+from dl_course.measures.curvature import outliers
 
 TARGET = 0.01
 TINY = ["--config.train.dataset_options.num_train=200", "--config.train.model_options.width=16",
