@@ -63,11 +63,12 @@ class Compactor:
     def compacted(self) -> bool:
         return self.full is not None
 
-    def merged(self, state):
-        """The whole wave's state on the host (the batch's real slots written back)."""
+    def merged(self, state, host=None):
+        """The whole wave's state on the host (the batch's real slots written back); ``host``: the
+        batch's state already copied to the host."""
+        host = to_host(state) if host is None else host
         if self.full is None:
-            return to_host(state)
-        host = to_host(state)
+            return host
         idx, n = self.index[:self.num_real], self.num_real
         return jax.tree.map(lambda f, b: _scatter(f, idx, b[:n]), self.full, host)
 
@@ -97,8 +98,8 @@ class Compactor:
 
     def compact(self, state, status: dict, new_size: int):
         """The host state of the ``new_size`` batch holding the active runs (padded with a frozen one)."""
-        self.full = self.merged(state)
-        host = to_host(state)
+        host = to_host(state)  # one device-to-host copy of the batch
+        self.full = self.merged(state, host)
         active = active_mask(status)[:self.num_real]
         slots = np.flatnonzero(active)
         frozen = int(np.flatnonzero(~active)[0]) if (~active).any() else int(slots[0])
