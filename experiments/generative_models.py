@@ -120,7 +120,7 @@ def get_config(variant=None):
                "net_options": {"hidden_dims": (512, 512, 512), "embed_dim": 128},
                "loss_options": {"weighting": "sigma2"}, "ema_decay": 0.999,
                "dequantization": "gaussian", "decoder_ratio": 0.2, "base_score": "histogram",
-               "correction_scale": "alpha", "correction_bound": 0.0,   # see score_digits
+               "correction_scale": "alpha", "correction_bound": 3.0,   # c tanh(net / c): score_digits' validated pick
                "sampler": "ode", "sample_steps": 100,   # score_digits' default (picked there on validation FD)
                "sampler_options": {"solver": "dopri5", "rtol": 1e-5, "atol": 1e-5},
                "bound_draws": 4,      # independent draws of (z, probes) per test image, averaged

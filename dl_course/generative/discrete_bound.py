@@ -44,11 +44,17 @@ def decoder_time(sde, num_levels: int, low=0.0, high=1.0, ratio: float = 0.2) ->
     """The time ``eps`` at which the forward kernel's noise, in data units, is ``ratio`` level
     spacings: ``std(eps) / alpha(eps) = ratio (high - low) / (K - 1)``. Solved by bisection in
     ``log t`` on ``[1e-9, T]`` (``std / alpha`` increases with ``t`` for VE, VP and sub-VP); a
-    ``ratio`` the SDE cannot reach raises."""
+    ``ratio`` the SDE cannot reach raises. A host computation on Python numbers, also when called
+    while a function is being traced by ``jit`` (``ratio`` must then be a concrete number)."""
+    if isinstance(ratio, jax.core.Tracer):
+        raise TypeError("decoder ratio must be a concrete number (a static argument under jit), got a traced value")
     if not ratio > 0:
         raise ValueError(f"decoder ratio must be > 0, got {ratio}")
     target = ratio * (high - low) / (num_levels - 1)
-    noise = lambda t: float(np.divide(*np.asarray(sde.marginal_coeffs(jnp.asarray(t, jnp.float32)))[::-1]))
+
+    def noise(t):
+        with jax.ensure_compile_time_eval():  # concrete under jit too (the SDE's coefficients are jnp ops)
+            return float(np.divide(*np.asarray(sde.marginal_coeffs(jnp.asarray(t, jnp.float32)))[::-1]))
     lo, hi = math.log(1e-9), math.log(float(sde.T))
     if not noise(math.exp(lo)) <= target <= noise(math.exp(hi)):
         raise ValueError(f"decoder ratio {ratio} needs std/alpha = {target:.3g}, outside what {type(sde).__name__} "

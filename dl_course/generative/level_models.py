@@ -114,7 +114,7 @@ class LevelScoreModel(NamedTuple):
         sf = self.score_fn(params)
         if self.gaussian:
             if stop_ratio is not None:
-                stop_time = decoder_time(self.sde, self.num_levels, self.low, self.high, float(stop_ratio))
+                stop_time = decoder_time(self.sde, self.num_levels, self.low, self.high, stop_ratio)
             stop = self.eps if stop_time is None else stop_time
             z, nfe = sample(self.sde, sf, shape, key, method=method, num_steps=num_steps, eps=stop, return_nfe=True,
                             **options)

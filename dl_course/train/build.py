@@ -137,7 +137,7 @@ def build_program(config, data: data_lib.Dataset, task: Task | None, hooks: dict
     if bs < 0 or bs > data.n_train:
         raise ConfigError(f"batch_size {bs} must be in [1, {data.n_train}] (the training set size), "
                           "or 0 for full batch")
-    shuffle = config.get("shuffle", "permutation")
+    shuffle = config.get("shuffle", "index_shuffle")
     if shuffle not in SHUFFLES:
         raise ConfigError(f"unknown shuffle {shuffle!r}; valid: {', '.join(SHUFFLES)}")
     try:

@@ -29,8 +29,10 @@ def default_config() -> ml_collections.ConfigDict:
       schedule / schedule_options: learning-rate *shape* s(step); lr_t = learning_rate * s(step).
       steps: optimizer steps; batch_size: minibatch size, 0 for full-batch GD.
       shuffle: how each epoch's example order is drawn (``dl_course.train.program.SHUFFLES``):
-        ``permutation`` (``jax.random.permutation``, uniform) or ``index_shuffle`` (a keyed Feistel
-        permutation without a sort, ~20x cheaper on CPU; a different order, so different results).
+        ``index_shuffle`` (default: a keyed Feistel permutation computed elementwise without a
+        sort, ~20x cheaper on CPU than a sort, 1.1-1.5x faster training on dispatch-bound grids)
+        or ``permutation`` (``jax.random.permutation``, exactly uniform); different orders, so
+        different (equally valid) results.
       eval_every: steps between evaluations (steps must be a multiple of it).
       eval_examples: training examples used for train metrics and the measurement loss of hooks
         (0 = all); eval_batch_size: evaluation chunk size.
@@ -72,7 +74,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.schedule_options = ml_collections.ConfigDict()
     c.steps = 1000
     c.batch_size = 128
-    c.shuffle = "permutation"
+    c.shuffle = "index_shuffle"
     c.eval_every = 100
     c.eval_examples = 0
     c.eval_batch_size = 4096

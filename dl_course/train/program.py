@@ -54,12 +54,12 @@ def _permutation(key, n):
     return jax.random.permutation(key, n)
 
 
-#: ``config.shuffle`` -> (key, n) -> the epoch's order of the n training examples. ``permutation``
-#: (default): a uniform permutation by ``jax.random.permutation`` (sorts of random keys; on CPU
-#: ~0.7 ms per 4000 examples). ``index_shuffle``: a keyed pseudo-random permutation computed
-#: elementwise without a sort (``dl_course.data.index_shuffle``; ~20x cheaper on CPU). The two
-#: give different (equally valid) example orders, so results differ between them.
-SHUFFLES = {"permutation": _permutation, "index_shuffle": shuffled_range}
+#: ``config.shuffle`` -> (key, n) -> the epoch's order of the n training examples.
+#: ``index_shuffle`` (default): a keyed pseudo-random permutation computed elementwise without a
+#: sort (``dl_course.data.index_shuffle``; ~20x cheaper on CPU). ``permutation``: a uniform
+#: permutation by ``jax.random.permutation`` (sorts of random keys; on CPU ~0.7 ms per 4000
+#: examples). The two give different (equally valid) example orders, so results differ.
+SHUFFLES = {"index_shuffle": shuffled_range, "permutation": _permutation}
 
 
 @dataclasses.dataclass(frozen=True)

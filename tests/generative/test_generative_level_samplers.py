@@ -4,6 +4,7 @@ bound's draws: the exact-divergence bound equal to the Hutchinson bound's mean w
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from dl_course.generative import (
     VPSDE,
@@ -75,6 +76,20 @@ def test_level_sampler_denoising_step_is_the_posterior_mean_of_the_levels():
         imgs = np.asarray(lm.samples(None, jax.random.key(2), (16, 6), method="euler_maruyama", num_steps=50,
                                      denoise=True, stop_time=stop))
         assert set(np.round(imgs.ravel() * 2 + 2, 6)) <= set(range(5))
+
+
+def test_samples_with_stop_ratio_run_under_jit():
+    """``samples(stop_ratio=r)`` inside ``jax.jit`` (r a Python number) gives the eager samples with
+    the equivalent ``stop_time`` (the decoding time is computed on the host while tracing); a traced
+    ratio is one clear error."""
+    sde = VPSDE()
+    lm, _ = _histogram_model(sde, np.random.default_rng(0))
+    kw = dict(method="euler_maruyama", num_steps=20, denoise=True)
+    jitted = jax.jit(lambda key: lm.samples(None, key, (8, 6), stop_ratio=1.0, **kw))
+    eager = lm.samples(None, jax.random.key(3), (8, 6), stop_time=decoder_time(sde, 5, -1.0, 1.0, 1.0), **kw)
+    np.testing.assert_allclose(np.asarray(jitted(jax.random.key(3))), np.asarray(eager), atol=1e-6)
+    with pytest.raises(TypeError, match="decoder ratio must be a concrete number"):
+        jax.jit(lambda r: lm.samples(None, jax.random.key(3), (8, 6), stop_ratio=r, **kw))(1.0)
 
 
 def test_exact_divergence_bound_is_the_mean_of_the_hutchinson_bound():

@@ -100,8 +100,8 @@ def test_langevin_minor_fraction_counts_the_nearer_mean():
 _TINY_DIGITS = [
     # the central 4x4 pixels of the same digits (16 dims, 17 levels) for model AND baselines, 1000
     # steps of a 2 x 256 MLP; everything else is the default pipeline (Gaussian dequantisation with
-    # the level decoder at ratio 0.2, the histogram base score, likelihood weighting + importance
-    # sampling, EMA, adaptive Dopri5 at rtol = atol = 1e-5); two sample sets per sampler and a
+    # the level decoder at ratio 0.2, the histogram base score, the sigma^2 loss weighting, the bounded
+    # correction (c = 3), EMA, adaptive Dopri5 at rtol = atol = 1e-5); two sample sets per sampler and a
     # second sampler (predictor-corrector, 40 steps) for the per-sampler report
     "--config.crop=4", "--config.train.steps=1000", "--config.train.eval_every=1000",
     "--config.train.schedule_options.warmup_steps=50", "--config.dequantized_copies=4",

@@ -1,4 +1,4 @@
-"""The engine's epoch order: ``shuffle = "index_shuffle"`` keeps every guarantee of the default."""
+"""The engine's epoch order: the default ``index_shuffle`` keeps every guarantee of ``permutation``."""
 
 import jax
 import numpy as np
@@ -22,8 +22,10 @@ def test_index_shuffle_sweep_equals_per_run_and_is_reproducible(small_mnist1d):
         solo = train(config, g["seed"], g["learning_rate"], data=small_mnist1d)
         np.testing.assert_allclose(res.metrics["train_loss"][i], solo.metrics["train_loss"][0], rtol=1e-5)
     assert res.metrics["train_loss"][:, -1].max() < res.metrics["train_loss"][:, 0].min()
-    default = sweep(tiny_config(steps=60), seeds=[0, 1], learning_rates=[0.05, 0.2], data=small_mnist1d)
-    assert not np.array_equal(default.metrics["train_loss"], res.metrics["train_loss"])  # another order
+    assert tiny_config().shuffle == "index_shuffle"  # the default
+    other = sweep(tiny_config(shuffle="permutation", steps=60), seeds=[0, 1], learning_rates=[0.05, 0.2],
+                  data=small_mnist1d)
+    assert not np.array_equal(other.metrics["train_loss"], res.metrics["train_loss"])  # another order
     assert "index_shuffle" in res.conventions["batching"]
 
 
@@ -39,6 +41,6 @@ def test_every_epoch_visits_every_example_once(small_mnist1d, name):
 
 def test_unknown_shuffle_is_one_line_before_compiling(small_mnist1d):
     with count_compilations() as n, pytest.raises(ConfigError,
-                                                  match="unknown shuffle 'sorted'; valid: permutation, index_shuffle"):
+                                                  match="unknown shuffle 'sorted'; valid: index_shuffle, permutation"):
         sweep(tiny_config(shuffle="sorted"), seeds=[0], learning_rates=[0.1], data=small_mnist1d)
     assert n[0] == 0
