@@ -51,25 +51,28 @@ def get_config(variant=None):
 
     Command: ``dl-course run batch_size_sharpness`` (reference run: ``--workdir results/batch_size_sharpness``;
     GPU: ``dl-course run batch_size_sharpness:paper_scale``).
-    Runtime: about 10.5 CPU-minutes (631 s user + sys; 36 minutes of wall time on a heavily shared
-    machine): 4 sweeps of a 40-128-128-10 MLP on 1000 MNIST-1D examples, every run stopped at the
-    first step with train loss <= 0.01 (the engine's exact stop) within a budget of 14000 steps
-    (the sweep ends when all its runs have stopped; full batch takes most of the time), then λmax
+    Runtime: about 8.6 CPU-minutes (516 s user + sys; 15.5 minutes of wall time on 2 cores shared
+    with another reference run and the test suite): 4 sweeps of a 40-128-128-10 MLP on 1000
+    MNIST-1D examples, every run stopped at the first step with train loss <= 0.01 (the engine's
+    exact stop) within a budget of 14000 steps (the sweep ends when all its runs have stopped; full
+    batch takes most of the time), then λmax
     (Lanczos, 20 HVPs) and the Hessian trace (Hutchinson, 20 probes) of all 64 solutions in one
     vmapped program.
-    Expected (reference run): all 64 runs reach the target, final losses 0.00991-0.01000, after
-    about 10500 / 5300 / 2600 / 1300-1900 steps for η = 0.025 / 0.05 / 0.1 / 0.2 whatever the batch
-    size (the steps depend on η, not on B). At equal loss small batches end flatter: paired by
-    (seed, η), B = 10 vs B = 1000 log λmax ratio -0.78 [-0.99, -0.60] (λmax 2.2x smaller, every one
-    of 16 pairs), log trace ratio -0.68 [-0.91, -0.50], test accuracy +0.029 [+0.019, +0.039]
-    (15 of 16 pairs); at η = 0.1 λmax 0.76 vs 2.18. Across runs Spearman(λmax, η/B) = -0.94
-    [-0.97, -0.87], (test accuracy, λmax) = -0.72 [-0.83, -0.56]. B = 250 and full batch end alike
-    (λmax 2.06 / 2.18 at η = 0.1); the flattening comes from B = 10 and 50. The residual spread of
-    the final loss is 1% (0.0099-0.0100), and λmax still rank-correlates with it (Spearman 0.61
-    [0.38, 0.77]): the fast, flat runs (large η, B = 10) land deeper in the band; a 1% loss
-    difference cannot account for a 2-3x λmax difference, but the rank correlation is stated.
-    The filter-normalized slice of the large-batch solution is the sharper one; the interpolation
-    between the solutions shows no barrier higher than the ends.
+    Expected (reference run of 2026-12-07, epoch orders by index_shuffle): all 64 runs reach the
+    target, final losses 0.00981-0.01000, after about 10500 / 5300 / 2600 / 1300-1900 steps for
+    η = 0.025 / 0.05 / 0.1 / 0.2 whatever the batch size (the steps depend on η, not on B). At equal
+    loss small batches end flatter: paired by (seed, η), B = 10 vs B = 1000 log λmax ratio -0.90
+    [-1.21, -0.67] (λmax 2.5x smaller, every one of 16 pairs), log trace ratio -0.69 [-0.94, -0.50],
+    test accuracy +0.027 [+0.019, +0.040] (16 of 16 pairs); at η = 0.1 λmax 0.77 vs 2.18. Across
+    runs Spearman(λmax, η/B) = -0.94 [-0.97, -0.88], (test accuracy, λmax) = -0.67 [-0.79, -0.49].
+    B = 250 and full batch end alike (λmax 2.06 / 2.18 at η = 0.1); the flattening comes from B = 10
+    and 50. The residual spread of the final loss is 2% (0.0098-0.0100), and λmax still
+    rank-correlates with it (Spearman 0.65 [0.44, 0.81]): the fast, flat runs (large η, B = 10) land
+    deeper in the band; a 2% loss difference cannot account for a 2-3x λmax difference, but the rank
+    correlation is stated. The filter-normalized slice of the large-batch solution is the sharper
+    one (train loss 0.15-0.17 vs 0.05-0.07 at a fifth of the radius); the interpolation between the
+    solutions (seed 0, η = 0.1) has a low barrier: train loss 0.043 midway against 0.010 at both
+    ends.
     With ``--config.train.target_train_loss=0`` every run trains the whole budget instead.
     Writes: sharpness_vs_batch_size.png, landscape.png, config.json, summary.json, metrics.npz.
     """

@@ -68,7 +68,7 @@ GALLERY = [{
              "measures weak or negative. Dziugaite et al.: no measure is robust (every one fails in some "
              "environment). Here, with the CIs: PAC-Bayes magnitude-aware flatness best and distinguishable from "
              "every other measure, Frobenius products and the parameter count negative — reproduced; sharpness "
-             "only in its adaptive form (worst-case and magnitude-aware sharpness null); the best τ sits below "
+             "only in its adaptive form (worst-case sharpness negative, magnitude-aware null); the best τ sits below "
              "the seed-replicate ceiling; the final loss inside its 2% band still ranks the gap weakly",
 }, {
     "section": "Measures — Hessian spectra, loss landscapes, generalization measures", "order": 6, "variant": "full",
@@ -114,28 +114,29 @@ def get_config(variant=None):
     engine's exact stop (first step at CE <= 0.01, final CE in [0.0098, 0.01]); the gap on 10,000
     test examples (MNIST-1D's generator with 50,000 samples; the 500 training examples are its first).
     Command: ``dl-course run generalization_measures``.
-    Runtime: 22 CPU-minutes (1325 s user + sys; about 11 minutes on 2 idle cores, 63 minutes of
-    wall time on the heavily shared machine of the reference run), training and measures per
-    architecture, then 1000 bootstrap resamples of every statistic (~1 minute).
-    Expected (reference run): 729 of 972 models reach the target; dropped: 1 diverged, 17
-    collapsed (15 of them depth 3 at learning rate 0.2, momentum 0.9) and 225 too slow (162 of them
-    depth 1; 84 / 65 / 76 at learning rate 0.05 / 0.1 / 0.2). Final train CE 0.00980-0.01000. Noise
-    ceiling of τ: 0.73 between the gaps on the two test halves, 0.55 between seed replicates of the
-    same settings. Kendall τ with the gap [95% CI]: PAC-Bayes magnitude-aware flatness 0.50
-    [0.44, 0.55] is the best and distinguishable from every other top measure (paired differences
-    exclude 0: +0.10 over PAC-Bayes init 0.40, +0.11 over steps to CE 0.1 0.38, +0.19 over path
-    norms 0.30); among the rest of the top five no pair is distinguishable but PAC-Bayes init vs
-    path norms. Frobenius products are negative (log ∏‖W‖F -0.12 [-0.22, -0.01]) and so is the
-    parameter count (-0.35 [-0.42, -0.26]); spectral products weakly positive (0.17 [0.10, 0.25]).
-    Sharpness: adaptive 2-sharpness 0.28 [0.21, 0.34], but magnitude-aware and plain worst-case
-    sharpness are null or negative (0.01 [-0.08, 0.11], -0.12 [-0.20, -0.02]); λmax 0.14
-    [0.05, 0.23]. So Jiang et al.'s PAC-Bayes and norm findings reproduce, their sharpness finding
-    only for the adaptive variant. By Ψ, steps to CE 0.1 (0.40 [0.37, 0.44]) and PAC-Bayes
-    magnitude-aware flatness (0.36 [0.33, 0.40]) lead. The final train loss, inside its 2% band,
-    still has τ 0.15 [0.08, 0.22] with the gap (the residual confound, stated beside the table).
-    Robust sign-error (18 environments pass the effective-sample-size floor of 12 with 10,000
-    test examples): noise 0.44 mean / 0.85 worst, the gap 0 / 0; PAC-Bayes magnitude-aware
-    flatness 0.01 / 0.25, steps to CE 0.1 0 / 0, inverse margin 0.13 / 1.0.
+    Runtime: 21 CPU-minutes (1254 s user + sys; about 11 minutes on 2 idle cores, 44 minutes of
+    wall time on 2 cores shared with another reference run and the test suite), training and
+    measures per architecture, then 1000 bootstrap resamples of every statistic (21 s).
+    Expected (reference run of 2026-12-07, epoch orders by index_shuffle): 726 of 972 models reach
+    the target; dropped: none diverged, 17 collapsed (all depth 3 at momentum 0.9, 14 of them at
+    learning rate 0.2) and 229 too slow (164 of them depth 1; 85 / 65 / 79 at learning rate 0.05 /
+    0.1 / 0.2). Final train CE 0.00980-0.01000. Noise ceiling of τ: 0.74 between the gaps on the
+    two test halves, 0.56 between seed replicates of the same settings. Kendall τ with the gap
+    [95% CI]: PAC-Bayes magnitude-aware flatness 0.51 [0.46, 0.55] is the best and distinguishable
+    from every other top measure (paired differences exclude 0: +0.10 over PAC-Bayes init 0.41,
+    +0.14 over steps to CE 0.1 0.37, +0.19 over path norms 0.32); among the rest of the top five
+    no pair is distinguishable but PAC-Bayes init vs path norms. Frobenius products are negative
+    (log ∏‖W‖F -0.12 [-0.22, -0.01]) and so is the parameter count (-0.36 [-0.44, -0.28]);
+    spectral products weakly positive (0.18 [0.10, 0.25]). Sharpness: adaptive 2-sharpness 0.29
+    [0.23, 0.35], but magnitude-aware and plain worst-case sharpness are null or negative (0.02
+    [-0.06, 0.11], -0.12 [-0.21, -0.04]); λmax 0.15 [0.07, 0.24]. So Jiang et al.'s PAC-Bayes and
+    norm findings reproduce, their sharpness finding only for the adaptive variant. By Ψ, steps to
+    CE 0.1 (0.44 [0.41, 0.47]) and PAC-Bayes magnitude-aware flatness (0.41 [0.38, 0.45]) lead.
+    The final train loss, inside its 2% band, still has τ 0.16 [0.09, 0.22] with the gap (the
+    residual confound, stated beside the table). Robust sign-error (17 environments pass the
+    effective-sample-size floor of 12 with 10,000 test examples): noise 0.46 mean / 0.85 worst,
+    the gap 0 / 0; PAC-Bayes magnitude-aware flatness 0 / 0, steps to CE 0.1 0 / 0, inverse margin
+    0.03 / 0.48.
     Variant ``full`` (``dl-course run generalization_measures:full``): Jiang et al.'s seven axes at
     three values each, 3^7 = 2,187 models, one seed — the five above x batch size {32, 64, 128}
     (one program each: 27 programs of 81 runs) x dropout rate {0, 0.15, 0.3} after every hidden

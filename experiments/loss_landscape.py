@@ -39,18 +39,19 @@ def get_config(variant=None):
 
     Command: ``dl-course run loss_landscape`` (reference run: ``--workdir results/loss_landscape``);
     on a GPU ``dl-course run loss_landscape:paper_scale`` (the 1D CNN, a 51 x 51 grid; see VARIANTS).
-    Runtime: about 30-60 s on 2 CPU cores: one vmapped sweep (seed 0 x lr {0.02, 0.2}, 3000
-    steps of batch 128 on the 4000 training examples) recording 31 evenly spaced parameter
-    vectors; then one vmapped program evaluating, per run, two 31 x 31 grids (a filter-normalized
-    random plane and the trajectory's PCA plane) on 2000 training examples.
-    Expected (reference run): the random plane captures a negligible share of the displacement
-    theta_0 - theta_T (< 3e-4), the PCA plane almost all of it (0.99), and the first two
-    principal components explain 0.98 of the path's variance (Li et al. 2018: 40-90% on CIFAR
-    nets; the path here is short and smooth). The path bends once and ends on the side of a
-    valley, not at its bottom. Flatness needs equal training loss to compare: eta = 0.2 reaches
-    loss 0.017 in a basin whose loss rises by 4.3 at |alpha| = 0.47, eta = 0.02 stops at loss 1.05
-    on a wide slope (+0.6) -- the low-loss minimum looks sharper in log scale, as Dinh et al.
-    (2017) and Li et al. warn. Models with batch norm are not supported (their state is not
+    Runtime: 23 s of CPU time (user + sys), 20 s of wall time on 2 cores shared with another
+    reference run and the test suite: one vmapped sweep (seed 0 x lr {0.02, 0.2}, 3000 steps of
+    batch 128 on the 4000 training examples) recording 31 evenly spaced parameter vectors; then one
+    vmapped program evaluating, per run, two 31 x 31 grids (a filter-normalized random plane and the
+    trajectory's PCA plane) on 2000 training examples.
+    Expected (reference run of 2026-12-07, epoch orders by index_shuffle): the random plane captures
+    a negligible share of the displacement theta_0 - theta_T (< 3e-4), the PCA plane almost all of
+    it (0.99), and the first two principal components explain 0.98 of the path's variance (Li et al.
+    2018: 40-90% on CIFAR nets; the path here is short and smooth). The path bends once and ends on
+    the side of a valley, not at its bottom. Flatness needs equal training loss to compare: eta =
+    0.2 reaches loss 0.017 in a basin whose loss rises by 4.5 at |alpha| = 0.47, eta = 0.02 stops at
+    loss 1.05 on a wide slope (+0.6) -- the low-loss minimum looks sharper in log scale, as Dinh et
+    al. (2017) and Li et al. warn. Models with batch norm are not supported (their state is not
     recorded).
     Writes: landscape.png, config.json, summary.json, metrics.npz.
     """

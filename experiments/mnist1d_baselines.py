@@ -33,13 +33,15 @@ def get_config(variant=None):
     Command: ``dl-course run mnist1d_baselines`` (the paper's 6000 steps for every model:
     ``dl-course run mnist1d_baselines:paper_scale``; no loss comparison:
     ``--config.loss_comparison=[]``).
-    Runtime: about 4 minutes of CPU time, 2-3 minutes on 2 free cores (6 compiled programs).
-    Expected (paper: 32 / 68 / 94 / 91%, shuffled 32 / 68 / 56 / 57%): logistic ~32% on both, MLP
-    66-68% on both, CNN ~95% falling to ~60% shuffled, GRU ~88% (2000 steps) falling to ~54%
-    shuffled; with the same Adam settings the MLP trained with MSE (~57%) or hinge (~50%) trails
-    cross-entropy (66-68%). The MLP's number moves by up to 2 points with float rounding alone
-    (reference runs: 66.1% and 68.3% for two engine versions, 67.2% on 1 device instead of 2), more
-    than its seed spread (0.3-0.6 points): compare MLP numbers within one run.
+    Runtime: about 2 minutes of CPU time (130 s user + sys; 11 minutes of wall time on 2 cores
+    shared with another reference run and the test suite; 6 compiled programs).
+    Expected (reference run of 2026-12-07, epoch orders by index_shuffle; paper: 32 / 68 / 94 /
+    91%, shuffled 32 / 68 / 56 / 57%): logistic ~32% on both, MLP 66-67% on both, CNN ~95% falling
+    to ~59% shuffled, GRU ~88% (2000 steps) falling to ~54% shuffled; with the same Adam settings
+    the MLP trained with MSE (~58%) or hinge (~54%) trails cross-entropy (66%). The MLP's number
+    moves by up to 2 points with float rounding alone (earlier reference runs: 66.1% and 68.3% for
+    two engine versions, 67.2% on 1 device instead of 2), about as much as its seed spread (std 1.7
+    points in this run, 0.3-0.6 in the earlier ones): compare MLP numbers within one run.
     Writes: test_accuracy_bars.png, test_accuracy_curves.png, loss_comparison.png, config.json,
     summary.json (runs: model, shuffled, loss, seed, test_accuracy; headline: table), metrics.npz.
     """

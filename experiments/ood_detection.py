@@ -54,19 +54,21 @@ def get_config(variant=None):
     ``ood_detection:paper_scale`` for the uncertainty study's paper-scale members.
 
     Command: ``dl-course run ood_detection``.
-    Runtime: about 2 minutes of CPU time (user + sys) on 2 cores.
-    Expected: the MLP (73-77% accuracy on classes 0-6) is a weak detector on MNIST-1D: held-out
-    classes give AUROC 0.60-0.66 for every score (Hendrycks & Gimpel report far higher on MNIST and
-    CIFAR), Gaussian noise 0.49-0.70; uniform noise (inputs of larger norm) looks LESS OOD than test
-    data to every confidence score (AUROC 0.08-0.48: ReLU networks grow more confident far from the
-    data, Hein et al. 2019). Laplace (probit, S = 1) helps least where it should most: its logits
-    shrink by the linearized variance, which lifts max logit / energy on uniform noise from 0.10 /
-    0.09 (SGD) to 0.29 / 0.27, still far below chance; the last-layer variance does not grow fast
-    enough away from the data. Only the mutual information of the sampling and pooled methods stays
-    above chance there (MC dropout 0.77, MultiSWAG 0.71, MultiLaplace 0.67, ensemble 0.64;
-    identically 0, AUROC 0.5, for single networks and the probit Laplace). On digits
-    (``--config.train.dataset=digits``) every score reaches 0.94-0.98 (Laplace 0.96-0.98) except the
-    mutual information of single networks and of the probit Laplace (0.5).
+    Runtime: about 2 minutes of CPU time (114 s user + sys; 2.1 minutes of wall time on 2 cores
+    shared with another reference run and the test suite).
+    Expected (reference run of 2026-12-07, epoch orders by index_shuffle): the MLP (75-78% accuracy
+    on classes 0-6) is a weak detector on MNIST-1D: held-out classes give AUROC 0.59-0.66 for every
+    score (Hendrycks & Gimpel report far higher on MNIST and CIFAR), Gaussian noise 0.48-0.68;
+    uniform noise (inputs of larger norm) looks LESS OOD than test data to every confidence score
+    (AUROC 0.08-0.49: ReLU networks grow more confident far from the data, Hein et al. 2019).
+    Laplace (probit, S = 1) helps least where it should most: its logits shrink by the linearized
+    variance, which lifts max logit / energy on uniform noise from 0.10 / 0.09 (SGD) to 0.29 / 0.27,
+    still far below chance; the last-layer variance does not grow fast enough away from the data.
+    Only the mutual information of the sampling and pooled methods stays above chance there (MC
+    dropout 0.77, MultiSWAG 0.72, MultiLaplace 0.69, ensemble 0.65; identically 0, AUROC 0.5, for
+    single networks and the probit Laplace). On digits (``--config.train.dataset=digits``) every
+    score reaches 0.94-0.98 (Laplace 0.96-0.98) except the mutual information of single networks and
+    of the probit Laplace (0.5).
     Writes: auroc.png, score_histograms_<ood set>.png, config.json, summary.json (rows: method,
     seed, score, ood_set, auroc, aupr, fpr95), metrics.npz (scores_<method>_<score> [members, N]).
     """

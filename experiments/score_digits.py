@@ -100,8 +100,9 @@ def get_config(variant=None):
     the level posterior is nearly one-hot, so Tweedie's step moves almost no pixel), Euler-Maruyama
     4.85, PC 4.86; the plain ODE is kept. Tweedie from later stop times (std/alpha = 1 or 2 level
     spacings) and PC with snr 0.08 / 0.30 did not help either (development runs of the former model).
-    Runtime: 233 s of CPU time (user), 41 minutes of wall time on 2 cores shared with ~20 other
-    processes (training 2000 Adam steps; 8 sample sets; 4 draws of the bound for 450 test images).
+    Runtime: 176 s of CPU time (user) + 2 s (sys), 3.4 minutes of wall time on 2 cores shared with
+    another reference run and the test suite (training 2000 Adam steps; 8 sample sets; 4 draws of
+    the bound for 450 test images).
     The tail, diagnosed (the former reference model, unbounded correction, retrained identically: final
     train loss 2.5005 as in its run; 16 draws each for 10 test images): image 258, whose 4-draw mean
     was 5.66, averages 3.76 +- 0.30 over 16 draws; 3 of its 16 draws exceed 4 bits/dim, and in each the
@@ -119,31 +120,33 @@ def get_config(variant=None):
     2.80 bounded), so it keeps 2000. The default, chosen on that validation split (300 digits, 4 draws
     each; the test set not used): bounded vs unbounded mean 2.158 vs 2.163, median 2.145 vs 2.144, max
     3.46 vs 3.71, mean - median 0.013 vs 0.020: ``correction_bound = 3``.
-    Expected (reference run, seed 0, ``correction_bound = 3``): 2.16 +- 0.014 bits/dim (median 2.11,
-    max 3.61; per-image standard error median 0.083, max 0.31; one draw per image instead: mean 2.15,
-    max 3.80; mean NFE 200, every solve successful) against per-pixel histogram 2.44, GMM-5 2.71,
-    Gaussian 2.97, PCA-Gaussian (16) 3.50, uniform 4.09: beats every baseline. Tail targets: both met,
-    max 3.61 <= 2 x 2.112 = 4.22 and mean 2.158 <= median + 0.05 = 2.162 (by 0.004). Before (the
-    unbounded correction's reference run): 2.170, median 2.113, max 5.66 from image 258 (now 3.14 +-
-    0.31; the worst image is now 390, 3.61 +- 0.22).
-    Samples (default ODE, NFE 211): classifier mean max-probability 0.72 vs 0.90 for real test
-    digits (target 0.85: NOT met), Frechet distance 3.50 +- 0.73 (2 sets) vs train-vs-test 1.77 and
-    pixel-shuffled test 77.2 (target <= 2 x 1.77 = 3.53: met by the mean, not by its spread); KID
-    0.23 vs -0.38 / 74.6; validation Frechet distance ODE 3.15, ODE + Tweedie 3.15, PC 5.07,
-    Euler-Maruyama 4.91 (the ODE stays the default). Cause of the confidence gap: the samples are still
+    Expected (reference run of 2026-12-07, epoch orders by index_shuffle; seed 0,
+    ``correction_bound = 3``): 2.16 +- 0.013 bits/dim (median 2.12, max 3.49; per-image standard
+    error median 0.083, max 0.27; one draw per image instead: mean 2.15, max 3.56; mean NFE 201,
+    every solve successful) against per-pixel histogram 2.44, GMM-5 2.71, Gaussian 2.97,
+    PCA-Gaussian (16) 3.50, uniform 4.09: beats every baseline. Tail targets: both met, max 3.49 <=
+    2 x 2.124 = 4.25 and mean 2.160 <= median + 0.05 = 2.174 (by 0.014). Before (the unbounded
+    correction's reference run): 2.170, median 2.113, max 5.66 from image 258 (now 2.91 +- 0.27;
+    the worst image is now 390, 3.49 +- 0.24).
+    Samples (default ODE, NFE 217): classifier mean max-probability 0.72 vs 0.90 for real test
+    digits (target 0.85: NOT met), Frechet distance 3.61 +- 0.90 (2 sets) vs train-vs-test 1.77 and
+    pixel-shuffled test 77.2 (target <= 2 x 1.77 = 3.53: NOT met by the mean, within its spread);
+    KID 0.24 vs -0.38 / 74.6; validation Frechet distance ODE 3.29, ODE + Tweedie 3.28, PC 5.14,
+    Euler-Maruyama 4.92 (ODE + Tweedie is lowest by 0.007, a tie within the spread of the 2 sets,
+    +- 0.6; the plain ODE stays the default). Cause of the confidence gap: the samples are still
     speckled (samplers.png) -- the per-pixel histogram base plus an MLP of 1347 digits leaves too much
-    per-pixel independence; every sampler shows it (0.72-0.74), so it is the model, not the sampler.
+    per-pixel independence; every sampler shows it (0.72-0.73), so it is the model, not the sampler.
     The classifier itself, measured (``generative.feature_scores.confidence_references``; logistic
     regression, C = 1): train digits 0.91, 300 held-out training digits (refitted on the other 1047)
     0.90, test 0.90; test digits with Gaussian noise of 1 / 2 / 3 level spacings decoded to the levels
     0.90 / 0.87 / 0.85, blurred by 0.5 / 0.7 px 0.84 / 0.71 (1.0 px: 0.52); the average of two test
     digits 0.60, pixel-shuffled 0.57. It does not saturate below 0.85 on real digits: 0.72 sits
-    halfway between shapeless images (0.57) and real ones (0.90); 28% of the samples exceed 0.9 against
-    72% of the test digits. Every family lands there (generative_models: score 0.71, VAE 0.70, flow
-    0.71-0.74) and every sampler (0.72-0.74); smoothing the samples lowers it (a 3x3 median filter or a
+    halfway between shapeless images (0.57) and real ones (0.90); 27% of the samples exceed 0.9 against
+    72% of the test digits. Every family lands there (generative_models: score 0.73, VAE 0.68, flow
+    0.73) and every sampler (0.72-0.73); smoothing the samples lowers it (a 3x3 median filter or a
     0.5 px blur: 0.53-0.66). The shortfall is the models' digit shapes learned from 1347
     training digits, not the classifier, the decoding to levels or the sampler.
-    Median nearest-training distance 1.53 (samples) vs 1.04 (test digits): no memorisation. The
+    Median nearest-training distance 1.54 (samples) vs 1.04 (test digits): no memorisation. The
     decoder's own gap at ratio 0.2 is ~0.01 bits/dim for independent pixels and up to ~0.05 for
     strongly dependent ones (``tests/generative/test_discrete_bound.py``). The paper
     reports 2.99 bits/dim on CIFAR-10 (paper_scale, GPU; not run).

@@ -32,18 +32,21 @@ def get_config(variant=None):
 
     Command: ``dl-course run score_toy`` (e.g. ``--config.train.seeds=[0,1,2]``, ``--config.train.steps=10000``,
     ``--config.sde=ve --config.sde_options="{'sigma_max': 10.0}"``).
-    Runtime: about 4 minutes of CPU time on 2 cores (measured 250 s user+sys: 3 datasets x 4000
-    Adam steps in one compiled program, 3 samplers x 2000 samples, NLL of 2000 test points and a
-    48 x 48 density grid).
-    Expected (reference run, seed 0): every sampler covers all 8 modes / the whole roll / both moons.
+    Runtime: about 2 minutes of CPU time on 2 cores (measured 129 s user+sys, 4 minutes of wall
+    time on 2 cores shared with another reference run and the test suite: 3 datasets x 4000 Adam
+    steps in one compiled program, 3 samplers x 2000 samples, NLL of 2000 test points and a 48 x 48
+    density grid).
+    Expected (reference run of 2026-12-07, epoch orders by index_shuffle; seed 0): every sampler
+    covers all 8 modes / the whole roll / both moons.
     MMD = sqrt(max(0, unbiased MMD^2 estimate)) (``generative.mmd2``: the U-statistic of Gretton
     et al. 2012, Gaussian kernel with the median-heuristic bandwidth; 1000 samples vs 1000 test
     points; data-vs-data floor 0.00 / 0.02 / 0.02 for mixture / roll / moons): Euler-Maruyama
-    0.03 / 0.04 / 0.00, PC 0.05 / 0.10 / 0.04, PF-ODE 0.12 / 0.05 / 0.01 (measured with the
-    earlier ODE sampler, rk4 with 100 steps; the sampler's default is now adaptive Dopri5 at
-    rtol = atol = 1e-5, and ``ode_steps`` only applies to fixed-step solvers). Test NLL 2.76 /
-    2.68 / 1.30 nats; the mixture's true NLL is 2.49, and the same ODE pipeline with the exact score
-    gives 2.49 (the 0.27-nat gap is the learned score's, not the likelihood computation's). The
+    0.04 / 0.03 / 0.07, PC 0.11 / 0.05 / 0.04, PF-ODE 0.01 / 0.05 / 0.11 (the PF-ODE sampler:
+    adaptive Dopri5 at rtol = atol = 1e-5; ``ode_steps`` only applies to fixed-step solvers). No
+    sampler is best on all three: the ranking changes between datasets (and between reference
+    runs). Test NLL 2.75 / 2.61 / 1.30 nats; the mixture's true NLL is 2.49, and the same ODE
+    pipeline with the exact score gives 2.49 (the 0.25-nat gap is the learned score's, not the
+    likelihood computation's). The
     colour scale of both density panels is the reference's maximum: the learned density is sharper
     than the (over-smoothed) KDE of the roll and moons.
     Writes: score_toy.png (samples / score field / learned density / true or KDE density per
