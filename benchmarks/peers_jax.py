@@ -2,10 +2,11 @@
 
 Usage (by ``bench_peers.py``): ``python peers_jax.py WORKER ARGS_JSON``; one JSON line on stdout.
 
-* ``jax_sweep``: ``dl_course.train.sweep`` on the grid (compile excluded: the timed call reuses
-  the cached programs of a first call), via ``bench_sweep.py``'s set-up.
-* ``jax_sweep_index_shuffle``: the same with ``shuffle = "index_shuffle"`` (the epoch orders by
-  the sort-free ``dl_course.data.index_shuffle`` instead of ``jax.random.permutation``).
+* ``jax_sweep``: ``dl_course.train.sweep`` on the grid with the default epoch order (the sort-free
+  ``index_shuffle``; compile excluded: the timed call reuses the cached programs of a first call),
+  via ``bench_sweep.py``'s set-up.
+* ``jax_sweep_permutation``: the same with ``shuffle = "permutation"`` (the epoch orders by
+  ``jax.random.permutation``, a sort per epoch).
 * ``jax_handwritten``: what a user would write without the engine, in ~120 lines (below): the
   same MLP, loss, momentum rule and per-epoch minibatch permutations, ``vmap`` over runs, the run
   axis sharded over every device, one jitted ``lax.scan`` over epochs and steps, buffers donated.
@@ -119,7 +120,8 @@ def _engine_config(args: dict):
     lrs = sorted({lr for _, lr in args["runs"]})
     c = config_for(args["width"], args["steps"], len(seeds))
     c.seeds, c.learning_rates = seeds, lrs
-    c.shuffle = args.get("shuffle", "permutation")
+    if "shuffle" in args:
+        c.shuffle = args["shuffle"]
     return c
 
 
@@ -189,11 +191,11 @@ def handwritten_iid(args: dict) -> dict:
     return handwritten({**args, "order": "iid"})
 
 
-def engine_index_shuffle(args: dict) -> dict:
-    return engine({**args, "shuffle": "index_shuffle"})
+def engine_permutation(args: dict) -> dict:
+    return engine({**args, "shuffle": "permutation"})
 
 
-WORKERS = {"jax_sweep": engine, "jax_sweep_index_shuffle": engine_index_shuffle, "jax_handwritten": handwritten,
+WORKERS = {"jax_sweep": engine, "jax_sweep_permutation": engine_permutation, "jax_handwritten": handwritten,
            "jax_handwritten_iid": handwritten_iid, "jax_matmul_peak": matmul_peak,
            "jax_lanczos": lanczos_lambda_max}
 
