@@ -5,8 +5,8 @@ step loop is a ``lax.scan`` over ``eval_every`` steps nested in a scan over eval
 so a chunk of training with its evaluations is a single XLA program.
 
 Minibatches: at epoch ``e`` the training set is permuted by ``order(fold_in(data_key, e), n)``
-(``SHUFFLES[config.shuffle]``: ``jax.random.permutation``, or the sort-free
-``dl_course.data.index_shuffle``) and consumed in order; the last incomplete batch of an epoch is
+(``SHUFFLES[config.shuffle]``: the sort-free ``dl_course.data.index_shuffle`` by default, or
+``jax.random.permutation``) and consumed in order; the last incomplete batch of an epoch is
 dropped. ``batch_size = 0`` is
 full-batch gradient descent. The permutation is kept in the state and redrawn only at epoch
 boundaries, under a ``lax.cond`` on the step counter shared by all runs of a sweep (an unbatched
@@ -79,7 +79,7 @@ class Program:
     eval_chunk_test: int
     num_eval_train: int
     num_eval_test: int
-    shuffle: Callable = _permutation  # (key, n) -> the epoch's order; a value of SHUFFLES
+    shuffle: Callable = shuffled_range  # (key, n) -> the epoch's order; a value of SHUFFLES
     regularizer_batch_size: int = 0  # sub-batch size of the sgd_regularizer term (0: the whole batch)
 
 
