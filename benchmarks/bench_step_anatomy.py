@@ -19,7 +19,9 @@ MNIST-1D's 4000 training examples, float32, vmapped over runs), ``--steps`` step
 Per variant: seconds (median of interleaved repeats), XLA's cost analysis of ONE step
 (FLOPs and bytes accessed) and the number of fusions / conditionals in its optimized HLO.
 Writes ``results/benchmarks/step_anatomy.json``; ratios only (the machine may be shared).
-Run: ``python benchmarks/bench_step_anatomy.py [--steps 500 --repeats 3]``.
+``--grid dispatch_bound``: the same on bench_peers' dispatch-bound grid (64 x 40-64-64-10), written
+to ``step_anatomy_dispatch_bound.json``.
+Run: ``python benchmarks/bench_step_anatomy.py [--steps 500 --repeats 3 --grid compute_bound]``.
 """
 
 from __future__ import annotations
@@ -36,7 +38,10 @@ sys.path.insert(0, str(HERE))
 VARIANTS = ("engine", "grad_guard", "no_guard", "epoch_scan", "handwritten")
 
 
-def build(steps: int):
+GRIDS = {"compute_bound": {"width": 512, "seeds": 4}, "dispatch_bound": {"width": 64, "seeds": 16}}
+
+
+def build(steps: int, grid: str = "compute_bound"):
     """Every variant's jitted K-step function and its (vmapped) arguments."""
     import jax
     import jax.numpy as jnp
@@ -48,7 +53,8 @@ def build(steps: int):
     from dl_course.train.grid import make_grid, stack_hparams
     from dl_course.train.state import stream
 
-    config = config_for(512, steps, 4)
+    g = GRIDS[grid]
+    config = config_for(g["width"], steps, g["seeds"])
     config.learning_rates = [0.003, 0.01, 0.03, 0.1]
     data = load_data(config)
     prog, _ = build_program(config, data, None, None, [])
@@ -173,11 +179,11 @@ def hlo_counts(compiled) -> dict:
             "conditionals": len(re.findall(r" conditional\(", text))}
 
 
-def measure(steps: int, repeats: int) -> dict:
+def measure(steps: int, repeats: int, grid: str = "compute_bound") -> dict:
     import jax
     from bench_hvp import interleaved_medians
 
-    fns = build(steps)
+    fns = build(steps, grid)
     out = {}
     for name, (multi, single, args) in fns.items():
         c = single.lower(args).compile()
@@ -196,21 +202,27 @@ def measure(steps: int, repeats: int) -> dict:
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=500)
+    p.add_argument("--grid", choices=sorted(GRIDS), default="compute_bound",
+                   help="bench_peers' grids: 16 x 40-512-512-10 or 64 x 40-64-64-10 (4 learning rates x seeds)")
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--out", default=str(HERE.parent / "results" / "benchmarks" / "step_anatomy.json"))
+    p.add_argument("--out", default=None, help="default results/benchmarks/step_anatomy[_dispatch_bound].json")
     args = p.parse_args(argv)
     from dl_course import results
 
-    res = measure(args.steps, args.repeats)
+    res = measure(args.steps, args.repeats, args.grid)
+    suffix = "" if args.grid == "compute_bound" else "_" + args.grid
+    out = Path(args.out or HERE.parent / "results" / "benchmarks" / f"step_anatomy{suffix}.json")
+    g = GRIDS[args.grid]
     base = res["handwritten"]["seconds"]
     summary = {k: {"over_handwritten_speed": base / v["seconds"], **v} for k, v in res.items()}
-    doc = {"benchmark": "bench_step_anatomy", "steps": args.steps, "repeats": args.repeats, "runs": 16,
-           "model": "MLP 40-512-512-10, momentum 0.9, batch 128, MNIST-1D 4000 examples, float32",
+    doc = {"benchmark": "bench_step_anatomy", "grid": args.grid, "steps": args.steps, "repeats": args.repeats,
+           "runs": 4 * g["seeds"],
+           "model": f"MLP 40-{g['width']}-{g['width']}-10, momentum 0.9, batch 128, MNIST-1D 4000 examples, float32",
            "protocol": "each variant one jitted vmapped lax.scan of --steps steps, compile excluded, "
                        "interleaved repeats, medians; cost analysis and HLO counts of ONE vmapped step",
            "variants": summary, "device": results.device_info(), "versions": results.package_versions()}
     from dl_course.rundir import write_json
-    write_json(Path(args.out), doc)
+    write_json(out, doc)
     for k, v in summary.items():
         print(f"{k:12s} {v['seconds']:7.2f} s  speed vs hand-written {v['over_handwritten_speed']:.3f}  "
               f"{v['step_gflop']:.2f} GFLOP/step  {v['step_mbytes_accessed']:.0f} MB/step  "
