@@ -11,13 +11,18 @@ MNIST-1D's 4000 training examples, float32, vmapped over runs), ``--steps`` step
 * ``grad_guard``: the guard moved before the update: ``isfinite(loss) & isfinite(sum of squared
   gradients)``, known before the update is computed, so the select can fuse into it (a diagnostic:
   it misses a finite gradient turned into a non-finite update by the rule);
+* ``leaf_guard``: each parameter leaf's update accepted by its own finiteness (no reduction across
+  layers before a layer's update; the moments still by all of them; a diagnostic too);
 * ``no_guard``: the same step without any guard (the update always applied);
 * ``epoch_scan``: ``no_guard`` with the hand-written loop's batching (each epoch's order drawn once
   and reshaped, a scan over epochs of a scan over its batches; no ``cond``, no ``dynamic_slice``);
 * ``handwritten``: ``peers_jax.handwritten``'s step (plain jnp MLP and momentum, no flax/optax).
 
 Per variant: seconds (median of interleaved repeats), XLA's cost analysis of ONE step
-(FLOPs and bytes accessed) and the number of fusions / conditionals in its optimized HLO.
+(FLOPs and bytes accessed) and the number of fusions / conditionals in its optimized HLO (one
+step at a fixed step number, so the epoch ``cond`` is folded there: 0 conditionals).
+The hand-written step repeats ``peers_jax.handwritten``'s (that function times a whole sharded run
+and exposes no step to call).
 Writes ``results/benchmarks/step_anatomy.json``; ratios only (the machine may be shared).
 ``--grid dispatch_bound``: the same on bench_peers' dispatch-bound grid (64 x 40-64-64-10), written
 to ``step_anatomy_dispatch_bound.json``.
@@ -34,9 +39,6 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
-
-VARIANTS = ("engine", "grad_guard", "no_guard", "epoch_scan", "handwritten")
-
 
 GRIDS = {"compute_bound": {"width": 512, "seeds": 4}, "dispatch_bound": {"width": 64, "seeds": 16}}
 
@@ -66,7 +68,7 @@ def build(steps: int, grid: str = "compute_bound"):
     n, b = data.n_train, prog.batch_size
     per_epoch = n // b
 
-    def plain_step(state, batch, guard_grads=False):  # value_and_grad, the optax rule, apply
+    def plain_step(state, batch, guard=None):  # value_and_grad, the optax rule, apply; a diagnostic guard
         dkey = jax.random.fold_in(stream(state.key, "dropout"), state.step)
         (loss, (ms, _)), grads = jax.value_and_grad(
             lambda p: prog.task.loss(p, state.model_state, batch, dkey, True), has_aux=True)(state.params)
@@ -74,12 +76,17 @@ def build(steps: int, grid: str = "compute_bound"):
         updates, opt = tx.update(grads, state.opt_state, state.params)
         new = state._replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
                              opt_state=opt, model_state=ms)
-        if not guard_grads:
+        if guard is None:
             return new
-        ok = jnp.isfinite(loss) & jnp.isfinite(optax.tree.norm(grads, squared=True))  # known before the update
-        keep = lambda a, b: jax.tree.map(lambda x, y: jnp.where(ok, x, y), a, b)  # noqa: E731
-        return new._replace(params=keep(new.params, state.params), opt_state=keep(new.opt_state, state.opt_state),
-                            diverged=state.diverged | ~ok)
+        if guard == "grads":  # one flag known before the update
+            ok = jnp.isfinite(loss) & jnp.isfinite(optax.tree.norm(grads, squared=True))
+            params = jax.tree.map(lambda x, y: jnp.where(ok, x, y), new.params, state.params)
+        else:  # "leaves": each parameter leaf's update by its own finiteness; the moments by all of them
+            fin = jax.tree.map(lambda u: jnp.isfinite(loss) & jnp.isfinite(jnp.sum(u * u)), updates)
+            params = jax.tree.map(lambda p, u, f: jnp.where(f, p + u, p), state.params, updates, fin)
+            ok = jnp.all(jnp.stack(jax.tree.leaves(fin)))
+        opt = jax.tree.map(lambda x, y: jnp.where(ok, x, y), new.opt_state, state.opt_state)
+        return new._replace(params=params, opt_state=opt, diverged=state.diverged | ~ok)
 
     def k_steps(step_fn):
         def run(state):
@@ -98,21 +105,11 @@ def build(steps: int, grid: str = "compute_bound"):
 
     def grad_guard(s, t):
         batch, s = program._batch(prog, s, dev, t)
-        return plain_step(s, batch, guard_grads=True)
+        return plain_step(s, batch, guard="grads")
 
-    def leaf_guard(state, t):  # each parameter leaf's update guarded by its own finiteness
-        batch, state = program._batch(prog, state, dev, t)
-        dkey = jax.random.fold_in(stream(state.key, "dropout"), state.step)
-        (loss, (ms, _)), grads = jax.value_and_grad(
-            lambda p: prog.task.loss(p, state.model_state, batch, dkey, True), has_aux=True)(state.params)
-        tx = program._tx(prog, state.hparams, state.step)
-        updates, opt = tx.update(grads, state.opt_state, state.params)
-        fin = jax.tree.map(lambda u: jnp.isfinite(loss) & jnp.isfinite(jnp.sum(u * u)), updates)
-        params = jax.tree.map(lambda p, u, f: jnp.where(f, p + u, p), state.params, updates, fin)
-        ok = jnp.all(jnp.stack(jax.tree.leaves(fin)))
-        opt = jax.tree.map(lambda a, b: jnp.where(ok, a, b), opt, state.opt_state)
-        return state._replace(step=state.step + 1, params=params, opt_state=opt, model_state=ms,
-                              diverged=state.diverged | ~ok)
+    def leaf_guard(s, t):
+        batch, s = program._batch(prog, s, dev, t)
+        return plain_step(s, batch, guard="leaves")
 
     def epoch_scan(state):
         def epoch(s, e):
