@@ -1,19 +1,18 @@
-"""Benchmark: where the compute-bound engine's step loses to the hand-written loop (#33 part 2).
+"""Benchmark: where the compute-bound engine's step time goes against the hand-written loop (#33 part 2).
 
 The compute-bound grid of ``bench_peers.py`` (16 MLPs 40-512-512-10, momentum 0.9, batch 128,
 MNIST-1D's 4000 training examples, float32, vmapped over runs), ``--steps`` steps as one jitted
 ``lax.scan``, compile excluded, each variant changing ONE thing from the one before:
 
-* ``engine``: ``dl_course.train.program.train_step`` as the engine runs it (flax MLP, optax
-  momentum through ``optim``, the epoch order kept in the state and redrawn under a ``lax.cond``,
-  the divergence guard: ``isfinite(loss) & isfinite(sum of squared updates)`` and a select of the
-  new or old parameters / optimizer state by it, ``is_active``);
-* ``grad_guard``: the guard moved before the update: ``isfinite(loss) & isfinite(sum of squared
-  gradients)``, known before the update is computed, so the select can fuse into it (a diagnostic:
-  it misses a finite gradient turned into a non-finite update by the rule);
-* ``leaf_guard``: each parameter leaf's update accepted by its own finiteness (no reduction across
-  layers before a layer's update; the moments still by all of them; a diagnostic too);
-* ``no_guard``: the same step without any guard (the update always applied);
+* ``per_step_guard``: ``dl_course.train.program.train_step(guard=True)`` after every step (the
+  engine's step until the divergence check moved to evaluation points; still the replay's): the
+  flax MLP, optax momentum through ``optim``, the epoch order kept in the state and redrawn under a
+  ``lax.cond``, and the divergence guard: the finiteness of the loss and the new state, and a select
+  of the new or old parameters / optimizer state by it;
+* ``engine``: the engine as ``run_chunk`` runs it: ``train_step(guard=False)`` (the update always
+  applied, the loss's finiteness accumulated) and ONE ``settle_interval`` after the ``--steps``
+  steps (the per-interval divergence check and freezing);
+* ``no_guard``: the same steps without the accumulation and without the settle;
 * ``epoch_scan``: ``no_guard`` with the hand-written loop's batching (each epoch's order drawn once
   and reshaped, a scan over epochs of a scan over its batches; no ``cond``, no ``dynamic_slice``);
 * ``handwritten``: ``peers_jax.handwritten``'s step (plain jnp MLP and momentum, no flax/optax).
@@ -68,25 +67,14 @@ def build(steps: int, grid: str = "compute_bound"):
     n, b = data.n_train, prog.batch_size
     per_epoch = n // b
 
-    def plain_step(state, batch, guard=None):  # value_and_grad, the optax rule, apply; a diagnostic guard
+    def plain_step(state, batch):  # value_and_grad, the optax rule, apply
         dkey = jax.random.fold_in(stream(state.key, "dropout"), state.step)
         (loss, (ms, _)), grads = jax.value_and_grad(
             lambda p: prog.task.loss(p, state.model_state, batch, dkey, True), has_aux=True)(state.params)
         tx = program._tx(prog, state.hparams, state.step)
         updates, opt = tx.update(grads, state.opt_state, state.params)
-        new = state._replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
-                             opt_state=opt, model_state=ms)
-        if guard is None:
-            return new
-        if guard == "grads":  # one flag known before the update
-            ok = jnp.isfinite(loss) & jnp.isfinite(optax.tree.norm(grads, squared=True))
-            params = jax.tree.map(lambda x, y: jnp.where(ok, x, y), new.params, state.params)
-        else:  # "leaves": each parameter leaf's update by its own finiteness; the moments by all of them
-            fin = jax.tree.map(lambda u: jnp.isfinite(loss) & jnp.isfinite(jnp.sum(u * u)), updates)
-            params = jax.tree.map(lambda p, u, f: jnp.where(f, p + u, p), state.params, updates, fin)
-            ok = jnp.all(jnp.stack(jax.tree.leaves(fin)))
-        opt = jax.tree.map(lambda x, y: jnp.where(ok, x, y), new.opt_state, state.opt_state)
-        return new._replace(params=params, opt_state=opt, diverged=state.diverged | ~ok)
+        return state._replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
+                              opt_state=opt, model_state=ms)
 
     def k_steps(step_fn):
         def run(state):
@@ -96,20 +84,21 @@ def build(steps: int, grid: str = "compute_bound"):
             return jax.lax.scan(body, (state, jnp.int32(0)), None, length=steps)[0][0]
         return run
 
-    def engine(s, t):
+    def per_step_guard(s, t):
         return program.train_step(prog, s, dev, t)[0]
+
+    def engine(state):  # run_chunk's interval, without its evaluation
+        def body(carry, _):
+            s, t, ok = carry
+            s, loss = program.train_step(prog, s, dev, t, guard=False)
+            return (s, t + 1, ok & jnp.isfinite(loss)), None
+        was_active = program.is_active(state)
+        (s, _, ok), _ = jax.lax.scan(body, (state, jnp.int32(0), jnp.ones((), bool)), None, length=steps)
+        return program.settle_interval(s, was_active, ok)
 
     def no_guard(s, t):
         batch, s = program._batch(prog, s, dev, t)
         return plain_step(s, batch)
-
-    def grad_guard(s, t):
-        batch, s = program._batch(prog, s, dev, t)
-        return plain_step(s, batch, guard="grads")
-
-    def leaf_guard(s, t):
-        batch, s = program._batch(prog, s, dev, t)
-        return plain_step(s, batch, guard="leaves")
 
     def epoch_scan(state):
         def epoch(s, e):
@@ -124,11 +113,10 @@ def build(steps: int, grid: str = "compute_bound"):
                                                                   "y": dev["y_train"][idx]}), None), state, order)[0]
         return state
 
-    fns = {"engine": k_steps(engine), "grad_guard": k_steps(grad_guard), "leaf_guard": k_steps(leaf_guard),
-           "no_guard": k_steps(no_guard),
+    fns = {"per_step_guard": k_steps(per_step_guard), "engine": engine, "no_guard": k_steps(no_guard),
            "epoch_scan": epoch_scan}
-    one = {"engine": lambda s: engine(s, jnp.int32(1)), "grad_guard": lambda s: grad_guard(s, jnp.int32(1)),
-           "leaf_guard": lambda s: leaf_guard(s, jnp.int32(1)),
+    one = {"per_step_guard": lambda s: per_step_guard(s, jnp.int32(1)),
+           "engine": lambda s: program.train_step(prog, s, dev, jnp.int32(1), guard=False)[0],
            "no_guard": lambda s: no_guard(s, jnp.int32(1)),
            "epoch_scan": lambda s: plain_step(s, {"x": dev["x_train"][:b], "y": dev["y_train"][:b]})}
     out = {k: (jax.jit(jax.vmap(f)), jax.jit(jax.vmap(one[k])), state0) for k, f in fns.items()}

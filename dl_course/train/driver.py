@@ -91,15 +91,16 @@ def _finished(status: dict) -> bool:
 
 
 def _finish_exact_stop(plan: WavePlan, finish_fn: Callable, state, data, metrics: dict, timing: dict | None):
-    """Replay the pending runs to their exact first step at the target (``finish_fn``:
-    ``dl_course.train.exact_stop.replay_to_target`` then an evaluation), and write that state's
-    evaluation into every evaluation point from the one that found the target on."""
+    """Replay the pending runs to their exact first step at the target, or to their last finite
+    state (``finish_fn``: ``dl_course.train.exact_stop.replay_to_target`` then an evaluation), and
+    write that state's evaluation into every evaluation point from the one that found it on."""
     t0 = time.perf_counter()
     pending = np.atleast_1d(_status(state)["pending"])
+    anchor_step = np.atleast_1d(to_host(state.anchor.step))
     state, final = finish_fn(state, data, plan.targets)
-    final, stopped = to_host(final), np.atleast_1d(to_host(state.stopped_at))
+    final = to_host(final)
     for i in np.flatnonzero(pending):
-        k = -(-int(stopped[i]) // plan.eval_every)  # the evaluation point that found it: ceil(s / E)
+        k = int(anchor_step[i]) // plan.eval_every + 1  # the evaluation point that found it
         for name, v in metrics.items():
             v[i, k:] = final[name][i]
     if timing is not None:
@@ -189,7 +190,7 @@ def run_wave(plan: WavePlan, chunk_fn: Callable, state, data, metrics0: dict, *,
         if timing is not None:
             timing.setdefault("compactions", []).append(packer.compactions)
     metrics = {k: np.concatenate(v, 1) for k, v in metrics.items()}
-    if targets_on and np.any(_status(state)["pending"]):
+    if np.any(_status(state)["pending"]):  # at a target, or diverged inside an interval
         state, metrics = _finish_exact_stop(plan, finish_fn, state, data, metrics, timing)
     return state, metrics
 

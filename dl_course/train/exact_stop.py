@@ -4,7 +4,9 @@ During training (``dl_course.train.program.run_chunk``) the target — train los
 train accuracy >= ``A``, in eval mode on the evaluation examples — is checked only at evaluation
 points, every ``eval_every`` steps; checking after every step would cost a full evaluation pass per
 step for every run of the vmapped program. A run found at its target at evaluation point ``k`` is
-frozen there, marked ``pending``, and keeps as its ``anchor`` its state at point ``k - 1``.
+frozen there, marked ``pending``, and keeps as its ``anchor`` its state at point ``k - 1``. A run
+that went non-finite in the interval before point ``k`` is marked ``pending`` and ``diverged`` there
+(``dl_course.train.program.settle_interval``) and replayed the same way, to its last finite state.
 
 :func:`replay_to_target` (one vmapped program, run once per wave when any run is pending) restarts
 every pending run from its anchor and repeats its steps — the same minibatches, dropout keys and
@@ -42,19 +44,26 @@ def _select(pred, new, old):
 
 
 def replay_to_target(prog: Program, state: TrainState, data: dict, targets) -> TrainState:
-    """One run (vmap it): if ``state.pending``, the state at the first step at or below the target.
+    """One run (vmap it): if ``state.pending``, the state at the first step at or below the target
+    (or, for a run that diverged in the interval, its last finite state).
 
-    Restarts from ``state.anchor`` and takes up to ``prog.eval_every`` steps, evaluating the
-    target (:func:`dl_course.train.program.reached_target` on :func:`train_metrics`) after each;
-    then shrinks an overshooting last step into the tolerance band (module docstring). A run that
-    is not pending is returned unchanged. A pending run always met the target within the interval
-    after its anchor; if float non-associativity between the two programs makes the replay miss it
-    (a loss within rounding of the target), the run stops at the interval's end.
+    Restarts from ``state.anchor`` and takes up to ``prog.eval_every`` guarded steps
+    (``train_step(guard=True)``: a non-finite step is rejected and sets ``diverged``), evaluating
+    the target (:func:`dl_course.train.program.reached_target` on :func:`train_metrics`) after
+    each; then shrinks an overshooting last step into the tolerance band (module docstring). A run
+    that is not pending is returned unchanged. A pending run always met the target, or went
+    non-finite, within the interval after its anchor; if float non-associativity between the two
+    programs makes the replay miss it (a loss within rounding of the target, a step at the edge of
+    overflow), the run stops at the interval's end — flagged ``diverged`` if that is what the
+    interval check saw. A run that meets the target in the replay before the step that diverged
+    stops there (the first step at the target comes first).
     """
     replaying = state.pending
+    diverging = replaying & state.diverged  # found non-finite by the per-interval check
     a = state.anchor
     start = state._replace(step=a.step, params=a.params, model_state=a.model_state, opt_state=a.opt_state,
-                           extras=a.extras, batch_order=a.batch_order, pending=jnp.zeros((), bool))
+                           extras=a.extras, batch_order=a.batch_order, pending=jnp.zeros((), bool),
+                           diverged=jnp.zeros((), bool))
     start = _select(replaying, start, state._replace(pending=jnp.zeros((), bool)))
 
     def body(carry, _):
@@ -67,8 +76,12 @@ def replay_to_target(prog: Program, state: TrainState, data: dict, targets) -> T
         return (new, before, live & ~hit & ~new.diverged), None
 
     (s, before, missed), _ = jax.lax.scan(body, (start, start.params, replaying), None, length=prog.eval_every)
-    s = s._replace(stopped_at=jnp.where(missed, s.step, s.stopped_at))
+    # a missed target stops at the interval's end; a missed divergence is still one (it was seen)
+    s = s._replace(stopped_at=jnp.where(missed & ~diverging, s.step, s.stopped_at),
+                   diverged=s.diverged | (missed & diverging))
     s = _shrink_last_step(prog, s, before, data, targets, replaying & ~missed & ~s.diverged)
+    # a diverged run's step counter runs on to the live one (it advances while frozen)
+    s = s._replace(step=jnp.where(s.diverged, state.step, s.step))
     s = s._replace(anchor=anchor_of(s))
     # runs that were not pending: exactly as they came (their flags included)
     return _select(replaying, s, state)

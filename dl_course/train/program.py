@@ -12,14 +12,22 @@ full-batch gradient descent. The permutation is kept in the state and redrawn on
 boundaries, under a ``lax.cond`` on the step counter shared by all runs of a sweep (an unbatched
 predicate, so vmap keeps it a real branch: a vmapped sort per step would cost more than a small
 model's step).
-Divergence: a step whose loss or update is non-finite is rejected; the run is flagged
-``diverged`` and keeps its last finite state (its step counter still advances). The check is one
-reduction, ``isfinite(loss) & isfinite(sum of squared updates)``: accepted parameters are finite,
-so finite updates give finite new parameters (a squared update sum overflowing float32 — an update
-above ~1e19 — counts as divergence too), and a non-finite gradient reaches the update in every
-rule of ``dl_course.optim`` (NaN propagates through signs, norms and moments). It replaced
-separate passes over the gradients and the new parameters: 61 instead of 88 fused kernels per
-step of the 64-run dispatch-bound grid.
+Divergence: a run whose loss or state (parameters, optimizer state, model state) becomes non-finite
+— or whose parameters' squared norm overflows (:func:`finite_state`) — is flagged ``diverged`` and
+frozen at its last finite state (its step counter still advances).
+Training does not pay for that check per step: inside a chunk every step is applied unconditionally
+(``train_step(..., guard=False)``: no per-step select of new or old state behind a reduction over
+the update, which cost 8-9% of a step, ``benchmarks/bench_step_anatomy.py``). Per step only the
+finiteness of the already computed loss is accumulated; at each evaluation point a run whose loss
+was non-finite in the interval, or whose state is non-finite now, is set back to its ``anchor`` (its
+state at the interval's start) and marked ``pending`` and ``diverged``, and
+``dl_course.train.exact_stop`` replays it from the anchor with the check after every step
+(``guard=True``), which finds the exact last finite state. A non-finite value does not leave the
+state by arithmetic (NaN and inf propagate through every rule of ``dl_course.optim``), so the
+per-interval check sees every non-finite step the per-step check would reject; a parameter norm
+past the overflow that came back under it within the interval (never seen) would be missed. Runs
+that are already frozen (diverged, stopped, pending) also take the interval's steps and are set
+back to their anchor before the evaluation, so they are evaluated in their frozen state, as before.
 Target stop: at an evaluation point where a run's train loss is <= the target (and/or its train
 accuracy >= the target; ``targets`` of ``run_chunk``, traced, 0 = off) the run is frozen like a
 diverged one — parameters, optimizer and model state no longer change, while the other runs of the
@@ -172,10 +180,17 @@ def is_active(state: TrainState) -> jax.Array:
     return ~state.diverged & (state.stopped_at < 0) & ~state.pending
 
 
-def train_step(prog: Program, state: TrainState, data: dict, t, active=None) -> tuple[TrainState, jax.Array]:
+def train_step(prog: Program, state: TrainState, data: dict, t, active=None,
+               guard: bool = True) -> tuple[TrainState, jax.Array]:
     """One optimizer step of one run at step ``t`` (the step counter shared by all runs; equal to
-    ``state.step``); returns the new state and the minibatch loss. ``active`` (bool, default
-    :func:`is_active`): whether the step is applied; an inactive run keeps its state."""
+    ``state.step``); returns the new state and the minibatch loss.
+
+    ``guard=True``: the step is applied only if the run is ``active`` (bool, default
+    :func:`is_active`) and the step is finite (its loss, and :func:`finite_state` of the new
+    parameters, optimizer and model state); otherwise the run keeps its state, and a non-finite
+    step of an active run sets ``diverged``. ``guard=False`` (:func:`run_chunk`): the step is
+    applied unconditionally; the caller restores frozen runs and detects divergence per interval.
+    """
     batch, state = _batch(prog, state, data, t)
     dkey = jax.random.fold_in(stream(state.key, "dropout"), state.step)
     l2 = state.hparams.get("l2", 0.0)
@@ -200,19 +215,42 @@ def train_step(prog: Program, state: TrainState, data: dict, t, active=None) -> 
     tx = _tx(prog, state.hparams, state.step)
     updates, new_opt = tx.update(grads, state.opt_state, state.params, grad_fn=grad_fn)
     new_params = optax.apply_updates(state.params, updates)
+    if not guard:
+        new_state = state._replace(step=state.step + 1, params=new_params, model_state=new_ms, opt_state=new_opt)
+        return _hooks_on_step(prog, new_state, state, data, None), loss
     active = is_active(state) if active is None else active
-    finite = jnp.isfinite(loss) & jnp.isfinite(optax.tree.norm(updates, squared=True))
+    finite = jnp.isfinite(loss) & finite_state(new_params, new_opt, new_ms)
     ok = active & finite
-    keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)  # noqa: E731
-    new_state = state._replace(step=state.step + 1, params=keep(new_params, state.params),
-                               model_state=keep(new_ms, state.model_state),
-                               opt_state=keep(new_opt, state.opt_state), diverged=state.diverged | (active & ~finite))
-    if prog.hooks:  # on_step sees accepted steps only (a frozen run's hook state is frozen too)
-        ctx = _hook_ctx(prog, new_state, data, jax.random.fold_in(stream(state.key, "hooks"), state.step))
-        new_state = new_state._replace(extras=keep({
-            name: (h.on_step(new_state.extras[name], ctx) if h.on_step is not None else new_state.extras[name])
-            for name, h in prog.hooks.items()}, new_state.extras))
-    return new_state, loss
+    new_state = state._replace(step=state.step + 1, params=_keep(ok, new_params, state.params),
+                               model_state=_keep(ok, new_ms, state.model_state),
+                               opt_state=_keep(ok, new_opt, state.opt_state),
+                               diverged=state.diverged | (active & ~finite))
+    return _hooks_on_step(prog, new_state, state, data, ok), loss
+
+
+def _keep(ok, new, old):
+    return jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)
+
+
+def finite_state(params, opt_state, model_state) -> jax.Array:
+    """Whether a run's state counts as finite: ``Σ params²`` is finite (no inf/NaN entry, and no
+    parameter beyond ~1e19 in float32, where the squared norm overflows: a run that far out has
+    diverged even while its entries are representable) and every optimizer / model state entry is
+    finite. One bool."""
+    flags = [jnp.isfinite(optax.tree.norm(params, squared=True))]
+    flags += [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves((opt_state, model_state))]
+    return jnp.stack(flags).all()
+
+
+def _hooks_on_step(prog: Program, new_state: TrainState, state: TrainState, data: dict, ok) -> TrainState:
+    """The hooks' ``on_step`` on ``new_state`` (kept only where ``ok``: a frozen run's hook state
+    is frozen too; ``ok=None``: always, the caller restores)."""
+    if not prog.hooks:
+        return new_state
+    ctx = _hook_ctx(prog, new_state, data, jax.random.fold_in(stream(state.key, "hooks"), state.step))
+    extras = {name: (h.on_step(new_state.extras[name], ctx) if h.on_step is not None else new_state.extras[name])
+              for name, h in prog.hooks.items()}
+    return new_state._replace(extras=extras if ok is None else _keep(ok, extras, new_state.extras))
 
 
 def _metrics_on(prog: Program, params, model_state, x, y, chunk) -> dict:
@@ -276,26 +314,48 @@ def mark_pending(state: TrainState, metrics: dict, targets) -> TrainState:
     return state._replace(pending=state.pending | (is_active(state) & reached_target(metrics, targets)))
 
 
+def settle_interval(state: TrainState, was_active, loss_ok) -> TrainState:
+    """After an interval of unguarded steps: the per-interval divergence check and freezing.
+
+    A run active at the interval's start whose loss was non-finite at some step (``loss_ok``
+    False) or whose state is not :func:`finite_state` now has diverged inside the interval: it is marked
+    ``diverged`` and ``pending`` (the replay of ``dl_course.train.exact_stop`` finds its last finite
+    state). It, and every run that was frozen at the start (``was_active`` False), is set back to
+    its ``anchor``: parameters, model, optimizer and hook state (its step counter and epoch order
+    advance, as a frozen run's do).
+    """
+    bad = was_active & ~(loss_ok & finite_state(state.params, state.opt_state, state.model_state))
+    back = ~was_active | bad
+    a = state.anchor
+    return state._replace(params=_keep(back, a.params, state.params),
+                          model_state=_keep(back, a.model_state, state.model_state),
+                          opt_state=_keep(back, a.opt_state, state.opt_state),
+                          extras=_keep(back, a.extras, state.extras),
+                          diverged=state.diverged | bad, pending=state.pending | bad)
+
+
 def run_chunk(prog: Program, num_intervals: int, state: TrainState, data: dict, t0, targets):
     """``num_intervals`` x (``eval_every`` steps, then evaluate) as one scan, from shared step ``t0``.
 
     ``targets``: float32 ``[2]`` (train-loss target, train-accuracy target; 0 = off), checked at
-    every evaluation (:func:`mark_pending`); before each interval an active run's ``anchor`` is
-    set to its state. Returns the new state and metrics stacked over the
-    ``num_intervals`` evaluation points.
+    every evaluation (:func:`mark_pending`); before each interval a run's ``anchor`` is set to its
+    state (kept while it is ``pending``); after it, :func:`settle_interval`. Returns the new state
+    and metrics stacked over the ``num_intervals`` evaluation points.
     """
 
     def step(carry, _):
-        s, t = carry
-        s, loss = train_step(prog, s, data, t)
-        return (s, t + 1), loss
+        s, t, loss_ok = carry
+        s, loss = train_step(prog, s, data, t, guard=False)
+        return (s, t + 1, loss_ok & jnp.isfinite(loss)), None
 
     def interval(carry, _):
         s, t = carry
+        was_active = is_active(s)
         anchor = jax.tree.map(lambda old, new: jnp.where(s.pending, old, new), s.anchor, anchor_of(s))
-        carry, _ = jax.lax.scan(step, (s._replace(anchor=anchor), t), None, length=prog.eval_every)
-        s, m = evaluate(prog, carry[0], data)
-        return (mark_pending(s, m, targets), carry[1]), m
-
+        (s, t, loss_ok), _ = jax.lax.scan(step, (s._replace(anchor=anchor), t, jnp.ones((), bool)), None,
+                                          length=prog.eval_every)
+        s = settle_interval(s, was_active, loss_ok)
+        s, m = evaluate(prog, s, data)
+        return (mark_pending(s, m, targets), t), m
     (state, _), metrics = jax.lax.scan(interval, (state, jnp.asarray(t0, jnp.int32)), None, length=num_intervals)
     return state, metrics

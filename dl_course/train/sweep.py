@@ -197,7 +197,8 @@ def conventions(config, prog, data, num_devices: int, engine_task: bool = True) 
         "data_info": {k: v for k, v in data.info.items() if k != "permutation"},
         "dtype": config.get("dtype", "float32"),
         "seeds": "root key PRNGKey(seed) per run; named streams init/data/dropout/labels/hooks by fold_in",
-        "divergence": "non-finite loss/grad/params: run frozen at last finite state, flagged diverged",
+        "divergence": "non-finite loss or state: run frozen at its last finite state (checked per interval, replayed "
+                      "step by step), flagged diverged",
         "target_stop": ("off" if not np.any(targets > 0) else
                         "run frozen at the first optimizer step whose train metrics (eval mode, "
                         f"{prog.num_eval_train} train examples) meet "
