@@ -4,7 +4,8 @@
 
 * compute-bound: 16 MLPs 40-512-512-10 (seeds 0-3 x learning rates 0.003/0.01/0.03/0.1), SGD with
   momentum 0.9, batch 128, 2000 steps on MNIST-1D (4000 training examples);
-* dispatch-bound: 64 MLPs 40-64-64-10 (seeds 0-15 x the same rates), 500 steps;
+* dispatch-bound: 64 MLPs 40-64-64-10 (seeds 0-15 x the same rates), 500 steps (the sweep and the
+  i.i.d. floor also at 100 steps: per-step and fixed costs apart, ``SHORT``);
 
 each by ``dl_course.train.sweep`` (with the default epoch order, the sort-free ``index_shuffle``, and
 with ``shuffle = "permutation"``, ``jax.random.permutation``), a PyTorch eager loop (one model after another),
@@ -54,6 +55,10 @@ GRIDS = {"compute_bound": {"width": 512, "seeds": 4, "steps": 2000},
 TRAINERS = ("jax_sweep", "jax_sweep_permutation", "jax_handwritten", "jax_handwritten_iid", "torch_eager",
             "torch_vmap")
 TOL = 1e-3
+#: The dispatch-bound grid is also timed at 1/SHORT of its steps (sweep and i.i.d. floor): the
+#: difference gives each one's per-step cost, the rest its fixed cost (the sweep's initial and
+#: final evaluation of every run on the train and test sets, initialization, the result).
+SHORT = 5
 TARGETS = {"compute_bound": "sweep >= 0.98x the hand-written JAX loop, >= 85% of matmul FLOP/s",
            "dispatch_bound": "sweep >= 0.95x the hand-written i.i.d. floor (>= 10x torch eager on the 2-core CPU)",
            "lambda_max": "Lanczos HVPs <= 1/3 of PyHessian's and >= 2x faster"}
@@ -141,22 +146,26 @@ def main() -> None:
                        "steps": max(1, round(g["steps"] * args.steps_scale))}
             for trainer in TRAINERS:
                 if not (args.skip_torch and trainer.startswith("torch")):
-                    jobs.append((grid, trainer, payload))
+                    jobs.append((grid, trainer, payload, trainer))
             if grid == "compute_bound":
-                jobs.append((grid, "jax_matmul_peak", payload))
+                jobs.append((grid, "jax_matmul_peak", payload, "jax_matmul_peak"))
+            else:  # the same at 1/SHORT of the steps: per-step cost and fixed cost apart
+                for trainer in ("jax_sweep", "jax_handwritten_iid"):
+                    jobs.append((grid, trainer, {**payload, "steps": max(1, payload["steps"] // SHORT)},
+                                 trainer + "_short"))
         lam_payload = {"data": str(lam_data), "tol": TOL, "max_iter": 1000, "seed": 0}
         if "lambda_max" in only:
             jobs.append(("lambda_max", "jax_lanczos", {**lam_payload, "max_iter": 150}))
             if not args.skip_torch:
                 jobs.append(("lambda_max", "pyhessian", lam_payload))
         for r in range(args.rounds):
-            for group, name, payload in jobs:
+            for group, name, payload, label in jobs:
                 torch_side = name.startswith("torch") or name == "pyhessian"
                 python = args.torch_python if torch_side else sys.executable
                 module = "peers_torch.py" if torch_side else "peers_jax.py"
                 out = run_worker(python, module, name, {**payload, "seed": r} if group == "lambda_max" else payload)
-                samples.setdefault(group, {}).setdefault(name, []).append(out)
-                print(f"round {r}: {group:14s} {name:16s} {json.dumps(out)[:160]}", flush=True)
+                samples.setdefault(group, {}).setdefault(label, []).append(out)
+                print(f"round {r}: {group:14s} {label:16s} {json.dumps(out)[:160]}", flush=True)
 
     summary: dict = {}
     for grid, g in ((k, v) for k, v in GRIDS.items() if k in samples):
@@ -176,6 +185,17 @@ def main() -> None:
             row.update({"sweep_model_gflops": flops["jax_sweep"] / 1e9, "matmul_gflops": peak / 1e9,
                         "fraction_of_matmul_rate": flops["jax_sweep"] / peak,
                         "fraction_of_matmul_rate_permutation": ratio(flops.get("jax_sweep_permutation"), peak)})
+        else:
+            short = {k: median([x["seconds"] for x in samples[grid][k + "_short"]])
+                     for k in ("jax_sweep", "jax_handwritten_iid") if k + "_short" in samples[grid]}
+            n_short = max(1, steps // SHORT)
+            if len(short) == 2 and steps > n_short:  # t(steps) = fixed + steps * per_step, from two lengths
+                per = {k: (t[k] - short[k]) / (steps - n_short) for k in short}
+                row.update({"seconds_short": short, "steps_short": n_short,
+                            "per_step_ms": {k: 1e3 * v for k, v in per.items()},
+                            "fixed_seconds": {k: t[k] - steps * per[k] for k in per},
+                            "sweep_over_handwritten_iid_floor_per_step_speed": ratio(per["jax_handwritten_iid"],
+                                                                                    per["jax_sweep"])})
         row["target"] = TARGETS[grid]
         summary[grid] = row
     lam = {name: {k: median([s.get(k) for s in v]) for k in v[0]} for name, v in samples.get("lambda_max", {}).items()}
@@ -202,6 +222,11 @@ def main() -> None:
         print(f"{grid}: {line}; sweep/hand-written speed {s['sweep_over_handwritten_jax_speed'] or float('nan'):.2f} "
               f"(i.i.d. floor {s['sweep_over_handwritten_iid_floor_speed'] or float('nan'):.2f}; permutation "
               f"{s['sweep_permutation_over_handwritten_jax_speed'] or float('nan'):.2f})")
+        if "per_step_ms" in s:
+            print(f"  per step {s['per_step_ms']['jax_sweep']:.2f} ms (sweep) vs "
+                  f"{s['per_step_ms']['jax_handwritten_iid']:.2f} ms (i.i.d. floor): per-step speed "
+                  f"{s['sweep_over_handwritten_iid_floor_per_step_speed']:.2f}; fixed "
+                  f"{s['fixed_seconds']['jax_sweep']:.2f} s vs {s['fixed_seconds']['jax_handwritten_iid']:.2f} s")
         if "fraction_of_matmul_rate" in s:
             print(f"  sweep {s['sweep_model_gflops']:.1f} GFLOP/s = {s['fraction_of_matmul_rate']:.0%} of matmul "
                   f"{s['matmul_gflops']:.1f} GFLOP/s")
