@@ -89,3 +89,25 @@ def test_a_grid_without_divergence_never_compiles_the_replay(small_mnist1d):
     with count_compilations() as n:
         res = sweep(config, seeds=[1], learning_rates=[1e4], data=small_mnist1d, momentum=[0.9])
     assert res.diverged.tolist() == [True] and n[0] >= 1  # the replay program, compiled on demand
+
+
+def test_divergence_beside_target_stops_and_compaction(small_mnist1d, monkeypatch):
+    """Runs that converge (exact stop), runs that diverge inside an interval and runs that do
+    neither, in one compacted grid: the converged ones stop where they stop without the diverging
+    ones beside them; the diverged ones end in the guarded reference's frozen state."""
+    from dl_course.train import compaction as compaction_lib
+
+    monkeypatch.setattr(compaction_lib, "PAYBACK", 0.0)  # compact whenever the batch can halve
+    config = tiny_config(steps=60, eval_every=10, chunk_evals=1, target_train_loss=1.6, compact_runs=True)
+    calm = sweep(config, seeds=[0], learning_rates=[0.002, 0.05, 0.1], data=small_mnist1d, momentum=[0.9])
+    res = sweep(config, seeds=[0], learning_rates=[0.002, 0.05, 0.1, 30.0, 50.0], data=small_mnist1d, momentum=[0.9])
+    assert res.diverged.tolist() == [False, False, False, True, True]
+    assert calm.converged.tolist() == [False, True, True] and res.timing["compactions"]
+    np.testing.assert_array_equal(res.steps_to_target[:3], calm.steps_to_target)
+    for a, b in zip(jax.tree.leaves(jax.tree.map(lambda x: x[:3], res.params)), jax.tree.leaves(calm.params)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    for i, lr in ((3, 30.0), (4, 50.0)):
+        ref, _ = _guarded_reference(config, small_mnist1d, lr, None)
+        assert int(res.steps_to_target[i]) == -1 and not res.converged[i]
+        for a, b in zip(jax.tree.leaves(jax.tree.map(lambda x: x[i], res.params)), jax.tree.leaves(ref.params)):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * float(np.max(np.abs(b))))
