@@ -25,9 +25,8 @@ Decoders (``decoder=``):
   at its optimum: ``tests/generative/test_generative_vae.py``).
 
 Everything is per example, jit- and vmap-friendly; ``make_task`` wraps the beta-ELBO for
-``dl_course.train.sweep``. The engine sweeps only its own and the optimizer's hyperparameters
-(``Task.loss`` does not receive them), so ``beta`` is a static option of the Task: one sweep per
-``beta`` for a rate-distortion curve.
+``dl_course.train.sweep``, with ``beta`` a grid key (``Task.hparams``): a rate-distortion curve is
+one vmapped sweep over ``beta``, one compilation.
 """
 
 from __future__ import annotations
@@ -185,8 +184,13 @@ def make_task(model: VAE, *, beta: float = 1.0) -> Task:
     dimension; ``beta = 1``: the negative ELBO), one reparameterised sample per example from the
     step's key. Metrics (batch means): ``rate`` (KL, nats), ``distortion`` (``-rec``, nats),
     ``elbo_bits_per_dim`` (the beta = 1 ELBO in bits/dim, ``discrete_bits_per_dim`` for the
-    categorical decoder). ``beta`` is static (module docstring). ``apply(params, {}, x)`` returns the
-    encoder's ``(mu, log_sigma)``. ``batch["y"]`` is ignored."""
+    categorical decoder). ``beta``: the value of runs that do not sweep it; a sweep with a ``beta``
+    grid key trains each run with its own (traced: no recompilation); evaluation-mode losses use
+    the Task's ``beta`` (the engine passes grid keys in train mode only; ``rate`` and
+    ``distortion`` do not depend on it).
+    ``apply(params, {}, x)`` returns the encoder's ``(mu, log_sigma)``. ``batch["y"]`` is ignored."""
+
+    default_beta = beta
 
     def init(key, x):
         return model.init(key, x)["params"], {}
@@ -194,12 +198,13 @@ def make_task(model: VAE, *, beta: float = 1.0) -> Task:
     def apply(params, model_state, x):
         return model.apply({"params": params}, x, method=model.encode)
 
-    def loss(params, model_state, batch, key, train):
+    def loss(params, model_state, batch, key, train, beta=None):
         x = batch["x"]
         d = int(np.prod(x.shape[1:]))
         rec, kl = elbo_terms(model, params, x, key, train)
         metrics = {"rate": jnp.mean(kl), "distortion": -jnp.mean(rec),
                    "elbo_bits_per_dim": jnp.mean(discrete_bits_per_dim(rec - kl, d))}
-        return -jnp.mean(rec - beta * kl) / d, (model_state, metrics)
+        b = default_beta if beta is None else beta
+        return -jnp.mean(rec - b * kl) / d, (model_state, metrics)
 
-    return Task(init=init, loss=loss, apply=apply)
+    return Task(init=init, loss=loss, apply=apply, hparams=("beta",))

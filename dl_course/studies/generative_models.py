@@ -23,9 +23,9 @@ with the diffused per-pixel histogram as base score), ``make_vae_task`` (the bet
   histogram and mean max-probability on the samples vs on the real test images, and the median
   distance of every sample to its nearest training image next to the real test images' (a
   memorisation check);
-* the VAE's rate-distortion curve: one sweep per ``beta`` (``beta`` is a static option of the
-  Task), test rate ``KL(q(z|x) || p(z))`` and distortion ``-E_q log p(x|z)`` in nats (Alemi et al.
-  2018).
+* the VAE's rate-distortion curve: one sweep vmapped over ``beta`` (a grid key of the VAE's Task;
+  beta = 1 is the main VAE sweep), test rate ``KL(q(z|x) || p(z))`` and distortion
+  ``-E_q log p(x|z)`` in nats (Alemi et al. 2018).
 """
 
 from __future__ import annotations
@@ -327,7 +327,8 @@ def run(config, run_dir: results.RunDir) -> dict:
                     f"images; references at {num_samples} images: training images vs test, pixel-shuffled test "
                     "images vs test (mean of 4 draws); spread: std over the seeds",
         "nearest_neighbour": "median Euclidean distance of each image to its nearest training image ([0, 1] pixels)",
-        "rate_distortion": "one VAE sweep per beta; test rate KL(q(z|x)||N(0,I)) and distortion -E_q log p(x|z), nats",
+        "rate_distortion": ("one VAE sweep over the betas != 1 (vmapped grid key); test rate KL(q(z|x)||N(0,I)) "
+                            "and distortion -E_q log p(x|z), nats"),
     }
     results.write_results(run_dir, config, "generative_models", conventions, runs, headline, metrics)
     return headline

@@ -115,7 +115,8 @@ def build_program(config, data: data_lib.Dataset, task: Task | None, hooks: dict
         hyper = optim.hyperparameter_names(config.optimizer, **structural)
     except ValueError as e:
         raise ConfigError(str(e).splitlines()[0]) from None
-    sweepable = set(ENGINE_HPARAMS) | (set(hyper) - {"learning_rate"})
+    task_hp = set(task.hparams) if task is not None else set()
+    sweepable = set(ENGINE_HPARAMS) | (set(hyper) - {"learning_rate"}) | task_hp
     bad = [k for k in grid_keys if k not in sweepable]
     if bad:
         raise ConfigError(f"cannot sweep {bad} with optimizer {config.optimizer!r}; "

@@ -54,7 +54,8 @@ from dl_course.train.state import TrainState, anchor_of, stream
 
 # Hyperparameters the engine itself consumes (all others go to the optimizer factory).
 ENGINE_HPARAMS = ("learning_rate", "random_label_fraction", "l2", "sgd_regularizer", "dropout_rate")
-#: Grid keys the engine hands to the model's call in train mode (``task.loss(..., **kwargs)``).
+#: Grid keys the engine hands to the model's call in train mode (``task.loss(..., **kwargs)``); a
+#: Task adds its own (``Task.hparams``).
 MODEL_HPARAMS = ("dropout_rate",)
 
 
@@ -94,6 +95,7 @@ class Program:
 def _tx(prog: Program, hparams: dict, step):
     lr = hparams["learning_rate"] * prog.schedule(step)
     opt_hp = {k: v for k, v in hparams.items() if k not in ENGINE_HPARAMS}
+    opt_hp = {k: v for k, v in opt_hp.items() if k not in prog.task.hparams}
     tx = prog.factory(learning_rate=lr, **prog.optimizer_options, **opt_hp)
     return optax.with_extra_args_support(tx)
 
@@ -194,7 +196,7 @@ def train_step(prog: Program, state: TrainState, data: dict, t, active=None,
     batch, state = _batch(prog, state, data, t)
     dkey = jax.random.fold_in(stream(state.key, "dropout"), state.step)
     l2 = state.hparams.get("l2", 0.0)
-    model_kw = {k: state.hparams[k] for k in MODEL_HPARAMS if k in state.hparams}
+    model_kw = {k: state.hparams[k] for k in MODEL_HPARAMS + tuple(prog.task.hparams) if k in state.hparams}
 
     def objective(params):
         loss, (ms, _) = prog.task.loss(params, state.model_state, batch, dkey, True, **model_kw)

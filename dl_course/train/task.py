@@ -4,7 +4,9 @@ The engine only ever calls ``task.init(key, x) -> (params, model_state)`` and
 ``task.loss(params, model_state, batch, key, train) -> (loss, (new_model_state, metrics))``, where
 ``batch = {"x": ..., "y": ...}``, ``loss`` is the mean over the batch, ``metrics`` a dict of batch
 means (e.g. ``accuracy``) and ``key`` a PRNG key (dropout, or the noise of a denoising score
-matching loss). A generative model supplies its own Task; ``supervised_task`` builds the one for
+matching loss). In train mode the loss also receives, as keyword arguments, the run's values of
+the grid keys the model's call takes (``dropout_rate``) and of those the Task names in
+``hparams``. A generative model supplies its own Task; ``supervised_task`` builds the one for
 classification and regression.
 """
 
@@ -24,6 +26,9 @@ class Task(NamedTuple):
     init: Callable[[Any, Any], tuple[Any, Any]]
     loss: Callable[..., tuple[Any, tuple[Any, dict]]]
     apply: Callable[..., Any] | None = None  # (params, model_state, x) -> outputs, eval mode
+    #: Grid keys this task's loss takes as traced keyword arguments in train mode (e.g. the
+    #: beta-VAE's ``beta``): sweepable without recompiling; evaluation calls the loss without them.
+    hparams: tuple[str, ...] = ()
 
 
 def _split_variables(variables):
