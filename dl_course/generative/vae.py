@@ -187,7 +187,8 @@ def make_task(model: VAE, *, beta: float = 1.0) -> Task:
     categorical decoder). ``beta``: the value of runs that do not sweep it; a sweep with a ``beta``
     grid key trains each run with its own (traced: no recompilation); evaluation-mode losses use
     the Task's ``beta`` (the engine passes grid keys in train mode only; ``rate`` and
-    ``distortion`` do not depend on it).
+    ``distortion`` do not depend on it). Build the Task once and pass the same object to every
+    sweep: compiled programs are cached per Task object (``dl_course.train.sweep``).
     ``apply(params, {}, x)`` returns the encoder's ``(mu, log_sigma)``. ``batch["y"]`` is ignored."""
 
     default_beta = beta

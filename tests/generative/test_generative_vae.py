@@ -90,21 +90,27 @@ def test_trained_linear_vae_elbo_reaches_the_ppca_marginal_likelihood():
         assert -0.002 < gap < 0.01, gap
 
 
+def _digits_vae(latent_dim, hidden, steps, eval_every, batch_size):
+    """The 8x8 digits, a categorical-decoder VAE and an engine config (Adam 3e-3, seed 0)."""
+    from dl_course import data as data_lib
+    from dl_course.train import default_config
+
+    c = default_config()
+    c.dataset, c.optimizer = "digits", "adam"
+    c.steps, c.eval_every, c.batch_size = steps, eval_every, batch_size
+    c.seeds, c.learning_rates = [0], [3e-3]
+    return data_lib.load("digits"), VAE(dim=64, latent_dim=latent_dim, hidden_dims=(hidden,)), c
+
+
 def test_elbo_below_iwae_k_below_iwae_K_on_a_trained_digits_vae():
     """A categorical-decoder VAE trained briefly by the engine (``make_task``, 300 Adam steps) on the
     8x8 digits: on 200 test images, mean ELBO < mean IWAE-5 < mean IWAE-50 (Burda et al., Thm. 1;
     each gap is several times its Monte Carlo standard error over images), all finite; the Task's
     metrics are the rate and distortion; beta enters the loss as loss = (distortion + beta rate) / D
     in expectation; samples are images on [0, 1]."""
-    from dl_course import data as data_lib
-    from dl_course.train import default_config, sweep
+    from dl_course.train import sweep
 
-    d = data_lib.load("digits")
-    model = VAE(dim=64, latent_dim=8, hidden_dims=(64,))
-    c = default_config()
-    c.dataset, c.optimizer = "digits", "adam"
-    c.steps, c.eval_every, c.batch_size = 300, 150, 128
-    c.seeds, c.learning_rates = [0], [3e-3]
+    d, model, c = _digits_vae(latent_dim=8, hidden=64, steps=300, eval_every=150, batch_size=128)
     res = sweep(c, task=make_task(model), data=d)
     loss = np.asarray(res.metrics["train_loss"])[0]
     assert loss[-1] < loss[0]
@@ -146,15 +152,10 @@ def test_beta_is_a_vmapped_grid_key_equal_to_the_static_task_and_changing_it_doe
     with that beta (1e-5 relative: vmapped vs unbatched float32 sums), and new beta values reuse
     the compiled program; a higher beta gives a lower rate (Higgins et al. 2017)."""
     from dl_course import data as data_lib
-    from dl_course.train import ConfigError, default_config, sweep
+    from dl_course.train import ConfigError, sweep
     from tests.compile_counter import count_compilations
 
-    d = data_lib.load("digits")
-    model = VAE(dim=64, latent_dim=4, hidden_dims=(32,))
-    c = default_config()
-    c.dataset, c.optimizer = "digits", "adam"
-    c.steps, c.eval_every, c.batch_size = 60, 60, 64
-    c.seeds, c.learning_rates = [0], [3e-3]
+    d, model, c = _digits_vae(latent_dim=4, hidden=32, steps=60, eval_every=60, batch_size=64)
     task = make_task(model)  # one Task object: the compiled programs are cached per Task
     grid = sweep(c, task=task, data=d, beta=[0.25, 4.0])
     assert [g["beta"] for g in grid.grid] == [0.25, 4.0]
