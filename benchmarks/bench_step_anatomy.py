@@ -9,9 +9,9 @@ MNIST-1D's 4000 training examples, float32, vmapped over runs), ``--steps`` step
   flax MLP, optax momentum through ``optim``, the epoch order kept in the state and redrawn under a
   ``lax.cond``, and the divergence guard: the finiteness of the loss and the new state, and a select
   of the new or old parameters / optimizer state by it;
-* ``engine``: the engine as ``run_chunk`` runs it: ``train_step(guard=False)`` (the update always
-  applied, the loss's finiteness accumulated) and ONE ``settle_interval`` after the ``--steps``
-  steps (the per-interval divergence check and freezing);
+* ``engine``: the engine as ``run_chunk`` runs it: ``program.train_interval`` over the ``--steps``
+  steps (``train_step(guard=False)``: the update always applied, the loss's finiteness
+  accumulated; then ONE ``settle_interval``, the per-interval divergence check and freezing);
 * ``no_guard``: the same steps without the accumulation and without the settle;
 * ``epoch_scan``: ``no_guard`` with the hand-written loop's batching (each epoch's order drawn once
   and reshaped, a scan over epochs of a scan over its batches; no ``cond``, no ``dynamic_slice``);
@@ -88,13 +88,7 @@ def build(steps: int, grid: str = "compute_bound"):
         return program.train_step(prog, s, dev, t)[0]
 
     def engine(state):  # run_chunk's interval, without its evaluation
-        def body(carry, _):
-            s, t, ok = carry
-            s, loss = program.train_step(prog, s, dev, t, guard=False)
-            return (s, t + 1, ok & jnp.isfinite(loss)), None
-        was_active = program.is_active(state)
-        (s, _, ok), _ = jax.lax.scan(body, (state, jnp.int32(0), jnp.ones((), bool)), None, length=steps)
-        return program.settle_interval(s, was_active, ok)
+        return program.train_interval(prog, state, dev, jnp.int32(0), steps)[0]
 
     def no_guard(s, t):
         batch, s = program._batch(prog, s, dev, t)

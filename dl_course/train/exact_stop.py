@@ -30,17 +30,13 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from dl_course.train.program import Program, reached_target, train_metrics, train_step
+from dl_course.train.program import Program, reached_target, train_metrics, train_step, tree_where
 from dl_course.train.state import TrainState, anchor_of
 
 #: A converged run's final train loss lies in ``[BAND * target, target]``.
 BAND = 0.98
 #: Bisection steps for the fraction of an overshooting last step (2^-24: float32 resolution).
 NUM_BISECTIONS = 24
-
-
-def _select(pred, new, old):
-    return jax.tree.map(lambda a, b: jnp.where(pred, a, b), new, old)
 
 
 def replay_to_target(prog: Program, state: TrainState, data: dict, targets) -> TrainState:
@@ -64,7 +60,7 @@ def replay_to_target(prog: Program, state: TrainState, data: dict, targets) -> T
     start = state._replace(step=a.step, params=a.params, model_state=a.model_state, opt_state=a.opt_state,
                            extras=a.extras, batch_order=a.batch_order, pending=jnp.zeros((), bool),
                            diverged=jnp.zeros((), bool))
-    start = _select(replaying, start, state._replace(pending=jnp.zeros((), bool)))
+    start = tree_where(replaying, start, state._replace(pending=jnp.zeros((), bool)))
 
     def body(carry, _):
         s, before, live = carry
@@ -72,7 +68,7 @@ def replay_to_target(prog: Program, state: TrainState, data: dict, targets) -> T
         new = new._replace(step=jnp.where(live, new.step, s.step))
         hit = live & ~new.diverged & reached_target(train_metrics(prog, new, data), targets)
         new = new._replace(stopped_at=jnp.where(hit, new.step, new.stopped_at))
-        before = _select(hit, s.params, before)
+        before = tree_where(hit, s.params, before)
         return (new, before, live & ~hit & ~new.diverged), None
 
     (s, before, missed), _ = jax.lax.scan(body, (start, start.params, replaying), None, length=prog.eval_every)
@@ -84,7 +80,7 @@ def replay_to_target(prog: Program, state: TrainState, data: dict, targets) -> T
     s = s._replace(step=jnp.where(s.diverged, state.step, s.step))
     s = s._replace(anchor=anchor_of(s))
     # runs that were not pending: exactly as they came (their flags included)
-    return _select(replaying, s, state)
+    return tree_where(replaying, s, state)
 
 
 def _shrink_last_step(prog: Program, s: TrainState, before, data, targets, eligible) -> TrainState:
@@ -117,4 +113,4 @@ def _shrink_last_step(prog: Program, s: TrainState, before, data, targets, eligi
     init = (jnp.zeros((), jnp.float32), jnp.ones((), jnp.float32), jnp.ones((), jnp.float32), ~need)
     (_, hi, best, found), _ = jax.lax.scan(bisect, init, None, length=NUM_BISECTIONS)
     frac = jnp.where(need, jnp.where(found, best, hi), 1.0)
-    return s._replace(params=_select(need, point(frac), after), step_fraction=frac)
+    return s._replace(params=tree_where(need, point(frac), after), step_fraction=frac)

@@ -94,8 +94,7 @@ class Program:
 
 def _tx(prog: Program, hparams: dict, step):
     lr = hparams["learning_rate"] * prog.schedule(step)
-    opt_hp = {k: v for k, v in hparams.items() if k not in ENGINE_HPARAMS}
-    opt_hp = {k: v for k, v in opt_hp.items() if k not in prog.task.hparams}
+    opt_hp = {k: v for k, v in hparams.items() if k not in ENGINE_HPARAMS and k not in prog.task.hparams}
     tx = prog.factory(learning_rate=lr, **prog.optimizer_options, **opt_hp)
     return optax.with_extra_args_support(tx)
 
@@ -223,15 +222,16 @@ def train_step(prog: Program, state: TrainState, data: dict, t, active=None,
     active = is_active(state) if active is None else active
     finite = jnp.isfinite(loss) & finite_state(new_params, new_opt, new_ms)
     ok = active & finite
-    new_state = state._replace(step=state.step + 1, params=_keep(ok, new_params, state.params),
-                               model_state=_keep(ok, new_ms, state.model_state),
-                               opt_state=_keep(ok, new_opt, state.opt_state),
+    new_state = state._replace(step=state.step + 1, params=tree_where(ok, new_params, state.params),
+                               model_state=tree_where(ok, new_ms, state.model_state),
+                               opt_state=tree_where(ok, new_opt, state.opt_state),
                                diverged=state.diverged | (active & ~finite))
     return _hooks_on_step(prog, new_state, state, data, ok), loss
 
 
-def _keep(ok, new, old):
-    return jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)
+def tree_where(pred, new, old):
+    """``jnp.where(pred, new, old)`` leaf by leaf (``pred`` a scalar bool of one run)."""
+    return jax.tree.map(lambda a, b: jnp.where(pred, a, b), new, old)
 
 
 def finite_state(params, opt_state, model_state) -> jax.Array:
@@ -252,7 +252,7 @@ def _hooks_on_step(prog: Program, new_state: TrainState, state: TrainState, data
     ctx = _hook_ctx(prog, new_state, data, jax.random.fold_in(stream(state.key, "hooks"), state.step))
     extras = {name: (h.on_step(new_state.extras[name], ctx) if h.on_step is not None else new_state.extras[name])
               for name, h in prog.hooks.items()}
-    return new_state._replace(extras=extras if ok is None else _keep(ok, extras, new_state.extras))
+    return new_state._replace(extras=extras if ok is None else tree_where(ok, extras, new_state.extras))
 
 
 def _metrics_on(prog: Program, params, model_state, x, y, chunk) -> dict:
@@ -329,11 +329,24 @@ def settle_interval(state: TrainState, was_active, loss_ok) -> TrainState:
     bad = was_active & ~(loss_ok & finite_state(state.params, state.opt_state, state.model_state))
     back = ~was_active | bad
     a = state.anchor
-    return state._replace(params=_keep(back, a.params, state.params),
-                          model_state=_keep(back, a.model_state, state.model_state),
-                          opt_state=_keep(back, a.opt_state, state.opt_state),
-                          extras=_keep(back, a.extras, state.extras),
+    return state._replace(params=tree_where(back, a.params, state.params),
+                          model_state=tree_where(back, a.model_state, state.model_state),
+                          opt_state=tree_where(back, a.opt_state, state.opt_state),
+                          extras=tree_where(back, a.extras, state.extras),
                           diverged=state.diverged | bad, pending=state.pending | bad)
+
+
+def train_interval(prog: Program, state: TrainState, data: dict, t, length: int):
+    """``length`` unguarded steps from shared step ``t`` (``train_step(guard=False)``, the loss's
+    finiteness accumulated), then :func:`settle_interval`; returns the state and the next step."""
+
+    def step(carry, _):
+        s, t, loss_ok = carry
+        s, loss = train_step(prog, s, data, t, guard=False)
+        return (s, t + 1, loss_ok & jnp.isfinite(loss)), None
+
+    (s, t, loss_ok), _ = jax.lax.scan(step, (state, t, jnp.ones((), bool)), None, length=length)
+    return settle_interval(s, is_active(state), loss_ok), t
 
 
 def run_chunk(prog: Program, num_intervals: int, state: TrainState, data: dict, t0, targets):
@@ -341,23 +354,16 @@ def run_chunk(prog: Program, num_intervals: int, state: TrainState, data: dict, 
 
     ``targets``: float32 ``[2]`` (train-loss target, train-accuracy target; 0 = off), checked at
     every evaluation (:func:`mark_pending`); before each interval a run's ``anchor`` is set to its
-    state (kept while it is ``pending``); after it, :func:`settle_interval`. Returns the new state
-    and metrics stacked over the ``num_intervals`` evaluation points.
+    state (kept while it is ``pending``); the interval is :func:`train_interval`. Returns the new
+    state and metrics stacked over the ``num_intervals`` evaluation points.
     """
-
-    def step(carry, _):
-        s, t, loss_ok = carry
-        s, loss = train_step(prog, s, data, t, guard=False)
-        return (s, t + 1, loss_ok & jnp.isfinite(loss)), None
 
     def interval(carry, _):
         s, t = carry
-        was_active = is_active(s)
-        anchor = jax.tree.map(lambda old, new: jnp.where(s.pending, old, new), s.anchor, anchor_of(s))
-        (s, t, loss_ok), _ = jax.lax.scan(step, (s._replace(anchor=anchor), t, jnp.ones((), bool)), None,
-                                          length=prog.eval_every)
-        s = settle_interval(s, was_active, loss_ok)
+        s, t = train_interval(prog, s._replace(anchor=tree_where(s.pending, s.anchor, anchor_of(s))), data, t,
+                              prog.eval_every)
         s, m = evaluate(prog, s, data)
         return (mark_pending(s, m, targets), t), m
+
     (state, _), metrics = jax.lax.scan(interval, (state, jnp.asarray(t0, jnp.int32)), None, length=num_intervals)
     return state, metrics

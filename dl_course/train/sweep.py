@@ -38,7 +38,7 @@ from dl_course.train.build import build_program, load_data
 from dl_course.train.exact_stop import BAND, replay_to_target
 from dl_course.train.grid import make_grid, pad_runs, stack_hparams
 from dl_course.train.placement import put, run_mesh, shardings, to_host
-from dl_course.train.program import evaluate, init_run, run_chunk, stop_at_target
+from dl_course.train.program import evaluate, init_run, run_chunk, stop_at_target, tree_where
 
 _CACHE: collections.OrderedDict[Any, tuple] = collections.OrderedDict()
 _LISTENERS: list[Callable] = []
@@ -123,7 +123,7 @@ def _programs(prog, n_int: int, vmapped: bool, shard_runs=None):
         replayed = replay_to_target(prog, state, data, targets)
         evaluated, metrics = evaluate(prog, replayed, data)
         # hooks' on_eval advances only the replayed runs' state; the others keep theirs untouched
-        extras = jax.tree.map(lambda e, r: jnp.where(state.pending, e, r), evaluated.extras, replayed.extras)
+        extras = tree_where(state.pending, evaluated.extras, replayed.extras)
         return evaluated._replace(extras=extras), metrics
 
     chunk = functools.partial(run_chunk, prog, n_int)
