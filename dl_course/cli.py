@@ -203,9 +203,18 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     # Printed once the exception (and the frames it holds) is gone: a progress bar of the run
     # stopped mid-way is closed by then and has cleared its line, so the error stands on its own.
-    gc.collect()
+    # Only a live bar needs the collection (bad input fails before any bar exists; a full
+    # collection in a long-lived process such as a test worker or a notebook takes ~1 s).
+    if _live_progress_bars():
+        gc.collect()
     print(line, file=sys.stderr)
     return code
+
+
+def _live_progress_bars() -> bool:
+    """Whether any tqdm progress bar is still open in this process (without importing tqdm)."""
+    std = sys.modules.get("tqdm.std")
+    return bool(std is not None and len(std.tqdm._instances))
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ gradient of a convolution inside a ``lax.scan`` runs about 12x slower, which wou
 from __future__ import annotations
 
 import ast
+import functools
 import os
 import sys
 from pathlib import Path
@@ -76,9 +77,15 @@ def autograde_fast(tmp_path: Path, monkeypatch, name: str, student: str, version
     :func:`kernel_xla_flags`; the test process's environment (data cache, device count) is inherited.
     """
     from ipykernel.kernelspec import write_kernel_spec
+    from nbgrader import api
 
     from dl_course import notebooks
 
+    # nbgrader stamps every new gradebook with its schema version by running ``alembic heads`` in a
+    # subprocess (2 s here); the answer depends only on the installed nbgrader, so one test process
+    # asks once.
+    original = api.get_alembic_version
+    monkeypatch.setattr(api, "get_alembic_version", lambda: _once(original))
     jupyter = tmp_path / "jupyter"
     write_kernel_spec(path=str(jupyter / "kernels" / "python3"),
                       overrides={"display_name": "dl_course tests", "env": {"XLA_FLAGS": kernel_xla_flags()}})
@@ -99,6 +106,11 @@ def autograde_fast(tmp_path: Path, monkeypatch, name: str, student: str, version
     cpu = float(stream_text(graded.cells[-1]).split(":")[1])
     print(f"{name} ({student}): {cpu:.1f} s of kernel CPU time in FAST mode", file=sys.stderr)
     return scores, graded, cpu
+
+
+@functools.cache
+def _once(function):
+    return function()
 
 
 def errors(cell) -> list:
