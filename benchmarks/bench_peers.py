@@ -5,7 +5,9 @@
 * compute-bound: 16 MLPs 40-512-512-10 (seeds 0-3 x learning rates 0.003/0.01/0.03/0.1), SGD with
   momentum 0.9, batch 128, 2000 steps on MNIST-1D (4000 training examples);
 * dispatch-bound: 64 MLPs 40-64-64-10 (seeds 0-15 x the same rates), 500 steps (the sweep and the
-  i.i.d. floor also at 100 steps: per-step and fixed costs apart, ``SHORT``);
+  i.i.d. floor also at 100 steps: per-step and fixed costs apart, ``SHORT``; and the i.i.d. floor
+  timed over the sweep's whole work: initialisation from the seeds and every run's evaluation on
+  the training and test sets before and after training, which the sweep's time includes);
 
 each by ``dl_course.train.sweep`` (with the default epoch order, the sort-free ``index_shuffle``, and
 with ``shuffle = "permutation"``, ``jax.random.permutation``), a PyTorch eager loop (one model after another),
@@ -76,7 +78,7 @@ def write_inputs(tmp: Path, quick_train_steps: int) -> tuple[Path, Path]:
 
     data = load_data(default_config())
     grid_data = tmp / "grid_data.npz"
-    np.savez(grid_data, x_train=data.x_train, y_train=data.y_train)
+    np.savez(grid_data, x_train=data.x_train, y_train=data.y_train, x_test=data.x_test, y_test=data.y_test)
 
     c = load_study("edge_of_stability").get_config().train
     c.steps, c.eval_every, c.seeds, c.learning_rates = quick_train_steps, quick_train_steps, [0], [0.15]
@@ -153,6 +155,7 @@ def main() -> None:
                 for trainer in ("jax_sweep", "jax_handwritten_iid"):
                     jobs.append((grid, trainer, {**payload, "steps": max(1, payload["steps"] // SHORT)},
                                  trainer + "_short"))
+                jobs.append((grid, "jax_handwritten_iid_same_work", payload, "jax_handwritten_iid_same_work"))
         lam_payload = {"data": str(lam_data), "tol": TOL, "max_iter": 1000, "seed": 0}
         if "lambda_max" in only:
             jobs.append(("lambda_max", "jax_lanczos", {**lam_payload, "max_iter": 150}))
@@ -196,6 +199,10 @@ def main() -> None:
                             "fixed_seconds": {k: t[k] - steps * per[k] for k in per},
                             "sweep_over_handwritten_iid_floor_per_step_speed": ratio(per["jax_handwritten_iid"],
                                                                                     per["jax_sweep"])})
+            if "jax_handwritten_iid_same_work" in samples[grid]:
+                same = median([x["seconds"] for x in samples[grid]["jax_handwritten_iid_same_work"]])
+                row.update({"seconds_iid_floor_same_work": same,
+                            "sweep_over_handwritten_iid_floor_same_work_speed": ratio(same, t.get("jax_sweep"))})
         row["target"] = TARGETS[grid]
         summary[grid] = row
     lam = {name: {k: median([s.get(k) for s in v]) for k in v[0]} for name, v in samples.get("lambda_max", {}).items()}
@@ -227,6 +234,10 @@ def main() -> None:
                   f"{s['per_step_ms']['jax_handwritten_iid']:.2f} ms (i.i.d. floor): per-step speed "
                   f"{s['sweep_over_handwritten_iid_floor_per_step_speed']:.2f}; fixed "
                   f"{s['fixed_seconds']['jax_sweep']:.2f} s vs {s['fixed_seconds']['jax_handwritten_iid']:.2f} s")
+        if "seconds_iid_floor_same_work" in s:
+            print(f"  i.i.d. floor over the sweep's whole work (init, evaluations before and after) "
+                  f"{s['seconds_iid_floor_same_work']:.2f} s: sweep speed "
+                  f"{s['sweep_over_handwritten_iid_floor_same_work_speed']:.2f}")
         if "fraction_of_matmul_rate" in s:
             print(f"  sweep {s['sweep_model_gflops']:.1f} GFLOP/s = {s['fraction_of_matmul_rate']:.0%} of matmul "
                   f"{s['matmul_gflops']:.1f} GFLOP/s")

@@ -13,6 +13,9 @@ Usage (by ``bench_peers.py``): ``python peers_jax.py WORKER ARGS_JSON``; one JSO
 * ``jax_handwritten_iid``: the hand-written loop with minibatch indices drawn i.i.d. with
   replacement (no epoch order, no sort): a floor for any vmapped JAX loop of this model, not a
   protocol a study would use.
+* ``jax_handwritten_iid_same_work``: the i.i.d. floor timed over the work of the sweep's whole call
+  (parameters initialised from the seeds, every run's loss and accuracy on the training and test
+  sets before and after training, brought to the host), not over the training scan alone.
 * ``jax_matmul_peak``: dense float32 matmul FLOP/s at the compute-bound model's shapes
   (``bench_sweep.matmul_flops``), for the engine's fraction of it.
 * ``jax_lanczos``: λmax of the λmax problem by ``dl_course`` Lanczos: HVPs until the certified
@@ -90,6 +93,16 @@ def handwritten(args: dict) -> dict:
             carry = jax.lax.scan(sgd_step, carry, batches(full, rem))[0]
         return carry
 
+    def metrics(params, xs, ys):  # mean cross-entropy and accuracy of one run on one set
+        logits = apply(params, xs)
+        logp = jax.nn.log_softmax(logits)
+        return (-jnp.mean(jnp.take_along_axis(logp, ys[:, None], axis=1)),
+                jnp.mean(jnp.argmax(logits, -1) == ys))
+
+    def evaluate(params):  # every run on the whole training and test sets, as the sweep reports them
+        return (jax.vmap(metrics, in_axes=(0, None, None))(params, x, y),
+                jax.vmap(metrics, in_axes=(0, None, None))(params, x_test, y_test))
+
     runs = args["runs"]
     devices = jax.devices()
     pad = -len(runs) % len(devices)
@@ -97,14 +110,29 @@ def handwritten(args: dict) -> dict:
     shard = NamedSharding(Mesh(np.asarray(devices), ("runs",)), PartitionSpec("runs"))
     seeds = jnp.asarray([s for s, _ in runs], jnp.uint32)
     lrs = jax.device_put(jnp.asarray([lr for _, lr in runs], jnp.float32), shard)
-    params = jax.jit(jax.vmap(lambda s: init(jax.random.PRNGKey(s))), out_shardings=shard)(seeds)
+    init_all = jax.jit(jax.vmap(lambda s: init(jax.random.PRNGKey(s))), out_shardings=shard)
+    params = init_all(seeds)
     mom = jax.tree.map(jnp.zeros_like, params)
     keys = jax.device_put(jax.vmap(lambda s: jax.random.fold_in(jax.random.PRNGKey(s), 1))(seeds), shard)
     step = jax.jit(jax.vmap(train), donate_argnums=(0, 1), out_shardings=shard)
     compiled = step.lower(params, mom, keys, lrs).compile()
-    t0 = time.perf_counter()
-    params, mom = jax.block_until_ready(compiled(params, mom, keys, lrs))
-    seconds = time.perf_counter() - t0
+    if args.get("same_work"):
+        # The sweep's whole call, by hand: parameters initialised from the seeds, every run evaluated
+        # on the training and test sets before and after training, the numbers brought to the host.
+        x_test, y_test = jnp.asarray(z["x_test"], jnp.float32), jnp.asarray(z["y_test"], jnp.int32)
+        evaluate = jax.jit(evaluate)
+        jax.block_until_ready(evaluate(params))  # compile excluded, as for the sweep
+        t0 = time.perf_counter()
+        params = init_all(seeds)
+        mom = jax.tree.map(jnp.zeros_like, params)
+        before = evaluate(params)
+        params, mom = compiled(params, mom, keys, lrs)
+        jax.device_get((before, evaluate(params)))
+        seconds = time.perf_counter() - t0
+    else:
+        t0 = time.perf_counter()
+        params, mom = jax.block_until_ready(compiled(params, mom, keys, lrs))
+        seconds = time.perf_counter() - t0
     final = jax.vmap(loss, in_axes=(0, None, None))(params, x[:1000], y[:1000])[: len(runs) - pad]
     return {"seconds": seconds, "devices": len(devices), "final_losses": np.asarray(final).tolist()}
 
@@ -191,12 +219,17 @@ def handwritten_iid(args: dict) -> dict:
     return handwritten({**args, "order": "iid"})
 
 
+def handwritten_iid_same_work(args: dict) -> dict:
+    return handwritten({**args, "order": "iid", "same_work": True})
+
+
 def engine_permutation(args: dict) -> dict:
     return engine({**args, "shuffle": "permutation"})
 
 
 WORKERS = {"jax_sweep": engine, "jax_sweep_permutation": engine_permutation, "jax_handwritten": handwritten,
-           "jax_handwritten_iid": handwritten_iid, "jax_matmul_peak": matmul_peak,
+           "jax_handwritten_iid": handwritten_iid, "jax_handwritten_iid_same_work": handwritten_iid_same_work,
+           "jax_matmul_peak": matmul_peak,
            "jax_lanczos": lanczos_lambda_max}
 
 if __name__ == "__main__":

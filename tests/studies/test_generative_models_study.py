@@ -22,6 +22,7 @@ TINY = [  # 4x4 average-pooled digits (16 pixels, 17 levels): the effects of the
     "--config.flow.num_couplings=4", "--config.flow.hidden_dims=(64,)",
     "--config.baselines=['histogram', 'gaussian']",
     "--config.score.bound_draws=2",
+    "--config.feature_net.hidden=(32,)",  # the Frechet/KID feature net (not asserted here): 0.9 s instead of 2.4 s
 ]
 
 
