@@ -31,9 +31,10 @@ os.environ.setdefault("DL_COURSE_CPU_DEVICES", "1")
 # read back, not recompiled, by any other test that builds the same program. The directory is made
 # by the first process to get here (pytest's controller, whose environment the workers inherit) and
 # removed when it exits; a run starts with an empty cache, so CI times are those of a fresh machine.
+# Every program is cached, however small (most test programs compile in milliseconds). A cache the
+# user set up is used as it is.
 if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
     _cache_dir = tempfile.mkdtemp(prefix="dl_course_test_xla_cache_")
-    os.environ["JAX_COMPILATION_CACHE_DIR"] = _cache_dir
     atexit.register(shutil.rmtree, _cache_dir, ignore_errors=True)
-os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
-os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+    os.environ.update({"JAX_COMPILATION_CACHE_DIR": _cache_dir, "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+                       "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"})
