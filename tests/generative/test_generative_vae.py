@@ -151,7 +151,6 @@ def test_beta_is_a_vmapped_grid_key_equal_to_the_static_task_and_changing_it_doe
     """``beta`` swept as a grid key (``Task.hparams``) trains each run exactly as a Task built
     with that beta (1e-5 relative: vmapped vs unbatched float32 sums), and new beta values reuse
     the compiled program; a higher beta gives a lower rate (Higgins et al. 2017)."""
-    from dl_course import data as data_lib
     from dl_course.train import ConfigError, sweep
     from tests.compile_counter import count_compilations
 
@@ -169,4 +168,4 @@ def test_beta_is_a_vmapped_grid_key_equal_to_the_static_task_and_changing_it_doe
         sweep(c, task=task, data=d, beta=[0.5, 2.0])
     assert n[0] == 0
     with pytest.raises(ConfigError, match="cannot sweep"):  # only a Task that names it can sweep it
-        sweep(c, data=data_lib.load("digits"), beta=[0.5])
+        sweep(c, data=d, beta=[0.5])
